@@ -1,0 +1,96 @@
+//! `[analyzer]`: Skyline's Analyzer settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Algorithm names Skyline knows, in earthgecko Skyline's default order.
+pub const ALGORITHM_NAMES: [&str; 9] = [
+    "histogram_bins",
+    "first_hour_average",
+    "stddev_from_average",
+    "grubbs",
+    "ks_test",
+    "mean_subtraction_cumulation",
+    "median_absolute_deviation",
+    "stddev_from_moving_average",
+    "least_squares",
+];
+
+/// `[analyzer]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzerSettings {
+    /// Run the Analyzer (`ANALYZER_ENABLED`).
+    pub enabled: bool,
+    /// Seconds between the starts of two runs (`ANALYZER_OPTIMUM_RUN_DURATION`).
+    pub run_every_secs: u64,
+    /// Analysis threads; 0 = one per core (`ANALYZER_PROCESSES`).
+    pub workers: usize,
+    /// Algorithms run, in order (`ALGORITHMS`).
+    pub algorithms: Vec<String>,
+    /// Votes needed (`CONSENSUS`): anomalous when at most `len - consensus` votes are False.
+    pub consensus: usize,
+    /// Series shorter than this are `TooShort` (`MIN_TOLERABLE_LENGTH`).
+    pub min_tolerable_length: usize,
+    /// A series whose last point is older than this is `Stale` (`STALE_PERIOD`).
+    pub stale_period_secs: i64,
+    /// Window for the Boring test (`MAX_TOLERABLE_BOREDOM`).
+    pub max_tolerable_boredom: usize,
+    /// Boring when the window holds exactly this many distinct values (`BOREDOM_SET_SIZE`).
+    pub boredom_set_size: usize,
+    /// Stop running algorithms once consensus can no longer be reached
+    /// (`RUN_OPTIMIZED_WORKFLOW`); the verdict is the same either way.
+    pub run_optimized_workflow: bool,
+    /// Write a Skyline-compatible `anomalies.json` (JSONP) here after each run with
+    /// anomalies (`ANOMALY_DUMP`). Empty = off.
+    pub anomaly_dump: String,
+    /// Keys per MGET when reading series from Redis.
+    pub mget_chunk: usize,
+}
+
+impl Default for AnalyzerSettings {
+    fn default() -> Self {
+        AnalyzerSettings {
+            enabled: true,
+            run_every_secs: 60,
+            workers: 0,
+            algorithms: ALGORITHM_NAMES.map(String::from).to_vec(),
+            consensus: 6,
+            min_tolerable_length: 100,
+            stale_period_secs: 500,
+            max_tolerable_boredom: 100,
+            boredom_set_size: 1,
+            run_optimized_workflow: true,
+            anomaly_dump: String::new(),
+            mget_chunk: 1000,
+        }
+    }
+}
+
+impl AnalyzerSettings {
+    /// Adds every problem to `problems`.
+    pub fn validate(&self, problems: &mut Vec<String>) {
+        for a in &self.algorithms {
+            if !ALGORITHM_NAMES.contains(&a.as_str()) {
+                problems.push(format!(
+                    "[analyzer] algorithms: unknown algorithm {a:?} (known: {})",
+                    ALGORITHM_NAMES.join(", ")
+                ));
+            }
+        }
+        if self.algorithms.is_empty() {
+            problems.push("[analyzer] algorithms: must not be empty".into());
+        }
+        if self.consensus == 0 || self.consensus > self.algorithms.len() {
+            problems.push(format!(
+                "[analyzer] consensus: must be between 1 and the number of algorithms ({})",
+                self.algorithms.len()
+            ));
+        }
+        if self.run_every_secs == 0 {
+            problems.push("[analyzer] run_every_secs: must be positive".into());
+        }
+        if self.mget_chunk == 0 {
+            problems.push("[analyzer] mget_chunk: must be positive".into());
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The composition root: the only module that names concrete actor types, starts arbiters and
+//! wires `Recipient`s together.
+//!
+//! Start order is reverse data flow (Redis, metric actors and Roomba, listeners), so every
+//! upstream actor is built with its downstream already running. [`Running::shutdown`] stops
+//! in data-flow order: close the listeners (no new data), flush every metric actor into Redis,
+//! then stop the managed Redis and the arbiters. Written once, here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use log::{error, info, warn};
+use thiserror::Error;
+
+use crate::config::{parse_bind, Config};
+use crate::listen::{Protocol, StopListening, TcpListener, TcpSettings, UdpListener};
+use crate::store::managed::ManagedRedis;
+use crate::store::skip::SkipRules;
+use crate::store::{redis_conn, Flush, Ingestor, MetricShard, Pressure, Roomba, ShardSettings};
+use crate::telemetry::redact_url;
+
+/// How long shutdown waits for the metric actors to write their buffers.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Startup failures (each maps to a clear message and a non-zero exit).
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// A listen address could not be bound.
+    #[error(transparent)]
+    Listen(#[from] crate::listen::ListenError),
+    /// Redis could not be set up.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A file or directory problem.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The running daemon: its real addresses and what shutdown needs.
+pub struct Running {
+    /// Where the pickle listener listens (port 0 in the config → the real port).
+    pub pickle_addr: Option<SocketAddr>,
+    /// Where the UDP listener listens.
+    pub udp_addr: Option<SocketAddr>,
+    /// Where the plaintext listener listens.
+    pub plaintext_addr: Option<SocketAddr>,
+    /// The Redis URL in use (the managed socket when managed).
+    pub redis_url: String,
+    /// Send side of the metric actors (flux and tests feed through it).
+    pub ingestor: Ingestor,
+    tcp_listeners: Vec<Addr<TcpListener>>,
+    udp_listeners: Vec<Addr<UdpListener>>,
+    shards: Vec<Addr<MetricShard>>,
+    arbiters: Vec<Arbiter>,
+    managed: Option<ManagedRedis>,
+}
+
+fn bind_tcp(spec: &str, what: &str) -> Result<Option<std::net::TcpListener>, AppError> {
+    let Some(addr) = parse_bind(spec).map_err(AppError::Io)? else {
+        return Ok(None);
+    };
+    std::net::TcpListener::bind(addr)
+        .map(Some)
+        .map_err(|source| {
+            crate::listen::ListenError::Bind {
+                addr: format!("{what} {addr}"),
+                source,
+            }
+            .into()
+        })
+}
+
+/// Starts everything the config asks for. Must be called inside a running actix `System`.
+pub async fn start(config: &Config) -> Result<Running, AppError> {
+    std::fs::create_dir_all(&config.data.dir).map_err(|err| {
+        AppError::Io(format!(
+            "cannot create data dir {}: {err}",
+            config.data.dir.display()
+        ))
+    })?;
+
+    // Bind first, so a taken port fails the start before anything else runs.
+    let h = &config.horizon;
+    let pickle_socket = bind_tcp(&h.pickle_bind, "[horizon] pickle_bind")?;
+    let plaintext_socket = bind_tcp(&h.plaintext_bind, "[horizon] plaintext_bind")?;
+    let udp_socket = match parse_bind(&h.udp_bind).map_err(AppError::Io)? {
+        Some(addr) => Some(std::net::UdpSocket::bind(addr).map_err(|source| {
+            crate::listen::ListenError::Bind {
+                addr: format!("[horizon] udp_bind {addr}"),
+                source,
+            }
+        })?),
+        None => None,
+    };
+
+    // Redis: the managed one, or exactly the configured one (never a silent fallback).
+    let managed = if config.redis.managed {
+        Some(ManagedRedis::start(&config.redis.redis_server, &config.data.dir).await?)
+    } else {
+        None
+    };
+    let redis_url = managed
+        .as_ref()
+        .map(|m| m.url().to_string())
+        .unwrap_or_else(|| config.redis.url.clone());
+    info!("redis at {}", redact_url(&redis_url));
+    let timeout = Duration::from_secs(config.redis.response_timeout_secs);
+
+    // Metric actors, one per worker arbiter.
+    let workers = config.horizon_workers();
+    let per_shard_limit = h.max_buffered_points;
+    let pressure = Pressure::new(per_shard_limit.saturating_mul(workers));
+    let skip = Arc::new(SkipRules::new(&h.skip_list, &h.do_not_skip_list));
+    let shard_settings = ShardSettings {
+        max_resolution_secs: h.max_resolution_secs as i64,
+        flush_interval: Duration::from_millis(h.flush_interval_ms),
+        flush_max_points: h.flush_max_points,
+        max_buffered_points: per_shard_limit,
+    };
+    let mut arbiters = Vec::with_capacity(workers + 1);
+    let mut shards = Vec::with_capacity(workers);
+    for id in 0..workers {
+        let arbiter = Arbiter::new();
+        let conn = redis_conn::connect(&redis_url, timeout)?;
+        let (s, sk, p) = (shard_settings.clone(), skip.clone(), pressure.clone());
+        let addr = MetricShard::start_in_arbiter(&arbiter.handle(), move |_| {
+            MetricShard::new(id, conn, s, sk, p)
+        });
+        shards.push(addr);
+        arbiters.push(arbiter);
+    }
+    let ingestor = Ingestor::new(
+        shards.iter().map(|a| a.clone().recipient()).collect(),
+        pressure,
+    );
+
+    // Roomba on an arbiter of its own (CPU work).
+    let roomba_arbiter = Arbiter::new();
+    let roomba_conn = redis_conn::connect(&redis_url, timeout)?;
+    let duration = h.full_duration_secs + h.roomba_grace_secs;
+    let interval = Duration::from_secs(h.roomba_interval_secs);
+    Roomba::start_in_arbiter(&roomba_arbiter.handle(), move |_| {
+        Roomba::new(roomba_conn, duration, interval)
+    });
+    arbiters.push(roomba_arbiter);
+
+    // Listeners; their connections run on the worker arbiters.
+    let worker_handles: Vec<ArbiterHandle> =
+        arbiters[..workers].iter().map(Arbiter::handle).collect();
+    let io = |err: std::io::Error| AppError::Io(format!("listener socket: {err}"));
+    let mut tcp_listeners = Vec::new();
+    let mut pickle_addr = None;
+    let mut plaintext_addr = None;
+    for (socket, protocol) in [
+        (pickle_socket, Protocol::Pickle),
+        (plaintext_socket, Protocol::Plaintext),
+    ] {
+        let Some(socket) = socket else { continue };
+        let settings = TcpSettings {
+            protocol,
+            max_frame_bytes: h.max_frame_bytes,
+            max_connections: h.max_connections,
+        };
+        let listener = TcpListener::new(socket, settings, ingestor.clone(), worker_handles.clone())
+            .map_err(io)?;
+        let addr = listener_addr(&listener);
+        match protocol {
+            Protocol::Pickle => pickle_addr = Some(addr),
+            Protocol::Plaintext => plaintext_addr = Some(addr),
+        }
+        tcp_listeners.push(listener.start());
+    }
+    let mut udp_listeners = Vec::new();
+    let mut udp_addr = None;
+    if let Some(socket) = udp_socket {
+        udp_addr = Some(socket.local_addr().map_err(io)?);
+        udp_listeners.push(
+            UdpListener::new(socket, ingestor.clone())
+                .map_err(io)?
+                .start(),
+        );
+    }
+
+    Ok(Running {
+        pickle_addr,
+        udp_addr,
+        plaintext_addr,
+        redis_url,
+        ingestor,
+        tcp_listeners,
+        udp_listeners,
+        shards,
+        arbiters,
+        managed,
+    })
+}
+
+fn listener_addr(l: &TcpListener) -> SocketAddr {
+    l.local_addr()
+}
+
+impl Running {
+    /// Stops in data-flow order; returns the number of datapoints that could not be written
+    /// to Redis (0 unless Redis was unreachable for the whole flush timeout).
+    pub async fn shutdown(self) -> usize {
+        info!("shutting down: closing listeners");
+        for l in &self.tcp_listeners {
+            let _ = l.send(StopListening).await;
+        }
+        for l in &self.udp_listeners {
+            let _ = l.send(StopListening).await;
+        }
+        info!("flushing metric actors");
+        let flushes = self.shards.iter().map(|s| s.send(Flush));
+        let mut lost = 0;
+        match tokio::time::timeout(FLUSH_TIMEOUT, futures_util::future::join_all(flushes)).await {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok(report) => lost += report.remaining,
+                        Err(err) => warn!("metric actor gone before flush: {err}"),
+                    }
+                }
+            }
+            Err(_) => {
+                lost = self.ingestor.pressure().buffered();
+            }
+        }
+        if lost > 0 {
+            error!("{lost} datapoints could not be written to Redis before shutdown");
+        } else {
+            info!("all datapoints written to Redis");
+        }
+        for a in &self.arbiters {
+            a.stop();
+        }
+        if let Some(m) = self.managed {
+            info!("stopping managed redis-server");
+            m.stop().await;
+        }
+        lost
+    }
+}

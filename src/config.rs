@@ -1,0 +1,589 @@
+//! Configuration: one TOML file, layered and validated before anything starts.
+//!
+//! Layers, lowest first: built-in defaults (the `Default` impls below, which are Skyline's
+//! defaults unless a comment says otherwise), the file (`--config`, `SKYLINE_CONFIG`, or
+//! `conf/skyline.toml`), then environment overrides `SKYLINE__SECTION__KEY=value` (the value is
+//! parsed as a TOML value when it parses, e.g. `false`, `5`, `["a","b"]`, else taken as a string).
+//!
+//! Every section is `deny_unknown_fields`, so a typo fails at load. [`load`] reports every
+//! problem at once (unknown keys, wrong types, bad addresses, address clashes) instead of
+//! stopping at the first; `skyline check-config` prints them and exits 78 (`EX_CONFIG`).
+//!
+//! Each stage receives its own section by value; nothing below this module reads the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use crate::analyze::config::AnalyzerSettings;
+pub use crate::flux::config::FluxSettings;
+pub use crate::webapp::config::WebappSettings;
+
+/// The default config file, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "conf/skyline.toml";
+
+/// Exit code for configuration errors (sysexits `EX_CONFIG`).
+pub const EX_CONFIG: i32 = 78;
+
+/// `[redis]`: where Skyline's data lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`, `rediss://…`, or `unix:///path/redis.sock` (Skyline's
+    /// `REDIS_SOCKET_PATH`; a password goes in the URL, `REDIS_PASSWORD`). Ignored when `managed`.
+    pub url: String,
+    /// Run a private `redis-server` (from `redis_server`) on a unix socket under `[data] dir`,
+    /// with persistence, supervised and stopped on exit. `false`: use `url` and nothing else.
+    pub managed: bool,
+    /// The `redis-server` binary used when `managed` (looked up in `PATH`).
+    pub redis_server: String,
+    /// Response timeout for every Redis command. The redis crate's 500 ms default loses writes
+    /// under a flood; Skyline's Python client waits indefinitely.
+    pub response_timeout_secs: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379/0".into(),
+            managed: false,
+            redis_server: "redis-server".into(),
+            response_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[horizon]`: the listeners (Horizon listen), the metric actors (Horizon worker) and Roomba.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HorizonSettings {
+    /// Graphite pickle protocol over TCP (`HORIZON_IP:PICKLE_PORT`). Empty = off.
+    pub pickle_bind: String,
+    /// Skyline's msgpack-over-UDP protocol (`HORIZON_IP:UDP_PORT`). Empty = off.
+    pub udp_bind: String,
+    /// Graphite plaintext protocol (`name value timestamp\n`, carbon's port 2003). Empty = off.
+    pub plaintext_bind: String,
+    /// How much history each metric keeps in Redis (`FULL_DURATION`).
+    pub full_duration_secs: u64,
+    /// Roomba keeps `full_duration_secs + roomba_grace_secs` (`ROOMBA_GRACE_TIME`).
+    pub roomba_grace_secs: u64,
+    /// How often Roomba trims every key (`ROOMBA_OPTIMUM_RUN_DURATION`).
+    pub roomba_interval_secs: u64,
+    /// Datapoints older than now minus this are dropped on arrival (`MAX_RESOLUTION`).
+    pub max_resolution_secs: u64,
+    /// Metrics matching an entry are not stored (`SKIP_LIST`; substring or dotted elements).
+    pub skip_list: Vec<String>,
+    /// Entries rescue metrics from `skip_list` (`DO_NOT_SKIP_LIST`).
+    pub do_not_skip_list: Vec<String>,
+    /// Largest pickle frame accepted; a bigger length header closes the connection
+    /// (carbon's own receiver caps at 1 MiB; Skyline had no cap).
+    pub max_frame_bytes: usize,
+    /// Number of metric actors (shards); 0 = one per core (`WORKER_PROCESSES`).
+    pub workers: usize,
+    /// How often each metric actor writes its buffer to Redis.
+    pub flush_interval_ms: u64,
+    /// A metric actor flushes early once it holds this many datapoints.
+    pub flush_max_points: usize,
+    /// While Redis is unreachable each metric actor keeps up to this many datapoints, then
+    /// drops the oldest (counted as `dropped_redis_unavailable`).
+    pub max_buffered_points: usize,
+    /// Concurrent TCP connections per listener; more are refused (counted).
+    pub max_connections: usize,
+}
+
+impl Default for HorizonSettings {
+    fn default() -> Self {
+        HorizonSettings {
+            pickle_bind: "127.0.0.1:2024".into(),
+            udp_bind: "127.0.0.1:2025".into(),
+            plaintext_bind: String::new(),
+            full_duration_secs: 86_400,
+            roomba_grace_secs: 600,
+            roomba_interval_secs: 60,
+            max_resolution_secs: 1000,
+            skip_list: [
+                "skyline.analyzer.",
+                "skyline.boundary.",
+                "skyline.ionosphere.",
+                "skyline.mirage.",
+            ]
+            .map(String::from)
+            .to_vec(),
+            do_not_skip_list: [
+                "skyline.analyzer.run_time",
+                "skyline.boundary.run_time",
+                "skyline.analyzer.ionosphere_metrics",
+                "skyline.analyzer.mirage_metrics",
+                "skyline.analyzer.total_analyzed",
+                "skyline.analyzer.total_anomalies",
+                "skyline.analyzer.anomalous",
+                "skyline.analyzer.metrics_sparsity",
+                "skyline.exceptions",
+                "skyline.mirage.checks",
+                "skyline.logged_errors",
+                "skyline.mirage.run_time",
+                "skyline.ionosphere.features_calculation_time",
+                "skyline.analyzer.labelled_metrics.anomalous",
+                "skyline.analyzer.labelled_metrics.checked",
+                "skyline.horizon.prometheus.flux_received",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_frame_bytes: 1 << 20,
+            workers: 0,
+            flush_interval_ms: 200,
+            flush_max_points: 20_000,
+            max_buffered_points: 2_000_000,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// Log file (appended; reopened on SIGHUP). Empty = stderr only. Relative paths are
+    /// relative to the working directory.
+    pub file: String,
+    /// `error`, `warn`, `info`, `debug` or `trace`, or an env_logger filter such as
+    /// `info,skyline::listen=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        LoggingSettings {
+            file: String::new(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSettings {
+    /// Where the daemon keeps its files (managed Redis, SQLite, spools, generated password).
+    pub dir: PathBuf,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        DataSettings { dir: "data".into() }
+    }
+}
+
+/// `[panorama]`: anomaly persistence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanoramaConfig {
+    /// Record anomalies in SQL (`PANORAMA_ENABLED`).
+    pub enabled: bool,
+    /// `sqlite://PATH` (relative or `sqlite:///abs`), `mysql://…`, `postgres://…`.
+    /// Empty = `sqlite://<[data] dir>/panorama.sqlite`.
+    pub database_url: String,
+    /// One anomaly per metric per app within this window (`PANORAMA_EXPIRY_TIME`).
+    pub expiry_secs: i64,
+    /// Anomalies older than this when they reach Panorama are discarded
+    /// (`PANORAMA_CHECK_MAX_AGE`; 0 = keep all).
+    pub check_max_age_secs: i64,
+    /// Database connections in the pool.
+    pub pool_size: u32,
+}
+
+impl Default for PanoramaConfig {
+    fn default() -> Self {
+        PanoramaConfig {
+            enabled: true,
+            database_url: String::new(),
+            expiry_secs: 900,
+            check_max_age_secs: 300,
+            pool_size: 4,
+        }
+    }
+}
+
+impl PanoramaConfig {
+    /// The database URL with the default filled in from the data dir.
+    pub fn effective_url(&self, data_dir: &Path) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", data_dir.join("panorama.sqlite").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+/// `[graphite]`: the Graphite this Skyline sits beside.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphiteSettings {
+    /// graphite-web's base URL for the render API, e.g. `http://127.0.0.1:8080`. Empty = none.
+    pub url: String,
+    /// carbon plaintext receiver for Skyline's own metrics (`host:port`). Empty = off.
+    pub carbon_plaintext_addr: String,
+    /// The `<host>` element of self-metric names (`SERVER_METRICS_NAME`). Empty = hostname.
+    pub host_name: String,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[redis]`
+    pub redis: RedisSettings,
+    /// `[horizon]`
+    pub horizon: HorizonSettings,
+    /// `[logging]`
+    pub logging: LoggingSettings,
+    /// `[data]`
+    pub data: DataSettings,
+    /// `[analyzer]`
+    pub analyzer: AnalyzerSettings,
+    /// `[panorama]`
+    pub panorama: PanoramaConfig,
+    /// `[webapp]`
+    pub webapp: WebappSettings,
+    /// `[graphite]`
+    pub graphite: GraphiteSettings,
+    /// `[flux]`
+    pub flux: FluxSettings,
+}
+
+/// Everything wrong with a config, each problem on its own line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// One human-readable line per problem, prefixed with the section or key.
+    pub problems: Vec<String>,
+}
+
+/// Where the config comes from: the explicit path, else `SKYLINE_CONFIG`, else the default
+/// path when it exists, else built-in defaults only.
+pub fn resolve_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("SKYLINE_CONFIG") {
+        if !p.is_empty() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+    default.exists().then_some(default)
+}
+
+/// Loads and validates the config from `path` (or defaults only) plus the process environment.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|err| ConfigError {
+            problems: vec![format!("{}: cannot read: {err}", p.display())],
+        })?,
+        None => String::new(),
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    from_str_with_env(&text, &env)
+}
+
+/// Parses `text`, applies `SKYLINE__…` overrides from `env`, and validates.
+pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(err) => {
+            return Err(ConfigError {
+                problems: vec![format!("syntax: {err}")],
+            })
+        }
+    };
+    apply_env(&mut table, env, &mut problems);
+
+    let mut config = Config::default();
+    for (name, value) in table {
+        let slot = format!("[{name}]");
+        match name.as_str() {
+            "redis" => section(value, &slot, &mut config.redis, &mut problems),
+            "horizon" => section(value, &slot, &mut config.horizon, &mut problems),
+            "logging" => section(value, &slot, &mut config.logging, &mut problems),
+            "data" => section(value, &slot, &mut config.data, &mut problems),
+            "analyzer" => section(value, &slot, &mut config.analyzer, &mut problems),
+            "panorama" => section(value, &slot, &mut config.panorama, &mut problems),
+            "webapp" => section(value, &slot, &mut config.webapp, &mut problems),
+            "graphite" => section(value, &slot, &mut config.graphite, &mut problems),
+            "flux" => section(value, &slot, &mut config.flux, &mut problems),
+            other => problems.push(format!("[{other}]: unknown section")),
+        }
+    }
+    config.validate(&mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// Deserializes one section. On failure each key is tried on its own, so every bad key of the
+/// section is reported, not only the first one serde meets.
+fn section<T: DeserializeOwned>(
+    value: toml::Value,
+    slot: &str,
+    out: &mut T,
+    problems: &mut Vec<String>,
+) {
+    let toml::Value::Table(table) = value else {
+        problems.push(format!("{slot}: must be a table"));
+        return;
+    };
+    match toml::Value::Table(table.clone()).try_into::<T>() {
+        Ok(v) => *out = v,
+        Err(whole) => {
+            // Report each bad key, and keep the good ones so the semantic checks still run.
+            let before = problems.len();
+            let mut good = toml::Table::new();
+            for (key, val) in table {
+                let mut one = toml::Table::new();
+                one.insert(key.clone(), val.clone());
+                match toml::Value::Table(one).try_into::<T>() {
+                    Ok(_) => {
+                        good.insert(key, val);
+                    }
+                    Err(err) => problems.push(format!("{slot} {key}: {}", err.message().trim())),
+                }
+            }
+            if problems.len() == before {
+                problems.push(format!("{slot}: {}", whole.message().trim()));
+            } else if let Ok(v) = toml::Value::Table(good).try_into::<T>() {
+                *out = v;
+            }
+        }
+    }
+}
+
+/// `SKYLINE__HORIZON__PICKLE_BIND=127.0.0.1:0` sets `[horizon] pickle_bind`.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
+    let overrides: BTreeMap<&str, &str> = env
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("SKYLINE__").map(|rest| (rest, v.as_str())))
+        .collect();
+    for (rest, raw) in overrides {
+        let mut parts = rest.splitn(2, "__");
+        let (Some(sec), Some(key)) = (parts.next(), parts.next()) else {
+            problems.push(format!("SKYLINE__{rest}: expected SKYLINE__SECTION__KEY"));
+            continue;
+        };
+        let (sec, key) = (sec.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        let entry = table
+            .entry(sec.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key, value);
+            }
+            _ => problems.push(format!("SKYLINE__{rest}: [{sec}] is not a table")),
+        }
+    }
+}
+
+/// Parses an optional listen address: empty means "off".
+pub fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim()
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|err| format!("{s:?} is not an address (ip:port): {err}"))
+}
+
+impl Config {
+    /// Collects every semantic problem into `problems`.
+    pub fn validate(&self, problems: &mut Vec<String>) {
+        let mut binds: Vec<(&str, SocketAddr)> = Vec::new();
+        let h = &self.horizon;
+        for (key, val) in [
+            ("[horizon] pickle_bind", &h.pickle_bind),
+            ("[horizon] udp_bind", &h.udp_bind),
+            ("[horizon] plaintext_bind", &h.plaintext_bind),
+            ("[webapp] bind", &self.webapp.bind),
+        ] {
+            match parse_bind(val) {
+                Ok(Some(addr)) => binds.push((key, addr)),
+                Ok(None) => {}
+                Err(err) => problems.push(format!("{key}: {err}")),
+            }
+        }
+        // Two TCP listeners on one address clash (UDP may share a port number with TCP).
+        let tcp: Vec<_> = binds.iter().filter(|(k, _)| !k.contains("udp")).collect();
+        for (i, (ka, a)) in tcp.iter().enumerate() {
+            for (kb, b) in &tcp[i + 1..] {
+                if a == b && a.port() != 0 {
+                    problems.push(format!("{ka} and {kb}: both bind {a}"));
+                }
+            }
+        }
+        if h.full_duration_secs < 3600 {
+            problems.push("[horizon] full_duration_secs: must be at least 3600".into());
+        }
+        if h.max_frame_bytes < 64 {
+            problems.push("[horizon] max_frame_bytes: must be at least 64".into());
+        }
+        if h.flush_interval_ms == 0 {
+            problems.push("[horizon] flush_interval_ms: must be positive".into());
+        }
+        if h.roomba_interval_secs == 0 {
+            problems.push("[horizon] roomba_interval_secs: must be positive".into());
+        }
+        if h.max_buffered_points < h.flush_max_points {
+            problems.push("[horizon] max_buffered_points: must be >= flush_max_points".into());
+        }
+        if !self.redis.managed && redis::Client::open(self.redis.url.as_str()).is_err() {
+            problems.push(format!(
+                "[redis] url: {:?} is not a redis URL (redis://, rediss://, unix://)",
+                crate::telemetry::redact_url(&self.redis.url)
+            ));
+        }
+        if self.redis.response_timeout_secs == 0 {
+            problems.push("[redis] response_timeout_secs: must be positive".into());
+        }
+        match self.logging.level.to_ascii_lowercase().as_str() {
+            "error" | "warn" | "info" | "debug" | "trace" | "off" => {}
+            other if other.contains('=') || other.contains(',') => {}
+            other => problems.push(format!("[logging] level: {other:?} is not a log level")),
+        }
+        if self.panorama.expiry_secs < 0 || self.panorama.check_max_age_secs < 0 {
+            problems.push("[panorama] expiry_secs/check_max_age_secs: must not be negative".into());
+        }
+        if self.panorama.pool_size == 0 {
+            problems.push("[panorama] pool_size: must be positive".into());
+        }
+        let url = self.panorama.effective_url(&self.data.dir);
+        if ![
+            "sqlite://",
+            "mysql://",
+            "mariadb://",
+            "postgres://",
+            "postgresql://",
+        ]
+        .iter()
+        .any(|p| url.starts_with(p))
+        {
+            problems.push(format!(
+                "[panorama] database_url: {:?} must start with sqlite://, mysql://, postgres://",
+                crate::telemetry::redact_url(&url)
+            ));
+        }
+        let g = &self.graphite.url;
+        if !(g.is_empty() || g.starts_with("http://") || g.starts_with("https://")) {
+            problems.push("[graphite] url: must start with http:// or https://".into());
+        }
+        if !self.graphite.carbon_plaintext_addr.is_empty()
+            && !self.graphite.carbon_plaintext_addr.contains(':')
+        {
+            problems.push("[graphite] carbon_plaintext_addr: expected host:port".into());
+        }
+        self.analyzer.validate(problems);
+        self.webapp.validate(problems);
+        self.flux.validate(problems);
+    }
+
+    /// Number of metric actors to run.
+    pub fn horizon_workers(&self) -> usize {
+        if self.horizon.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            self.horizon.workers
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = from_str_with_env("", &[]).unwrap();
+        assert_eq!(cfg.horizon.pickle_bind, "127.0.0.1:2024");
+        assert_eq!(cfg.horizon.max_frame_bytes, 1 << 20);
+        assert_eq!(cfg.horizon.full_duration_secs, 86_400);
+        assert_eq!(cfg.data.dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn shipped_config_loads() {
+        let text = include_str!("../conf/skyline.toml");
+        let cfg = from_str_with_env(text, &[]).unwrap();
+        assert!(cfg.redis.managed, "the quick start runs a managed Redis");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = vec![
+            (
+                "SKYLINE__HORIZON__PICKLE_BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            ("SKYLINE__REDIS__MANAGED".to_string(), "true".to_string()),
+            (
+                "SKYLINE__HORIZON__SKIP_LIST".to_string(),
+                r#"["a.", "b"]"#.to_string(),
+            ),
+            (
+                "SKYLINE__LOGGING__FILE".to_string(),
+                "/tmp/x y.log".to_string(),
+            ),
+        ];
+        let cfg = from_str_with_env("[horizon]\npickle_bind = \"127.0.0.1:9\"\n", &env).unwrap();
+        assert_eq!(cfg.horizon.pickle_bind, "127.0.0.1:0");
+        assert!(cfg.redis.managed);
+        assert_eq!(
+            cfg.horizon.skip_list,
+            vec!["a.".to_string(), "b".to_string()]
+        );
+        assert_eq!(cfg.logging.file, "/tmp/x y.log");
+    }
+
+    #[test]
+    fn every_problem_reported_at_once() {
+        let text = r#"
+[horizon]
+pickle_bind = "nonsense"
+max_frame_bytes = "big"
+typo_key = 1
+[webapp]
+bind = "127.0.0.1:1500"
+[nosuch]
+x = 1
+[logging]
+level = "loud"
+"#;
+        let err = from_str_with_env(text, &[]).unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(all.contains("[horizon]"), "{all}");
+        assert!(all.contains("[nosuch]: unknown section"), "{all}");
+        assert!(all.contains("[logging] level"), "{all}");
+        assert!(err.problems.len() >= 3, "{all}");
+    }
+
+    #[test]
+    fn address_clash_detected() {
+        let text =
+            "[horizon]\npickle_bind = \"127.0.0.1:3000\"\nplaintext_bind = \"127.0.0.1:3000\"\n";
+        let err = from_str_with_env(text, &[]).unwrap_err();
+        assert!(
+            err.problems.iter().any(|p| p.contains("both bind")),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Flux: HTTP metric submission.
+
+pub mod config;

@@ -1,0 +1,25 @@
+//! Skyline, the real-time anomaly detector for Graphite metrics, as one Rust daemon.
+//!
+//! # Layout
+//! Data flows top to bottom; each stage is a folder that owns its actors, messages, Redis keys
+//! or tables, and states its backpressure policy in its module docs.
+//!
+//! - [`listen`]: Horizon's listeners (pickle TCP, msgpack UDP, plaintext TCP) → `store`.
+//! - [`store`]: the metric actors writing Skyline's Redis layout, and Roomba.
+//! - [`analyze`]: the Analyzer: pure algorithms and the analysis actors → `panorama`.
+//! - [`flux`], [`webapp`]: the HTTP side.
+//! - [`model`] (plain data) and [`telemetry`] (logs, self-metrics) sit below every stage.
+//! - [`config`] loads and validates `conf/skyline.toml`; [`app`] alone wires actors together.
+
+pub mod analyze;
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod flux;
+pub mod listen;
+pub mod model;
+pub mod seed;
+pub mod store;
+pub mod telemetry;
+pub mod testkit;
+pub mod webapp;

@@ -1,0 +1,863 @@
+//! A pickle decoder that understands only plain data.
+//!
+//! Skyline unpickles carbon's frames with a "SafeUnpickler" that refuses globals; under Python 3
+//! that refuses every GLOBAL/STACK_GLOBAL. This decoder goes further: it is a small stack
+//! machine over the plain-data opcodes (lists, tuples, dicts, ints, floats, strings, bytes,
+//! None, bools, the memo) and **every opcode that can name, build or call an object is an
+//! error**: GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST, OBJ, NEWOBJ, NEWOBJ_EX, PERSID,
+//! BINPERSID, EXT1/2/4 and the out-of-band buffer opcodes. Nothing is ever executed or imported.
+//!
+//! Hostile-input limits: nesting deeper than [`MAX_DEPTH`] and memo copies beyond a budget
+//! proportional to the frame size are errors, so a small frame cannot blow the stack or the
+//! memory. Memo entries are copies (a list mutated after it was memoised is not seen through
+//! the memo), which is exact for every payload a Graphite sender produces.
+//!
+//! The pure functions here are I/O-free; [`decode_datapoints`] turns a frame into datapoints.
+
+use thiserror::Error;
+
+use crate::model::{validate_metric_name, Datapoint, Number, Point};
+
+/// Deepest container nesting accepted (a Graphite payload is 3 deep).
+pub const MAX_DEPTH: u32 = 16;
+
+/// Why a pickle frame was refused. The whole frame is dropped; the connection survives.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum PickleError {
+    /// An opcode that can import, build or call objects.
+    #[error("refused opcode {name} (0x{code:02x}) at byte {pos}: pickles that name or build objects are never loaded")]
+    Forbidden {
+        /// Opcode name.
+        name: &'static str,
+        /// Opcode byte.
+        code: u8,
+        /// Offset in the payload.
+        pos: usize,
+    },
+    /// An opcode this decoder does not know.
+    #[error("unknown opcode 0x{code:02x} at byte {pos}")]
+    Unknown {
+        /// Opcode byte.
+        code: u8,
+        /// Offset in the payload.
+        pos: usize,
+    },
+    /// The payload ended before STOP.
+    #[error("truncated pickle (no STOP)")]
+    Truncated,
+    /// Structurally invalid (stack underflow, bad memo reference, bad literal…).
+    #[error("malformed pickle at byte {pos}: {what}")]
+    Malformed {
+        /// What was wrong.
+        what: &'static str,
+        /// Offset in the payload.
+        pos: usize,
+    },
+    /// Nesting or memo expansion over the limits.
+    #[error("pickle too complex at byte {pos}: {what}")]
+    TooComplex {
+        /// Which limit.
+        what: &'static str,
+        /// Offset in the payload.
+        pos: usize,
+    },
+    /// A py2 `str` that is not ASCII (Python 3's default decoding, as Skyline uses).
+    #[error("non-ASCII py2 string at byte {pos}")]
+    NonAscii {
+        /// Offset in the payload.
+        pos: usize,
+    },
+    /// The top-level object is not a list (or tuple) of datapoints.
+    #[error("top-level object is not a list")]
+    NotAList,
+}
+
+/// A decoded plain-data value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `None`
+    None,
+    /// `True` / `False`
+    Bool(bool),
+    /// An int that fits in i64.
+    Int(i64),
+    /// An int above i64::MAX that fits in u64.
+    UInt(u64),
+    /// An int outside the 64-bit range (decodes, but cannot be stored).
+    BigInt,
+    /// A float.
+    Float(f64),
+    /// A text string.
+    Str(String),
+    /// A byte string.
+    Bytes(Vec<u8>),
+    /// A list.
+    List(Vec<Value>),
+    /// A tuple.
+    Tuple(Vec<Value>),
+    /// A dict (kept as pairs; never used for datapoints).
+    Dict(Vec<(Value, Value)>),
+}
+
+impl Value {
+    /// Number of nodes (for the memo-copy budget).
+    fn weight(&self) -> usize {
+        match self {
+            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::weight).sum::<usize>(),
+            Value::Dict(v) => {
+                1 + v
+                    .iter()
+                    .map(|(a, b)| a.weight() + b.weight())
+                    .sum::<usize>()
+            }
+            Value::Str(s) => 1 + s.len() / 16,
+            Value::Bytes(b) => 1 + b.len() / 16,
+            _ => 1,
+        }
+    }
+
+    fn depth(&self) -> u32 {
+        match self {
+            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Dict(v) => {
+                1 + v
+                    .iter()
+                    .map(|(a, b)| a.depth().max(b.depth()))
+                    .max()
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+}
+
+enum Slot {
+    Mark,
+    Val(Value, u32),
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Slot>,
+    memo: Vec<Option<(Value, u32)>>,
+    budget: usize,
+}
+
+fn forbidden(code: u8) -> Option<&'static str> {
+    Some(match code {
+        b'c' => "GLOBAL",
+        0x93 => "STACK_GLOBAL",
+        b'R' => "REDUCE",
+        b'b' => "BUILD",
+        b'i' => "INST",
+        b'o' => "OBJ",
+        0x81 => "NEWOBJ",
+        0x92 => "NEWOBJ_EX",
+        b'P' => "PERSID",
+        b'Q' => "BINPERSID",
+        0x82 => "EXT1",
+        0x83 => "EXT2",
+        0x84 => "EXT4",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        _ => return None,
+    })
+}
+
+impl<'a> Machine<'a> {
+    fn malformed(&self, what: &'static str) -> PickleError {
+        PickleError::Malformed {
+            what,
+            pos: self.pos,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let end = self.pos.checked_add(n).ok_or(PickleError::Truncated)?;
+        if end > self.data.len() {
+            return Err(PickleError::Truncated);
+        }
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, PickleError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, PickleError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, PickleError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, PickleError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// A protocol-0 text argument up to (not including) the newline.
+    fn line(&mut self) -> Result<&'a [u8], PickleError> {
+        let rest = &self.data[self.pos..];
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(PickleError::Truncated)?;
+        self.pos += nl + 1;
+        Ok(&rest[..nl])
+    }
+
+    fn push(&mut self, v: Value) {
+        let d = v.depth();
+        self.stack.push(Slot::Val(v, d));
+    }
+
+    fn push_container(&mut self, v: Value) -> Result<(), PickleError> {
+        let d = v.depth();
+        if d > MAX_DEPTH {
+            return Err(PickleError::TooComplex {
+                what: "nesting too deep",
+                pos: self.pos,
+            });
+        }
+        self.stack.push(Slot::Val(v, d));
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        match self.stack.pop() {
+            Some(Slot::Val(v, _)) => Ok(v),
+            _ => Err(self.malformed("stack underflow")),
+        }
+    }
+
+    fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
+        let pos = self.pos;
+        match self.stack.last_mut() {
+            Some(Slot::Val(v, _)) => Ok(v),
+            _ => Err(PickleError::Malformed {
+                what: "stack underflow",
+                pos,
+            }),
+        }
+    }
+
+    /// Pops everything above the topmost MARK (and the MARK).
+    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
+        let mark = self
+            .stack
+            .iter()
+            .rposition(|s| matches!(s, Slot::Mark))
+            .ok_or_else(|| self.malformed("no MARK"))?;
+        let items = self
+            .stack
+            .drain(mark..)
+            .skip(1)
+            .map(|s| match s {
+                Slot::Val(v, _) => v,
+                Slot::Mark => Value::None,
+            })
+            .collect();
+        Ok(items)
+    }
+
+    fn memo_put(&mut self, id: usize) -> Result<(), PickleError> {
+        // A memo id cannot exceed the number of objects, which cannot exceed the byte count.
+        if id > self.data.len() {
+            return Err(self.malformed("memo id out of range"));
+        }
+        let (v, d) = match self.stack.last() {
+            Some(Slot::Val(v, d)) => (v.clone(), *d),
+            _ => return Err(self.malformed("PUT on empty stack")),
+        };
+        if self.memo.len() <= id {
+            self.memo.resize(id + 1, None);
+        }
+        self.memo[id] = Some((v, d));
+        Ok(())
+    }
+
+    fn memo_get(&mut self, id: usize) -> Result<(), PickleError> {
+        let (v, d) = self
+            .memo
+            .get(id)
+            .and_then(|m| m.as_ref())
+            .ok_or_else(|| self.malformed("memo id not found"))?;
+        let w = v.weight();
+        if w > self.budget {
+            return Err(PickleError::TooComplex {
+                what: "memo expansion over budget",
+                pos: self.pos,
+            });
+        }
+        self.budget -= w;
+        let (v, d) = (v.clone(), *d);
+        self.stack.push(Slot::Val(v, d));
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Value, PickleError> {
+        loop {
+            let at = self.pos;
+            let code = match self.data.get(self.pos) {
+                Some(&c) => c,
+                None => return Err(PickleError::Truncated),
+            };
+            self.pos += 1;
+            if let Some(name) = forbidden(code) {
+                return Err(PickleError::Forbidden {
+                    name,
+                    code,
+                    pos: at,
+                });
+            }
+            match code {
+                0x80 => {
+                    // PROTO
+                    let p = self.u8()?;
+                    if p > 5 {
+                        return Err(self.malformed("unsupported protocol"));
+                    }
+                }
+                0x95 => {
+                    // FRAME: an optimisation hint, its length is not needed.
+                    self.u64()?;
+                }
+                b'.' => return self.pop(),
+                b'(' => self.stack.push(Slot::Mark),
+                b'0' => {
+                    self.stack
+                        .pop()
+                        .ok_or_else(|| self.malformed("POP on empty stack"))?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let (v, d) = match self.stack.last() {
+                        Some(Slot::Val(v, d)) => (v.clone(), *d),
+                        _ => return Err(self.malformed("DUP on empty stack")),
+                    };
+                    let w = v.weight();
+                    if w > self.budget {
+                        return Err(PickleError::TooComplex {
+                            what: "copy over budget",
+                            pos: at,
+                        });
+                    }
+                    self.budget -= w;
+                    self.stack.push(Slot::Val(v, d));
+                }
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
+                b'J' => {
+                    let v = self.u32()? as i32;
+                    self.push(Value::Int(v as i64));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.push(Value::Int(v as i64));
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.push(Value::Int(v as i64));
+                }
+                0x8a => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?;
+                    self.push(long_le(b));
+                }
+                0x8b => {
+                    let n = self.u32()? as usize;
+                    let b = self.take(n)?;
+                    self.push(long_le(b));
+                }
+                b'I' => {
+                    let l = self.line()?;
+                    let v = match l {
+                        b"01" => Value::Bool(true),
+                        b"00" => Value::Bool(false),
+                        _ => parse_int_text(l).ok_or_else(|| self.malformed("bad INT"))?,
+                    };
+                    self.push(v);
+                }
+                b'L' => {
+                    let l = self.line()?;
+                    let l = l.strip_suffix(b"L").unwrap_or(l);
+                    let v = parse_int_text(l).ok_or_else(|| self.malformed("bad LONG"))?;
+                    self.push(v);
+                }
+                b'F' => {
+                    let l = self.line()?;
+                    let v = std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .ok_or_else(|| self.malformed("bad FLOAT"))?;
+                    self.push(Value::Float(v));
+                }
+                b'G' => {
+                    let b = self.take(8)?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    self.push(Value::Float(f64::from_be_bytes(a)));
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let s = self.utf8(n)?;
+                    self.push(Value::Str(s));
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let s = self.utf8(n)?;
+                    self.push(Value::Str(s));
+                }
+                0x8d => {
+                    let n = usize::try_from(self.u64()?).map_err(|_| PickleError::Truncated)?;
+                    let s = self.utf8(n)?;
+                    self.push(Value::Str(s));
+                }
+                b'U' => {
+                    let n = self.u8()? as usize;
+                    let s = self.ascii(n)?;
+                    self.push(Value::Str(s));
+                }
+                b'T' => {
+                    let n = self.u32()? as usize;
+                    let s = self.ascii(n)?;
+                    self.push(Value::Str(s));
+                }
+                b'S' => {
+                    let l = self.line()?;
+                    let s = unquote_py2(l).ok_or_else(|| self.malformed("bad STRING"))?;
+                    if !s.is_ascii() {
+                        return Err(PickleError::NonAscii { pos: at });
+                    }
+                    self.push(Value::Str(s));
+                }
+                b'V' => {
+                    let l = self.line()?;
+                    let s = raw_unicode_escape(l).ok_or_else(|| self.malformed("bad UNICODE"))?;
+                    self.push(Value::Str(s));
+                }
+                b'C' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b));
+                }
+                b'B' => {
+                    let n = self.u32()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b));
+                }
+                0x8e | 0x96 => {
+                    let n = usize::try_from(self.u64()?).map_err(|_| PickleError::Truncated)?;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b));
+                }
+                b']' => self.push(Value::List(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new())),
+                b'}' => self.push(Value::Dict(Vec::new())),
+                0x8f => self.push(Value::List(Vec::new())), // EMPTY_SET: kept as a list
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push_container(Value::List(items))?;
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push_container(Value::Tuple(items))?;
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push_container(Value::List(items))?;
+                }
+                0x85..=0x87 => {
+                    let n = (code - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return Err(self.malformed("stack underflow"));
+                    }
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.push_container(Value::Tuple(items))?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    self.extend_top(vec![v])?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    self.extend_top(items)?;
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items).ok_or_else(|| self.malformed("odd DICT"))?;
+                    self.push_container(Value::Dict(pairs))?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.set_items(vec![(k, v)])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let p = pairs(items).ok_or_else(|| self.malformed("odd SETITEMS"))?;
+                    self.set_items(p)?;
+                }
+                b'p' => {
+                    let l = self.line()?;
+                    let id = parse_usize(l).ok_or_else(|| self.malformed("bad PUT"))?;
+                    self.memo_put(id)?;
+                }
+                b'q' => {
+                    let id = self.u8()? as usize;
+                    self.memo_put(id)?;
+                }
+                b'r' => {
+                    let id = self.u32()? as usize;
+                    self.memo_put(id)?;
+                }
+                0x94 => {
+                    let id = self.memo.len();
+                    self.memo_put(id)?;
+                }
+                b'g' => {
+                    let l = self.line()?;
+                    let id = parse_usize(l).ok_or_else(|| self.malformed("bad GET"))?;
+                    self.memo_get(id)?;
+                }
+                b'h' => {
+                    let id = self.u8()? as usize;
+                    self.memo_get(id)?;
+                }
+                b'j' => {
+                    let id = self.u32()? as usize;
+                    self.memo_get(id)?;
+                }
+                _ => return Err(PickleError::Unknown { code, pos: at }),
+            }
+        }
+    }
+
+    fn extend_top(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+        let pos = self.pos;
+        let added = items.iter().map(Value::depth).max().unwrap_or(0) + 1;
+        let (target, depth) = match self.stack.last_mut() {
+            Some(Slot::Val(v, d)) => (v, d),
+            _ => {
+                return Err(PickleError::Malformed {
+                    what: "APPEND without a list",
+                    pos,
+                })
+            }
+        };
+        match target {
+            Value::List(l) => l.extend(items),
+            _ => {
+                return Err(PickleError::Malformed {
+                    what: "APPEND to a non-list",
+                    pos,
+                })
+            }
+        }
+        *depth = (*depth).max(added);
+        if *depth > MAX_DEPTH {
+            return Err(PickleError::TooComplex {
+                what: "nesting too deep",
+                pos,
+            });
+        }
+        Ok(())
+    }
+
+    fn set_items(&mut self, items: Vec<(Value, Value)>) -> Result<(), PickleError> {
+        let pos = self.pos;
+        match self.top_mut()? {
+            Value::Dict(d) => {
+                // Dicts never carry datapoints; keep them shallow so depth stays bounded.
+                d.extend(items.into_iter().map(|(k, v)| {
+                    let flat = |x: Value| match x {
+                        Value::List(_) | Value::Tuple(_) | Value::Dict(_) => Value::None,
+                        other => other,
+                    };
+                    (flat(k), flat(v))
+                }));
+                Ok(())
+            }
+            _ => Err(PickleError::Malformed {
+                what: "SETITEM on a non-dict",
+                pos,
+            }),
+        }
+    }
+
+    fn utf8(&mut self, n: usize) -> Result<String, PickleError> {
+        let pos = self.pos;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| PickleError::Malformed {
+                what: "invalid UTF-8",
+                pos,
+            })
+    }
+
+    fn ascii(&mut self, n: usize) -> Result<String, PickleError> {
+        let pos = self.pos;
+        let b = self.take(n)?;
+        if !b.is_ascii() {
+            return Err(PickleError::NonAscii { pos });
+        }
+        Ok(String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Some(out)
+}
+
+/// Little-endian two's-complement int of LONG1/LONG4.
+fn long_le(b: &[u8]) -> Value {
+    if b.is_empty() {
+        return Value::Int(0);
+    }
+    let negative = b[b.len() - 1] & 0x80 != 0;
+    // Strip redundant sign-extension bytes.
+    let mut len = b.len();
+    let pad = if negative { 0xff } else { 0x00 };
+    while len > 1 && b[len - 1] == pad && (b[len - 2] & 0x80 != 0) == negative {
+        len -= 1;
+    }
+    if len > 8 {
+        // A positive value of exactly 9 bytes with a zero top byte may still fit u64.
+        if !negative && len == 9 && b[8] == 0 {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            return Value::UInt(u64::from_le_bytes(a));
+        }
+        return Value::BigInt;
+    }
+    let mut a = [pad; 8];
+    a[..len].copy_from_slice(&b[..len]);
+    let v = i64::from_le_bytes(a);
+    if !negative && v < 0 {
+        Value::UInt(v as u64)
+    } else {
+        Value::Int(v)
+    }
+}
+
+fn parse_int_text(l: &[u8]) -> Option<Value> {
+    let s = std::str::from_utf8(l).ok()?.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Value::Int(i));
+    }
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(Value::UInt(u));
+    }
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    (!digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())).then_some(Value::BigInt)
+}
+
+fn parse_usize(l: &[u8]) -> Option<usize> {
+    std::str::from_utf8(l).ok()?.trim().parse().ok()
+}
+
+/// Protocol-0 STRING argument: a Python 2 `repr` of a str, quoted with ' or ".
+fn unquote_py2(l: &[u8]) -> Option<String> {
+    if l.len() < 2 {
+        return None;
+    }
+    let q = l[0];
+    if (q != b'\'' && q != b'"') || l[l.len() - 1] != q {
+        return None;
+    }
+    let body = &l[1..l.len() - 1];
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let c = body[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = *body.get(i + 1)?;
+        i += 2;
+        match e {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'x' => {
+                let h = std::str::from_utf8(body.get(i..i + 2)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 2;
+            }
+            _ => {
+                out.push(b'\\');
+                out.push(e);
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Protocol-0 UNICODE argument: raw-unicode-escape (latin-1 bytes, `\uXXXX`, `\UXXXXXXXX`).
+fn raw_unicode_escape(l: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(l.len());
+    let mut i = 0;
+    while i < l.len() {
+        let c = l[i];
+        if c == b'\\' && i + 1 < l.len() && (l[i + 1] == b'u' || l[i + 1] == b'U') {
+            let n = if l[i + 1] == b'u' { 4 } else { 8 };
+            let h = std::str::from_utf8(l.get(i + 2..i + 2 + n)?).ok()?;
+            out.push(char::from_u32(u32::from_str_radix(h, 16).ok()?)?);
+            i += 2 + n;
+        } else {
+            out.push(c as char); // latin-1
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Decodes one pickle payload (without its length header) into a plain value.
+pub fn decode_value(payload: &[u8]) -> Result<Value, PickleError> {
+    Machine {
+        data: payload,
+        pos: 0,
+        stack: Vec::with_capacity(16),
+        memo: Vec::new(),
+        budget: payload.len() * 4 + 1024,
+    }
+    .run()
+}
+
+/// What one frame yielded: the good datapoints and the count of each kind of bad item.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Decoded {
+    /// Datapoints to store, in frame order.
+    pub points: Vec<Datapoint>,
+    /// Items that are not `(name, (timestamp, value))` or hold ints outside 64 bits.
+    pub bad_shape: u64,
+    /// Items with an empty name or control characters in it.
+    pub bad_name: u64,
+    /// Items with a NaN or infinite timestamp or value.
+    pub non_finite: u64,
+}
+
+/// A number from a pickled value: ints and floats as they are; numeric strings (statsd's
+/// protocol-0 frames carry values as strings) become floats, as carbon's own `float()` does;
+/// bools become 0/1.
+fn number(v: &Value) -> Option<Number> {
+    match v {
+        Value::Int(i) => Some(Number::Int(*i)),
+        Value::UInt(u) => Some(Number::UInt(*u)),
+        Value::Float(f) => Some(Number::Float(*f)),
+        Value::Bool(b) => Some(Number::Int(*b as i64)),
+        Value::Str(s) => s.trim().parse::<f64>().ok().map(Number::Float),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(Number::Float),
+        _ => None,
+    }
+}
+
+/// Sorts one decoded item into `out`.
+pub fn push_item(item: Value, out: &mut Decoded) {
+    let (name, pair) = match item {
+        Value::Tuple(mut v) | Value::List(mut v) if v.len() == 2 => {
+            let pair = v.pop();
+            let name = v.pop();
+            (name, pair)
+        }
+        _ => {
+            out.bad_shape += 1;
+            return;
+        }
+    };
+    let name = match name {
+        Some(Value::Str(s)) => s,
+        Some(Value::Bytes(b)) => match String::from_utf8(b) {
+            Ok(s) => s,
+            Err(_) => {
+                out.bad_name += 1;
+                return;
+            }
+        },
+        _ => {
+            out.bad_shape += 1;
+            return;
+        }
+    };
+    let (ts, val) = match pair {
+        Some(Value::Tuple(v)) | Some(Value::List(v)) if v.len() == 2 => {
+            match (number(&v[0]), number(&v[1])) {
+                (Some(t), Some(x)) => (t, x),
+                _ => {
+                    out.bad_shape += 1;
+                    return;
+                }
+            }
+        }
+        _ => {
+            out.bad_shape += 1;
+            return;
+        }
+    };
+    if validate_metric_name(&name).is_err() {
+        out.bad_name += 1;
+        return;
+    }
+    if !ts.is_finite() || !val.is_finite() {
+        out.non_finite += 1;
+        return;
+    }
+    out.points.push(Datapoint {
+        metric: name,
+        point: Point {
+            timestamp: ts,
+            value: val,
+        },
+    });
+}
+
+/// Decodes a pickle payload holding a list of `(name, (timestamp, value))`.
+pub fn decode_datapoints(payload: &[u8]) -> Result<Decoded, PickleError> {
+    let items = match decode_value(payload)? {
+        Value::List(v) | Value::Tuple(v) => v,
+        _ => return Err(PickleError::NotAList),
+    };
+    let mut out = Decoded {
+        points: Vec::with_capacity(items.len()),
+        ..Decoded::default()
+    };
+    for item in items {
+        push_item(item, &mut out);
+    }
+    Ok(out)
+}

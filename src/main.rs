@@ -1,0 +1,291 @@
+//! The `skyline` binary: parses the command line, loads the config, starts logging and maps
+//! failures to exit codes (78 for configuration errors, 2 for unreadable input, 1 otherwise).
+
+use std::io::{BufRead, IsTerminal, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use log::{error, info};
+
+use skyline::config::{self, Config, EX_CONFIG};
+
+#[derive(Parser)]
+#[command(
+    name = "skyline",
+    version,
+    about = "Skyline anomaly detection for Graphite metrics, in one daemon"
+)]
+struct Cli {
+    /// Config file (default: $SKYLINE_CONFIG, else conf/skyline.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate the config, print every problem, exit 78 when there is one.
+    CheckConfig,
+    /// Send Skyline's seed series to the pickle listener and check it reached Redis.
+    Seed {
+        /// Pickle listener (default: [horizon] pickle_bind).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Print lines of the log file.
+    Logs {
+        /// Only ERROR lines.
+        #[arg(long)]
+        errors: bool,
+        /// Keep printing new lines as they are written.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Pickled datapoints over loopback into a private redis-server, end to end.
+    Ingest {
+        /// Datapoints to push.
+        #[arg(long, default_value_t = 2_000_000)]
+        points: usize,
+        /// Distinct metrics.
+        #[arg(long, default_value_t = 10_000)]
+        metrics: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    let path = config::resolve_path(path);
+    config::load(path.as_deref()).map_err(|err| {
+        eprintln!(
+            "skyline: invalid configuration{}:",
+            path.map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default()
+        );
+        for p in &err.problems {
+            eprintln!("  - {p}");
+        }
+        ExitCode::from(EX_CONFIG as u8)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Cmd::Run) {
+        Cmd::Run => run(cli.config.as_deref()),
+        Cmd::CheckConfig => match load_config(cli.config.as_deref()) {
+            Ok(_) => {
+                println!("configuration OK");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
+        Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
+        Cmd::Bench { what } => match what {
+            BenchCmd::Ingest {
+                points,
+                metrics,
+                connections,
+            } => bench_ingest(points, metrics, connections),
+        },
+    }
+}
+
+fn run(path: Option<&Path>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(err) = skyline::telemetry::init(&config.logging.level, &config.logging.file) {
+        eprintln!(
+            "skyline: cannot open log file {:?}: {err}",
+            config.logging.file
+        );
+        return ExitCode::FAILURE;
+    }
+    let system = actix_rt::System::new();
+    let result = system.block_on(async move {
+        let running = match skyline::app::start(&config).await {
+            Ok(r) => r,
+            Err(err) => {
+                error!("cannot start: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let show =
+            |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or("off".into());
+        info!(
+            "skyline {} running: pickle {} udp {} plaintext {}",
+            env!("CARGO_PKG_VERSION"),
+            show(running.pickle_addr),
+            show(running.udp_addr),
+            show(running.plaintext_addr)
+        );
+        wait_for_signal().await;
+        let lost = running.shutdown().await;
+        info!("stopped");
+        if lost > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    });
+    result
+}
+
+/// Waits for SIGINT or SIGTERM; SIGHUP reopens the log file (logrotate).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!("cannot install signal handlers; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => { info!("SIGINT received"); return; }
+            _ = term.recv() => { info!("SIGTERM received"); return; }
+            _ = hup.recv() => {
+                match skyline::telemetry::reopen() {
+                    Ok(()) => info!("SIGHUP: log file reopened"),
+                    Err(err) => error!("SIGHUP: cannot reopen log file: {err}"),
+                }
+            }
+        }
+    }
+}
+
+fn seed(path: Option<&Path>, addr: Option<String>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let addr = addr.unwrap_or_else(|| config.horizon.pickle_bind.clone());
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        eprintln!("skyline seed: {addr:?} is not host:port");
+        return ExitCode::FAILURE;
+    };
+    let redis_url = if config.redis.managed {
+        let dir = std::env::current_dir()
+            .unwrap_or_default()
+            .join(&config.data.dir);
+        format!("unix://{}", dir.join("redis").join("redis.sock").display())
+    } else {
+        config.redis.url.clone()
+    };
+    let mut out = std::io::stdout();
+    match skyline::seed::run(addr, &redis_url, &mut out) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("skyline seed: FAIL: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logs(path: Option<&Path>, errors: bool, follow: bool) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.logging.file.is_empty() {
+        eprintln!("skyline logs: [logging] file is not set; the daemon logs to stderr only");
+        return ExitCode::FAILURE;
+    }
+    let file = match std::fs::File::open(&config.logging.file) {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!("skyline logs: {}: {err}", config.logging.file);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut out = std::io::stdout().lock();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                if !follow {
+                    return ExitCode::SUCCESS;
+                }
+                let _ = out.flush();
+                std::thread::sleep(Duration::from_millis(250));
+                // logrotate: the file shrank, start again from the top
+                if let (Ok(meta), Ok(pos)) = (
+                    std::fs::metadata(&config.logging.file),
+                    reader.stream_position(),
+                ) {
+                    if meta.len() < pos {
+                        if let Ok(f) = std::fs::File::open(&config.logging.file) {
+                            reader = std::io::BufReader::new(f);
+                            let _ = reader.seek(SeekFrom::Start(0));
+                        }
+                    }
+                }
+            }
+            Ok(_) => {
+                if (!errors || line.contains(" ERROR ")) && out.write_all(line.as_bytes()).is_err()
+                {
+                    return ExitCode::SUCCESS; // reader went away (| head)
+                }
+            }
+            Err(err) => {
+                eprintln!("skyline logs: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+}
+
+fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
+        &mut err_out
+    } else {
+        &mut std::io::sink()
+    };
+    match skyline::bench::ingest(points, metrics, connections, progress) {
+        Ok(r) => {
+            println!(
+                "ingest: {} datapoints over {} metrics in {:.3} s",
+                r.points, r.metrics, r.seconds
+            );
+            println!("ingest: {:.0} datapoints/s end to end into Redis", r.rate);
+            match r.redis_append_ceiling {
+                Some(c) => println!(
+                    "redis-benchmark -P 64 APPEND (same machine, same run): {c:.0} requests/s; ingest/ceiling = {:.2}",
+                    r.rate / c
+                ),
+                None => println!("redis-benchmark not available: no ceiling measured"),
+            }
+            println!("rss: {} kB at start, {} kB after", r.rss_kb.0, r.rss_kb.1);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench ingest: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Plain data shared by every stage: datapoints, metric names, series and anomalies.
+//!
+//! Owns no actors, no Redis keys and no tables; imports nothing from the rest of the crate
+//! and nothing from actix, redis or diesel. Every other module may depend on it.
+
+mod anomaly;
+mod datapoint;
+mod metric_name;
+pub mod msgpack;
+
+pub use anomaly::Anomaly;
+pub use datapoint::{Datapoint, Number, Point};
+pub use metric_name::{validate_metric_name, NameError, FULL_NAMESPACE};

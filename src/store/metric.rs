@@ -1,0 +1,352 @@
+//! `MetricShard`: the metric actors (Skyline's Horizon workers).
+//!
+//! Each actor owns a disjoint set of metrics (the [`super::Ingestor`] hashes names onto
+//! actors) and, for each, the msgpack bytes not yet written. Every `flush_interval_ms`, or as
+//! soon as it holds `flush_max_points`, it writes them in one non-transactional pipeline:
+//! `APPEND metrics.<name> <pairs>` per metric (byte-identical to Skyline's per-datapoint
+//! APPENDs, in arrival order) and one `SADD metrics.unique_metrics` for metrics it has not
+//! announced in the last minute. Batching instead of Skyline's MULTI/EXEC per datapoint is safe
+//! because Roomba's rewrite only needs per-key atomicity (see `roomba.rs`).
+//!
+//! Applied on arrival, in Skyline's order: SKIP_LIST / DO_NOT_SKIP_LIST (decision cached per
+//! name), then the age filter (`int(ts) < int(now) - max_resolution_secs` is dropped).
+//!
+//! Failure and backpressure: one flush is in flight at a time; new datapoints keep buffering
+//! meanwhile. A failed flush puts its batch back *in front of* newer bytes (order kept) and is
+//! retried with exponential back-off (100 ms … 10 s), counted and logged (first failure, then
+//! once a minute). While Redis is away the buffers grow to `max_buffered_points` per actor;
+//! the shared [`super::Pressure`] then makes TCP listeners stop reading (carbon-relay queues),
+//! and only a flood beyond twice that limit is dropped and counted. A flush that dies mid-way
+//! may be re-sent: delivery is at-least-once, and Roomba removes duplicate timestamps.
+//! On [`super::Flush`] (shutdown) it writes until empty and replies.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use log::{error, info, warn};
+use redis::aio::ConnectionManager;
+use tokio::sync::oneshot;
+
+use super::encoding::encode_point;
+use super::keys::{self, UNIQUE_METRICS};
+use super::messages::{Flush, FlushReport, Ingest, Pressure};
+use super::skip::SkipRules;
+use crate::telemetry::metrics as m;
+
+/// How often a metric is re-announced in `metrics.unique_metrics` (Roomba or a Python
+/// analyzer may have removed it).
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Largest back-off between retries while Redis is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The metric actors' share of `[horizon]`.
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    /// Datapoints older than now minus this are dropped.
+    pub max_resolution_secs: i64,
+    /// Flush period.
+    pub flush_interval: Duration,
+    /// Flush early at this many buffered datapoints.
+    pub flush_max_points: usize,
+    /// Hold at most this many while Redis fails (then the listeners are told to wait).
+    pub max_buffered_points: usize,
+}
+
+/// One metric actor. Runs on one of the per-core arbiters.
+pub struct MetricShard {
+    /// Index among the actors; actor 0 also writes the `horizon` heartbeat.
+    id: usize,
+    /// Shared, reconnecting connection; cloned into each flush future.
+    redis: ConnectionManager,
+    settings: ShardSettings,
+    skip: std::sync::Arc<SkipRules>,
+    /// Skip decision per name (cleared when it grows past a million names).
+    skip_cache: HashMap<String, bool>,
+    /// Metric name → msgpack pairs not yet written. Taken whole by a flush, merged back in
+    /// front on failure, emptied at shutdown by [`Flush`].
+    buffers: HashMap<String, Vec<u8>>,
+    /// Datapoints in `buffers`.
+    buffered_points: usize,
+    /// When each metric was last SADDed to the unique set.
+    announced: HashMap<String, Instant>,
+    /// A flush future is running.
+    flushing: bool,
+    /// Consecutive failed flushes (drives the back-off).
+    failures: u32,
+    /// No flush before this instant (back-off).
+    next_attempt: Instant,
+    /// Last time a flush error was logged (rate limit).
+    last_error_log: Option<Instant>,
+    /// Last heartbeat write (actor 0 only).
+    last_heartbeat: Option<Instant>,
+    /// Shutdown callers waiting for the buffers to drain.
+    drain_waiters: Vec<oneshot::Sender<FlushReport>>,
+    pressure: Pressure,
+}
+
+impl MetricShard {
+    /// A new actor; nothing is connected until the first flush.
+    pub fn new(
+        id: usize,
+        redis: ConnectionManager,
+        settings: ShardSettings,
+        skip: std::sync::Arc<SkipRules>,
+        pressure: Pressure,
+    ) -> Self {
+        MetricShard {
+            id,
+            redis,
+            settings,
+            skip,
+            skip_cache: HashMap::new(),
+            buffers: HashMap::new(),
+            buffered_points: 0,
+            announced: HashMap::new(),
+            flushing: false,
+            failures: 0,
+            next_attempt: Instant::now(),
+            last_error_log: None,
+            last_heartbeat: None,
+            drain_waiters: Vec::new(),
+            pressure,
+        }
+    }
+
+    fn skipped(&mut self, name: &str) -> bool {
+        if let Some(&s) = self.skip_cache.get(name) {
+            return s;
+        }
+        if self.skip_cache.len() > 1_000_000 {
+            self.skip_cache.clear();
+        }
+        let s = self.skip.skips(name) || keys::is_reserved(name);
+        self.skip_cache.insert(name.to_string(), s);
+        s
+    }
+
+    fn backoff(&self) -> Duration {
+        let exp = self.failures.min(7);
+        (Duration::from_millis(100) * 2u32.pow(exp)).min(MAX_BACKOFF)
+    }
+
+    /// Starts a flush unless one is running, the buffer is empty, or we are backing off.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.buffers.is_empty() || Instant::now() < self.next_attempt {
+            self.reply_drained();
+            return;
+        }
+        let batch = std::mem::take(&mut self.buffers);
+        let points = std::mem::take(&mut self.buffered_points);
+        let now = Instant::now();
+        let members: Vec<String> = batch
+            .keys()
+            .filter(|name| {
+                self.announced
+                    .get(*name)
+                    .is_none_or(|t| now.duration_since(*t) >= ANNOUNCE_EVERY)
+            })
+            .map(|name| keys::metric_key(name))
+            .collect();
+        let heartbeat = self.id == 0
+            && self
+                .last_heartbeat
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60));
+        let mut conn = self.redis.clone();
+        self.flushing = true;
+
+        let fut = async move {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            let mut names = Vec::with_capacity(batch.len());
+            for (name, bytes) in &batch {
+                pipe.cmd("APPEND")
+                    .arg(keys::metric_key(name))
+                    .arg(bytes.as_slice());
+                names.push(name.clone());
+            }
+            if !members.is_empty() {
+                pipe.cmd("SADD").arg(UNIQUE_METRICS).arg(&members);
+            }
+            if heartbeat {
+                pipe.cmd("SET")
+                    .arg(keys::HORIZON_HEARTBEAT)
+                    .arg(epoch_secs())
+                    .arg("EX")
+                    .arg(120);
+            }
+            let res: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> =
+                pipe.query_async(&mut conn).await;
+            (res, batch, names, points, members, heartbeat)
+        };
+        ctx.spawn(fut.into_actor(self).map(
+            |(res, batch, names, points, members, heartbeat), act, ctx| {
+                act.flushing = false;
+                match res {
+                    Ok(replies) => {
+                        let mut rejected = 0usize;
+                        for (name, reply) in names.iter().zip(replies.iter()) {
+                            if let Err(err) = reply {
+                                // A server-side refusal (e.g. WRONGTYPE: the key is not a
+                                // string) would fail forever: drop that metric's batch.
+                                rejected += 1;
+                                error!("Redis refused APPEND for metric {name}: {err}; its datapoints were dropped");
+                            }
+                        }
+                        act.failures = 0;
+                        if act.last_error_log.take().is_some() {
+                            info!("Redis writes recovered (metric actor {})", act.id);
+                        }
+                        let now = Instant::now();
+                        for key in members {
+                            act.announced.insert(keys::base_name(&key).to_string(), now);
+                        }
+                        if heartbeat {
+                            act.last_heartbeat = Some(now);
+                        }
+                        m::DATAPOINTS_WRITTEN.add(points as u64);
+                        if rejected > 0 {
+                            m::REDIS_WRITE_ERRORS.add(rejected as u64);
+                        }
+                        act.pressure.sub(points);
+                        m::BUFFERED_POINTS.add(-(points as i64));
+                    }
+                    Err(err) => {
+                        act.failures += 1;
+                        act.next_attempt = Instant::now() + act.backoff();
+                        m::REDIS_WRITE_ERRORS.inc();
+                        let log_now = act
+                            .last_error_log
+                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+                        if log_now {
+                            error!(
+                                "cannot write to Redis (metric actor {}): {err}; holding {} datapoints of {} metrics, retrying",
+                                act.id,
+                                points + act.buffered_points,
+                                batch.len()
+                            );
+                            act.last_error_log = Some(Instant::now());
+                        }
+                        // Put the batch back in front of whatever arrived meanwhile.
+                        for (name, mut bytes) in batch {
+                            if let Some(newer) = act.buffers.remove(&name) {
+                                bytes.extend_from_slice(&newer);
+                            }
+                            act.buffers.insert(name, bytes);
+                        }
+                        act.buffered_points += points;
+                    }
+                }
+                if !act.drain_waiters.is_empty() {
+                    if act.failures > 0 {
+                        // Shutdown: report what could not be written rather than wait forever.
+                        act.reply_now();
+                    } else {
+                        act.flush(ctx);
+                    }
+                }
+                act.reply_drained();
+            },
+        ));
+    }
+
+    fn reply_drained(&mut self) {
+        if self.buffers.is_empty() && !self.flushing {
+            self.reply_now();
+        }
+    }
+
+    fn reply_now(&mut self) {
+        let report = FlushReport {
+            remaining: self.buffered_points,
+        };
+        for w in self.drain_waiters.drain(..) {
+            let _ = w.send(report);
+        }
+    }
+}
+
+fn epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Actor for MetricShard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(64);
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| act.flush(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if self.buffered_points > 0 {
+            error!(
+                "metric actor {} stopped with {} datapoints not written to Redis",
+                self.id, self.buffered_points
+            );
+        }
+    }
+}
+
+impl Handler<Ingest> for MetricShard {
+    type Result = ();
+
+    fn handle(&mut self, Ingest(points): Ingest, ctx: &mut Self::Context) {
+        let now = epoch_secs();
+        let oldest = now - self.settings.max_resolution_secs;
+        let hard_limit = self.settings.max_buffered_points.saturating_mul(2);
+        let mut added = 0usize;
+        for dp in points {
+            if self.skipped(&dp.metric) {
+                m::DROPPED_SKIPPED.inc();
+                continue;
+            }
+            let ts = dp.point.timestamp.as_f64();
+            if (ts.trunc() as i64) < oldest {
+                m::DROPPED_TOO_OLD.inc();
+                continue;
+            }
+            if self.buffered_points + added >= hard_limit {
+                m::DROPPED_REDIS_UNAVAILABLE.inc();
+                continue;
+            }
+            let buf = match self.buffers.get_mut(&dp.metric) {
+                Some(b) => b,
+                None => self
+                    .buffers
+                    .entry(dp.metric)
+                    .or_insert_with(|| Vec::with_capacity(64)),
+            };
+            encode_point(buf, &dp.point);
+            added += 1;
+        }
+        self.buffered_points += added;
+        self.pressure.add(added);
+        m::BUFFERED_POINTS.add(added as i64);
+        if self.buffered_points >= self.settings.flush_max_points {
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<Flush> for MetricShard {
+    type Result = ResponseFuture<FlushReport>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.next_attempt = Instant::now();
+        let remaining = self.buffered_points;
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                warn!("metric actor stopped before its flush finished");
+                FlushReport { remaining }
+            })
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! Every self-metric, declared once.
+//!
+//! Counters are monotonic `AtomicU64`s (`_total`), gauges are last-value `AtomicI64`s. Each has
+//! a Prometheus name (`skyline_<stage>_<noun>[_unit]_total`) and the Graphite name Skyline's
+//! reference uses where one exists (`skyline.<app>.<host>.<name>`). Call sites only increment;
+//! `/metrics` and the Graphite self-metrics sender read [`ALL_COUNTERS`] and [`ALL_GAUGES`].
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A monotonic counter.
+pub struct Counter {
+    /// Prometheus name.
+    pub name: &'static str,
+    /// Graphite name below `skyline.`, `{host}` replaced by the host name.
+    pub graphite: &'static str,
+    /// One-line description.
+    pub help: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    const fn new(name: &'static str, graphite: &'static str, help: &'static str) -> Self {
+        Counter {
+            name,
+            graphite,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+pub struct Gauge {
+    /// Prometheus name.
+    pub name: &'static str,
+    /// Graphite name below `skyline.`.
+    pub graphite: &'static str,
+    /// One-line description.
+    pub help: &'static str,
+    value: AtomicI64,
+}
+
+impl Gauge {
+    const fn new(name: &'static str, graphite: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            graphite,
+            help,
+            value: AtomicI64::new(0),
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.value.store(v, Ordering::Relaxed);
+    }
+
+    /// Adds `d` (may be negative).
+    pub fn add(&self, d: i64) {
+        self.value.fetch_add(d, Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! counters {
+    ($($id:ident = $name:literal, $graphite:literal, $help:literal;)*) => {
+        $(
+            #[doc = $help]
+            pub static $id: Counter = Counter::new($name, $graphite, $help);
+        )*
+        /// Every counter, for exposition.
+        pub static ALL_COUNTERS: &[&Counter] = &[$(&$id),*];
+    };
+}
+
+macro_rules! gauges {
+    ($($id:ident = $name:literal, $graphite:literal, $help:literal;)*) => {
+        $(
+            #[doc = $help]
+            pub static $id: Gauge = Gauge::new($name, $graphite, $help);
+        )*
+        /// Every gauge, for exposition.
+        pub static ALL_GAUGES: &[&Gauge] = &[$(&$id),*];
+    };
+}
+
+counters! {
+    DATAPOINTS_RECEIVED = "skyline_horizon_datapoints_received_total",
+        "horizon.{host}.listen.datapoints_received", "Datapoints decoded by the listeners.";
+    FRAMES_RECEIVED = "skyline_horizon_frames_received_total",
+        "horizon.{host}.listen.frames_received", "Pickle frames, UDP datagrams and plaintext lines decoded.";
+    CONNECTIONS_ACCEPTED = "skyline_horizon_connections_accepted_total",
+        "horizon.{host}.listen.connections_accepted", "TCP connections accepted.";
+    CONNECTIONS_REFUSED = "skyline_horizon_connections_refused_total",
+        "horizon.{host}.listen.connections_refused", "TCP connections refused over max_connections.";
+    DROPPED_DECODE = "skyline_horizon_dropped_decode_error_total",
+        "horizon.{host}.listen.dropped.decode_error", "Frames, datagrams or lines refused by the decoder (incl. hostile pickles).";
+    DROPPED_OVERSIZE = "skyline_horizon_dropped_oversize_frame_total",
+        "horizon.{host}.listen.dropped.oversize_frame", "Connections closed on a frame length over max_frame_bytes.";
+    DROPPED_BAD_NAME = "skyline_horizon_dropped_bad_name_total",
+        "horizon.{host}.listen.dropped.bad_name", "Datapoints with an empty name or control characters.";
+    DROPPED_NON_FINITE = "skyline_horizon_dropped_non_finite_total",
+        "horizon.{host}.listen.dropped.non_finite", "Datapoints with a NaN or infinite value or timestamp.";
+    DROPPED_BAD_SHAPE = "skyline_horizon_dropped_bad_shape_total",
+        "horizon.{host}.listen.dropped.bad_shape", "Items that are not (name, (timestamp, value)) or hold out-of-range ints.";
+    DROPPED_TOO_OLD = "skyline_horizon_dropped_too_old_total",
+        "horizon.{host}.worker.dropped.too_old", "Datapoints older than max_resolution_secs (Skyline's MAX_RESOLUTION).";
+    DROPPED_SKIPPED = "skyline_horizon_dropped_skip_list_total",
+        "horizon.{host}.worker.dropped.skip_list", "Datapoints of metrics matching SKIP_LIST.";
+    DROPPED_QUEUE_FULL = "skyline_horizon_dropped_queue_full_total",
+        "horizon.{host}.listen.udp_chunks_dropped", "UDP datapoints dropped because the metric actors were full.";
+    DROPPED_REDIS_UNAVAILABLE = "skyline_horizon_dropped_redis_unavailable_total",
+        "horizon.{host}.worker.dropped.redis_unavailable", "Datapoints dropped after max_buffered_points while Redis was unreachable.";
+    DATAPOINTS_WRITTEN = "skyline_horizon_datapoints_written_total",
+        "horizon.{host}.worker.datapoints_sent_to_redis", "Datapoints APPENDed to Redis.";
+    REDIS_WRITE_ERRORS = "skyline_horizon_redis_write_errors_total",
+        "horizon.{host}.worker.redis_write_errors", "Failed Redis flushes (the batch is kept and retried).";
+    ROOMBA_TRIMMED = "skyline_roomba_keys_trimmed_total",
+        "horizon.{host}.roomba.trimmed", "Keys rewritten by Roomba.";
+    ROOMBA_EUTHANIZED = "skyline_roomba_keys_euthanized_total",
+        "horizon.{host}.roomba.euthanized", "Keys deleted by Roomba (all data expired or undecodable).";
+    ROOMBA_BLOCKED = "skyline_roomba_keys_blocked_total",
+        "horizon.{host}.roomba.blocked", "Keys Roomba left for the next run because they changed underneath it.";
+    ROOMBA_ERRORS = "skyline_roomba_errors_total",
+        "horizon.{host}.roomba.errors", "Roomba runs that failed on Redis errors.";
+}
+
+gauges! {
+    BUFFERED_POINTS = "skyline_horizon_buffered_datapoints",
+        "horizon.{host}.worker.queue_size", "Datapoints held by metric actors, not yet in Redis.";
+    OPEN_CONNECTIONS = "skyline_horizon_open_connections",
+        "horizon.{host}.listen.open_connections", "Open TCP connections on the listeners.";
+    UNIQUE_METRICS = "skyline_horizon_unique_metrics",
+        "horizon.{host}.worker.metrics_received", "Members of metrics.unique_metrics at the last Roomba run.";
+}
+
+/// Renders every counter and gauge in the Prometheus text format.
+pub fn render_prometheus() -> String {
+    let mut out = String::new();
+    for c in ALL_COUNTERS {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} counter\n{} {}",
+            c.name,
+            c.help,
+            c.name,
+            c.name,
+            c.get()
+        );
+    }
+    for g in ALL_GAUGES {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} gauge\n{} {}",
+            g.name,
+            g.help,
+            g.name,
+            g.name,
+            g.get()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_prometheus_valid() {
+        let mut names: Vec<&str> = ALL_COUNTERS.iter().map(|c| c.name).collect();
+        names.extend(ALL_GAUGES.iter().map(|g| g.name));
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate metric names");
+        for name in names {
+            assert!(name.starts_with("skyline_"));
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+        for c in ALL_COUNTERS {
+            assert!(c.name.ends_with("_total"), "{}", c.name);
+        }
+        assert!(render_prometheus()
+            .contains("# TYPE skyline_horizon_datapoints_received_total counter"));
+    }
+}

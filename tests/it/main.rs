@@ -1,0 +1,8 @@
+//! The single integration-test binary: real redis-server instances on free ports, real
+//! sockets, the real `skyline` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
+
+mod cli;
+mod ingest;
+mod support;
+mod vectors;
