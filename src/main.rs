@@ -131,11 +131,12 @@ fn run(path: Option<&Path>) -> ExitCode {
         let show =
             |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or("off".into());
         info!(
-            "skyline {} running: pickle {} udp {} plaintext {}",
+            "skyline {} running: pickle {} udp {} plaintext {} http {}",
             env!("CARGO_PKG_VERSION"),
             show(running.pickle_addr),
             show(running.udp_addr),
-            show(running.plaintext_addr)
+            show(running.plaintext_addr),
+            show(running.http_addr)
         );
         wait_for_signal().await;
         let lost = running.shutdown().await;

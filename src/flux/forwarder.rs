@@ -1,0 +1,697 @@
+//! `Forwarder`: flux's worker actor (Skyline's flux `worker.py`), on an arbiter of its own.
+//!
+//! It owns the points the HTTP handlers accepted ([`Enqueue`]) until they are handed on. In
+//! cycles of up to [`CYCLE_POINTS`] it
+//! 1. reads `flux.last.<metric>` for every live metric of the cycle (one `MGET`) and drops each
+//!    point whose timestamp is not newer (also within the cycle); backfilled points
+//!    (`populate_metric`) skip this and never move `flux.last`;
+//! 2. queues the rest: pickle frames into the carbon [`Outbox`] (memory, then disk spool) and,
+//!    with `feed_horizon`, the datapoints into our metric actors (`Ingestor::ingest`, waiting
+//!    for mailbox space);
+//! 3. only then `SET flux.last.<metric> "[ts, value]" EX <ttl>` (Skyline's legacy key and
+//!    Python-literal value), so a point that was not queued never hides a resend. A frame the
+//!    outbox refuses (spool full) skips step 3 for that cycle.
+//!
+//! Carbon: one persistent TCP connection to `carbon_pickle_addr`, frames written in order, one
+//! write in flight. A failed connect or write puts the frames back and retries with back-off
+//! (100 ms doubling to `carbon_reconnect_max_secs`), counted and logged at ERROR with the peer
+//! once a minute. A peer that closed the connection is noticed before the next write. Delivery
+//! is at-least-once: a write that fails midway is resent whole (Graphite overwrites by
+//! timestamp).
+//!
+//! Backpressure policy of each edge:
+//! - HTTP → forwarder: a shared [`QueueGauge`] of points accepted and not yet through step 3;
+//!   at `queue_max_points` handlers answer 503 + `Retry-After`, queueing nothing.
+//! - forwarder → metric actors: waits for mailbox space, and starts no cycle while they are
+//!   saturated (Redis down), so the queue fills and HTTP clients are told to retry.
+//! - forwarder → Redis (`flux.last`): a failed lookup forwards the cycle without
+//!   de-duplication (duplicates are harmless, lost data is not), counted and logged.
+//! - forwarder → carbon: never blocks the cycles; unsent frames wait in the bounded outbox
+//!   (memory, then disk spool; beyond both they are dropped, counted and logged).
+//!
+//! Shutdown ([`Drain`]): processes what is queued, tries carbon until the timeout, then writes
+//! every unsent frame (and any point still queued, undeduplicated) to the disk spool, which the
+//! next start sends first.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use log::{error, info, warn};
+use redis::aio::ConnectionManager;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::outbox::{encode_frames, Outbox, Refused};
+use super::validate::FluxPoint;
+use crate::model::{Datapoint, Number, Point};
+use crate::store::Ingestor;
+use crate::telemetry::metrics as m;
+
+/// Points de-duplicated and handed on per cycle at most.
+pub const CYCLE_POINTS: usize = 20_000;
+
+/// Bytes of frames written to carbon per write at most.
+const SEND_BYTES: usize = 1 << 20;
+
+/// Connecting to carbon gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A write to carbon that makes no progress for this long counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often retries, spool reads and saturation waits are re-checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Errors of one kind are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// `flux.last.<metric>`: Skyline's legacy last-timestamp key.
+pub fn last_key(metric: &str) -> String {
+    let mut k = String::with_capacity(10 + metric.len());
+    k.push_str("flux.last.");
+    k.push_str(metric);
+    k
+}
+
+/// Skyline's value of `flux.last.<metric>`: the Python literal `[timestamp, value]`.
+pub fn last_value(timestamp: i64, value: f64) -> String {
+    format!("[{timestamp}, {value:?}]")
+}
+
+/// The timestamp in a `flux.last.*` value: `[ts, value]`, `{'timestamp': ts, …}` (the hash
+/// field format of Skyline's `flux.last.metric_data`) or a bare number.
+pub fn parse_last_timestamp(raw: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(raw).ok()?.trim();
+    let num = if let Some(rest) = s.strip_prefix('[') {
+        rest.split(',').next()?
+    } else if s.starts_with('{') {
+        let at = s.find("timestamp")?;
+        let rest = s[at + "timestamp".len()..].trim_start_matches(['\'', '"', ' ', ':']);
+        rest.split([',', '}']).next()?
+    } else {
+        s
+    };
+    let num = num.trim();
+    num.parse::<i64>().ok().or_else(|| {
+        num.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+    })
+}
+
+/// Points accepted over HTTP and not yet through de-duplication and hand-off, against
+/// `queue_max_points`. Shared by the handlers (reserve) and the forwarder (release).
+#[derive(Debug, Clone)]
+pub struct QueueGauge {
+    queued: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl QueueGauge {
+    /// A gauge bounded at `max` points.
+    pub fn new(max: usize) -> Self {
+        QueueGauge {
+            queued: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Points queued now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Reserves room for `n` points, all or nothing.
+    pub fn try_reserve(&self, n: usize) -> bool {
+        let ok = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                cur.checked_add(n).filter(|&total| total <= self.max)
+            })
+            .is_ok();
+        if ok {
+            m::FLUX_QUEUED.add(n as i64);
+        }
+        ok
+    }
+
+    /// Releases `n` points.
+    pub fn release(&self, n: usize) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                Some(cur.saturating_sub(n))
+            });
+        m::FLUX_QUEUED.add(-(n as i64));
+    }
+}
+
+/// Validated points from one request. The sender has reserved `points.len()` in the
+/// [`QueueGauge`]; the forwarder releases them once handed on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Enqueue {
+    /// The points, names already prefixed.
+    pub points: Vec<FluxPoint>,
+    /// Backfill (`populate_metric`): no de-duplication, `flux.last` untouched.
+    pub backfill: bool,
+}
+
+/// Shutdown: hand on what is queued, send to carbon until `timeout`, spool the rest.
+#[derive(Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain {
+    /// How long to keep trying carbon.
+    pub timeout: Duration,
+}
+
+/// Reply to [`Drain`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Datapoints neither delivered nor spooled (lost).
+    pub lost: usize,
+    /// Bytes left in the disk spool for the next start.
+    pub spooled_bytes: u64,
+}
+
+/// The forwarder's share of `[flux]` (and where its spool lives).
+#[derive(Debug, Clone)]
+pub struct ForwarderSettings {
+    /// carbon's pickle receiver (`host:port`); `None` = no forwarding.
+    pub carbon_addr: Option<String>,
+    /// De-duplicate against `flux.last.<metric>`.
+    pub check_last_timestamp: bool,
+    /// TTL of `flux.last.<metric>`.
+    pub last_ttl_secs: u64,
+    /// Datapoints per pickle frame.
+    pub chunk_points: usize,
+    /// Unsent datapoints kept in memory.
+    pub max_pending_points: usize,
+    /// The disk spool directory.
+    pub spool_dir: PathBuf,
+    /// The disk spool's bound.
+    pub spool_max_bytes: u64,
+    /// Longest back-off between carbon reconnections.
+    pub reconnect_max: Duration,
+    /// How Redis is named in logs (redacted URL).
+    pub redis_label: String,
+}
+
+struct Queued {
+    point: FluxPoint,
+    backfill: bool,
+}
+
+/// The flux worker actor.
+pub struct Forwarder {
+    settings: ForwarderSettings,
+    redis: ConnectionManager,
+    ingestor: Option<Ingestor>,
+    gauge: QueueGauge,
+    incoming: VecDeque<Queued>,
+    /// A de-duplication / hand-off cycle is running.
+    busy: bool,
+    outbox: Outbox,
+    stream: Option<TcpStream>,
+    /// Points of the carbon write in flight.
+    sending: Option<usize>,
+    failures: u32,
+    next_attempt: Instant,
+    last_carbon_log: Option<Instant>,
+    last_dedup_log: Option<Instant>,
+    last_spool_log: Option<Instant>,
+    drain_waiters: Vec<oneshot::Sender<DrainReport>>,
+}
+
+fn due(last: &mut Option<Instant>) -> bool {
+    if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+        *last = Some(Instant::now());
+        true
+    } else {
+        false
+    }
+}
+
+async fn write_frames(
+    stream: Option<TcpStream>,
+    addr: &str,
+    frames: &[super::outbox::Frame],
+) -> std::io::Result<TcpStream> {
+    let mut s = match stream {
+        Some(s) if !peer_closed(&s) => s,
+        _ => {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| std::io::Error::other("connect timed out"))??;
+            let _ = s.set_nodelay(true);
+            s
+        }
+    };
+    for f in frames {
+        tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&f.bytes))
+            .await
+            .map_err(|_| std::io::Error::other("write timed out"))??;
+    }
+    Ok(s)
+}
+
+/// carbon never writes to us: a readable end-of-stream (or an error) means it closed.
+fn peer_closed(s: &TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match s.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+impl Forwarder {
+    /// A forwarder; opens (and will resend) the disk spool when forwarding to carbon.
+    pub fn new(
+        settings: ForwarderSettings,
+        redis: ConnectionManager,
+        ingestor: Option<Ingestor>,
+        gauge: QueueGauge,
+    ) -> std::io::Result<Self> {
+        let spool = settings
+            .carbon_addr
+            .as_ref()
+            .map(|_| settings.spool_dir.as_path());
+        let outbox = Outbox::new(settings.max_pending_points, spool, settings.spool_max_bytes)?;
+        if outbox.spool_bytes() > 0 {
+            info!(
+                "flux: {} bytes of datapoints for carbon left in the spool by a previous run; sending them",
+                outbox.spool_bytes()
+            );
+        }
+        Ok(Forwarder {
+            settings,
+            redis,
+            ingestor,
+            gauge,
+            incoming: VecDeque::new(),
+            busy: false,
+            outbox,
+            stream: None,
+            sending: None,
+            failures: 0,
+            next_attempt: Instant::now(),
+            last_carbon_log: None,
+            last_dedup_log: None,
+            last_spool_log: None,
+            drain_waiters: Vec::new(),
+        })
+    }
+
+    fn backoff(&self) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(16);
+        (Duration::from_millis(100) * 2u32.pow(exp)).min(self.settings.reconnect_max)
+    }
+
+    /// Starts a cycle unless one runs or nothing waits.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.incoming.is_empty() {
+            self.check_drained();
+            return;
+        }
+        if self.drain_waiters.is_empty() && self.ingestor.as_ref().is_some_and(|i| i.saturated()) {
+            return; // the tick retries; meanwhile the queue fills and HTTP answers 503
+        }
+        let n = self.incoming.len().min(CYCLE_POINTS);
+        let batch: Vec<Queued> = self.incoming.drain(..n).collect();
+        self.busy = true;
+        let lookup: Vec<String> = if self.settings.check_last_timestamp {
+            let mut seen = std::collections::HashSet::new();
+            batch
+                .iter()
+                .filter(|q| !q.backfill && seen.insert(q.point.metric.as_str()))
+                .map(|q| q.point.metric.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut conn = self.redis.clone();
+        let fut = async move {
+            let lasts = if lookup.is_empty() {
+                Ok(Vec::new())
+            } else {
+                let keys: Vec<String> = lookup.iter().map(|m| last_key(m)).collect();
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                    .await
+            };
+            (batch, lookup, lasts)
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|(batch, lookup, lasts), act, ctx| act.hand_on(batch, lookup, lasts, ctx)),
+        );
+    }
+
+    /// Step 2 and 3 of a cycle, once the last timestamps are known.
+    fn hand_on(
+        &mut self,
+        batch: Vec<Queued>,
+        lookup: Vec<String>,
+        lasts: redis::RedisResult<Vec<Option<Vec<u8>>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let n = batch.len();
+        let mut dedup_ok = true;
+        let mut last: HashMap<String, Option<i64>> = HashMap::with_capacity(lookup.len());
+        match lasts {
+            Ok(values) => {
+                for (metric, raw) in lookup.into_iter().zip(values) {
+                    last.insert(metric, raw.as_deref().and_then(parse_last_timestamp));
+                }
+            }
+            Err(err) => {
+                dedup_ok = false;
+                m::FLUX_DEDUP_ERRORS.inc();
+                if due(&mut self.last_dedup_log) {
+                    error!(
+                        "flux: cannot read flux.last.* from Redis at {}: {err}; forwarding {n} datapoints without de-duplication",
+                        self.settings.redis_label
+                    );
+                }
+            }
+        }
+        let mut accepted = Vec::with_capacity(n);
+        let mut updated: HashMap<String, (i64, f64)> = HashMap::new();
+        for q in batch {
+            if !q.backfill && dedup_ok && self.settings.check_last_timestamp {
+                let slot = last.entry(q.point.metric.clone()).or_insert(None);
+                if slot.is_some_and(|l| q.point.timestamp <= l) {
+                    m::FLUX_DEDUPLICATED.inc();
+                    continue;
+                }
+                *slot = Some(q.point.timestamp);
+                updated.insert(q.point.metric.clone(), (q.point.timestamp, q.point.value));
+            }
+            accepted.push(q.point);
+        }
+
+        // Queue for carbon.
+        let mut all_queued = true;
+        if self.settings.carbon_addr.is_some() && !accepted.is_empty() {
+            let mut frames = Vec::new();
+            encode_frames(&accepted, self.settings.chunk_points, &mut frames);
+            let mut dropped = 0;
+            let mut io_err = None;
+            for f in frames {
+                let points = f.points;
+                match self.outbox.push(f) {
+                    Ok(()) => {}
+                    Err(Refused::Full) => dropped += points,
+                    Err(Refused::Io(e)) => {
+                        dropped += points;
+                        io_err = Some(e);
+                    }
+                }
+            }
+            if dropped > 0 {
+                all_queued = false;
+                if due(&mut self.last_spool_log) {
+                    let why = io_err.map_or_else(
+                        || "the spool is at carbon_spool_max_bytes".to_string(),
+                        |e| format!("cannot write the spool: {e}"),
+                    );
+                    error!(
+                        "flux: dropped {dropped} datapoints for carbon at {}: memory holds {} and {why} ({})",
+                        self.settings.carbon_addr.as_deref().unwrap_or(""),
+                        self.outbox.mem_points(),
+                        self.settings.spool_dir.display()
+                    );
+                }
+            }
+            self.send(ctx);
+        }
+
+        // Feed our own metric actors, then record the last timestamps.
+        let ingestor = self.ingestor.clone();
+        let datapoints: Vec<Datapoint> = if ingestor.is_some() {
+            accepted
+                .into_iter()
+                .map(|p| Datapoint {
+                    metric: p.metric,
+                    point: Point {
+                        timestamp: Number::Float(p.timestamp as f64),
+                        value: Number::Float(p.value),
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let to_horizon = datapoints.len();
+        let mut conn = self.redis.clone();
+        let ttl = self.settings.last_ttl_secs;
+        let record = all_queued && dedup_ok && !updated.is_empty();
+        let fut = async move {
+            let horizon = match ingestor {
+                Some(i) if !datapoints.is_empty() => i.ingest(datapoints).await.is_ok(),
+                _ => true,
+            };
+            let set = if record && horizon {
+                let mut pipe = redis::pipe();
+                for (metric, (ts, value)) in &updated {
+                    pipe.cmd("SET")
+                        .arg(last_key(metric))
+                        .arg(last_value(*ts, *value))
+                        .arg("EX")
+                        .arg(ttl)
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await
+            } else {
+                Ok(())
+            };
+            (horizon, set)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(horizon, set), act, ctx| {
+            if horizon {
+                m::FLUX_SENT_TO_HORIZON.add(to_horizon as u64);
+            } else {
+                error!("flux: {to_horizon} datapoints could not be handed to the metric actors (stopped)");
+            }
+            if let Err(err) = set {
+                m::FLUX_DEDUP_ERRORS.inc();
+                if due(&mut act.last_dedup_log) {
+                    error!(
+                        "flux: cannot update flux.last.* in Redis at {}: {err}; later duplicates may be forwarded",
+                        act.settings.redis_label
+                    );
+                }
+            }
+            act.busy = false;
+            act.gauge.release(n);
+            act.pump(ctx);
+        }));
+    }
+
+    /// Writes the next frames to carbon unless a write is in flight or we are backing off.
+    fn send(&mut self, ctx: &mut Context<Self>) {
+        let Some(addr) = self.settings.carbon_addr.clone() else {
+            return;
+        };
+        if self.sending.is_some() || Instant::now() < self.next_attempt {
+            return;
+        }
+        let frames = match self.outbox.take(SEND_BYTES) {
+            Ok(f) => f,
+            Err(err) => {
+                error!(
+                    "flux: spool {} for carbon at {addr}: {err}",
+                    self.settings.spool_dir.display()
+                );
+                Vec::new()
+            }
+        };
+        if frames.is_empty() {
+            self.check_drained();
+            return;
+        }
+        let points: usize = frames.iter().map(|f| f.points).sum();
+        self.sending = Some(points);
+        let stream = self.stream.take();
+        let fut = async move {
+            let res = write_frames(stream, &addr, &frames).await;
+            (res, frames, addr)
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(res, frames, addr), act, ctx| {
+                    act.sending = None;
+                    match res {
+                        Ok(s) => {
+                            act.stream = Some(s);
+                            m::FLUX_SENT_TO_CARBON.add(points as u64);
+                            if act.failures > 0 {
+                                info!("flux: carbon at {addr} is reachable again; sending held datapoints");
+                            }
+                            act.failures = 0;
+                            act.last_carbon_log = None;
+                            act.send(ctx);
+                        }
+                        Err(err) => {
+                            act.outbox.put_back(frames);
+                            act.failures += 1;
+                            act.next_attempt = Instant::now() + act.backoff();
+                            m::FLUX_CARBON_ERRORS.inc();
+                            if due(&mut act.last_carbon_log) {
+                                error!(
+                                    "flux: cannot send to carbon at {addr}: {err}; holding {} datapoints in memory and {} bytes in the spool, retrying with back-off",
+                                    act.outbox.mem_points(),
+                                    act.outbox.spool_bytes()
+                                );
+                            }
+                        }
+                    }
+                    act.check_drained();
+                }),
+        );
+    }
+
+    fn check_drained(&mut self) {
+        if self.drain_waiters.is_empty() {
+            return;
+        }
+        let carbon_done = self.settings.carbon_addr.is_none() || self.outbox.is_empty();
+        if self.incoming.is_empty() && !self.busy && self.sending.is_none() && carbon_done {
+            self.finish_drain();
+        }
+    }
+
+    /// Spools whatever carbon did not get and answers the shutdown.
+    fn finish_drain(&mut self) {
+        if self.drain_waiters.is_empty() {
+            return;
+        }
+        let mut lost = 0;
+        let left: Vec<FluxPoint> = self.incoming.drain(..).map(|q| q.point).collect();
+        self.gauge.release(left.len());
+        if self.settings.carbon_addr.is_some() {
+            let mut frames = Vec::new();
+            encode_frames(&left, self.settings.chunk_points, &mut frames);
+            for f in frames {
+                let points = f.points;
+                if self.outbox.push(f).is_err() {
+                    lost += points;
+                }
+            }
+            lost += self.outbox.spill_all();
+            // A write in flight at the deadline may or may not have reached carbon.
+            lost += self.sending.unwrap_or(0);
+        } else {
+            lost += left.len();
+        }
+        if self.busy {
+            lost += self.gauge.queued();
+        }
+        let report = DrainReport {
+            lost,
+            spooled_bytes: self.outbox.spool_bytes(),
+        };
+        if report.spooled_bytes > 0 {
+            warn!(
+                "flux: {} bytes of datapoints for carbon kept in the spool {} for the next start",
+                report.spooled_bytes,
+                self.settings.spool_dir.display()
+            );
+        }
+        for w in self.drain_waiters.drain(..) {
+            let _ = w.send(report);
+        }
+    }
+}
+
+impl Actor for Forwarder {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TICK, |act, ctx| {
+            act.pump(ctx);
+            act.send(ctx);
+        });
+    }
+}
+
+impl Handler<Enqueue> for Forwarder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) {
+        let backfill = msg.backfill;
+        self.incoming.extend(
+            msg.points
+                .into_iter()
+                .map(|point| Queued { point, backfill }),
+        );
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Drain> for Forwarder {
+    type Result = ResponseFuture<DrainReport>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.drain_waiters.push(tx);
+        ctx.run_later(msg.timeout, |act, _| act.finish_drain());
+        self.next_attempt = Instant::now();
+        self.pump(ctx);
+        self.send(ctx);
+        self.check_drained();
+        Box::pin(async move { rx.await.unwrap_or_default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_values_round_trip_and_read_skylines_formats() {
+        assert_eq!(last_key("a.b"), "flux.last.a.b");
+        assert_eq!(last_value(1_700_000_000, 1.0), "[1700000000, 1.0]");
+        assert_eq!(last_value(1_700_000_000, -0.25), "[1700000000, -0.25]");
+        assert_eq!(
+            parse_last_timestamp(b"[1700000000, 1.0]"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_last_timestamp(b"{'timestamp': 1700000001, 'value': 2.5}"),
+            Some(1_700_000_001)
+        );
+        assert_eq!(
+            parse_last_timestamp(b"{\"timestamp\": 1700000002.0, \"value\": 2.5}"),
+            Some(1_700_000_002)
+        );
+        assert_eq!(parse_last_timestamp(b"1700000003"), Some(1_700_000_003));
+        assert_eq!(parse_last_timestamp(b"garbage"), None);
+        assert_eq!(parse_last_timestamp(b"[None, None]"), None);
+    }
+
+    #[test]
+    fn gauge_is_all_or_nothing() {
+        let g = QueueGauge::new(10);
+        assert!(g.try_reserve(6));
+        assert!(!g.try_reserve(5));
+        assert_eq!(g.queued(), 6);
+        assert!(g.try_reserve(4));
+        g.release(10);
+        assert_eq!(g.queued(), 0);
+        assert!(!g.try_reserve(11));
+    }
+}
