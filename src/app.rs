@@ -112,6 +112,9 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     } else {
         None
     };
+    if config.flux.enabled && http_socket.is_none() {
+        warn!("[flux] enabled but [webapp] bind is empty: flux is off");
+    }
 
     // Redis: the managed one, or exactly the configured one (never a silent fallback).
     let managed = if config.redis.managed {
@@ -177,6 +180,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             spool_dir: config.data.dir.join("flux-spool"),
             spool_max_bytes: f.carbon_spool_max_bytes,
             reconnect_max: Duration::from_secs(f.carbon_reconnect_max_secs),
+            last_flush_interval: Duration::from_millis(f.last_timestamp_flush_ms),
             redis_label: redact_url(&redis_url),
         };
         let fwd = Forwarder::new(

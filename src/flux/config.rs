@@ -1,5 +1,10 @@
 //! `[flux]`: HTTP metric submission settings. Every key is documented (with its default and
 //! the Skyline setting it replaces) in `conf/skyline.toml`.
+//!
+//! Backpressure: this module only declares the bounds — `max_body_bytes` (413),
+//! `queue_max_points` (503 + `retry_after_secs`), `carbon_max_pending_points` and
+//! `carbon_spool_max_bytes` (memory, then disk, then counted drops) — enforced by the handlers,
+//! the forwarder and its outbox.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +65,9 @@ pub struct FluxSettings {
     pub check_last_timestamp: bool,
     /// TTL of the `flux.last.<metric>` keys (Skyline: 3600 s).
     pub last_timestamp_ttl_secs: u64,
+    /// New last timestamps are written to Redis this often, coalesced per metric (the
+    /// forwarder de-duplicates from memory meanwhile).
+    pub last_timestamp_flush_ms: u64,
     /// Datapoints accepted over HTTP and not yet de-duplicated and handed on. Beyond it,
     /// requests get 503 with `Retry-After`.
     pub queue_max_points: usize,
@@ -90,6 +98,7 @@ impl Default for FluxSettings {
             max_body_bytes: 1 << 20,
             check_last_timestamp: true,
             last_timestamp_ttl_secs: 3600,
+            last_timestamp_flush_ms: 1000,
             queue_max_points: 500_000,
             retry_after_secs: 5,
             carbon_chunk_points: 500,
@@ -156,6 +165,13 @@ impl FluxSettings {
         }
         if self.carbon_reconnect_max_secs == 0 {
             problems.push("[flux] carbon_reconnect_max_secs: must be positive".into());
+        }
+        if self.last_timestamp_flush_ms == 0
+            || self.last_timestamp_flush_ms > self.last_timestamp_ttl_secs.saturating_mul(500)
+        {
+            problems.push(
+                "[flux] last_timestamp_flush_ms: must be positive and well under the TTL".into(),
+            );
         }
         if self.last_timestamp_ttl_secs == 0 {
             problems.push("[flux] last_timestamp_ttl_secs: must be positive".into());

@@ -2,15 +2,20 @@
 //!
 //! It owns the points the HTTP handlers accepted ([`Enqueue`]) until they are handed on. In
 //! cycles of up to [`CYCLE_POINTS`] it
-//! 1. reads `flux.last.<metric>` for every live metric of the cycle (one `MGET`) and drops each
-//!    point whose timestamp is not newer (also within the cycle); backfilled points
-//!    (`populate_metric`) skip this and never move `flux.last`;
+//! 1. knows the last timestamp of every live metric of the cycle — from its in-memory table of
+//!    what it forwarded itself, else from Redis (one `MGET` of `flux.last.<metric>` for the
+//!    metrics it has not seen within `last_timestamp_ttl_secs`) — and drops each point whose
+//!    timestamp is not newer (also within the cycle); backfilled points (`populate_metric`)
+//!    skip this and never move the last timestamp;
 //! 2. queues the rest: pickle frames into the carbon [`Outbox`] (memory, then disk spool) and,
 //!    with `feed_horizon`, the datapoints into our metric actors (`Ingestor::ingest`, waiting
 //!    for mailbox space);
-//! 3. only then `SET flux.last.<metric> "[ts, value]" EX <ttl>` (Skyline's legacy key and
-//!    Python-literal value), so a point that was not queued never hides a resend. A frame the
-//!    outbox refuses (spool full) skips step 3 for that cycle.
+//! 3. only then records the new last timestamps: in memory at once, and in Redis as
+//!    `SET flux.last.<metric> "[ts, value]" EX <ttl>` (Skyline's legacy key and Python-literal
+//!    value), coalesced per metric and written every `last_timestamp_flush_ms`. A point that was
+//!    not queued never hides a resend: a frame the outbox refuses (spool full) skips step 3 for
+//!    its cycle. The in-memory table holds at most [`LAST_CACHE_MAX`] metrics (then it is
+//!    cleared and refilled from Redis).
 //!
 //! Carbon: one persistent TCP connection to `carbon_pickle_addr`, frames written in order, one
 //! write in flight. A failed connect or write puts the frames back and retries with back-off
@@ -24,8 +29,9 @@
 //!   at `queue_max_points` handlers answer 503 + `Retry-After`, queueing nothing.
 //! - forwarder → metric actors: waits for mailbox space, and starts no cycle while they are
 //!   saturated (Redis down), so the queue fills and HTTP clients are told to retry.
-//! - forwarder → Redis (`flux.last`): a failed lookup forwards the cycle without
-//!   de-duplication (duplicates are harmless, lost data is not), counted and logged.
+//! - forwarder → Redis (`flux.last`): a failed lookup forwards the cycle's unknown metrics
+//!   without de-duplication (duplicates are harmless, lost data is not); a failed write keeps
+//!   the values for the next flush; both counted and logged.
 //! - forwarder → carbon: never blocks the cycles; unsent frames wait in the bounded outbox
 //!   (memory, then disk spool; beyond both they are dropped, counted and logged).
 //!
@@ -54,6 +60,9 @@ use crate::telemetry::metrics as m;
 
 /// Points de-duplicated and handed on per cycle at most.
 pub const CYCLE_POINTS: usize = 20_000;
+
+/// Metrics whose last timestamp is kept in memory at most (about 100 bytes each).
+pub const LAST_CACHE_MAX: usize = 1_000_000;
 
 /// Bytes of frames written to carbon per write at most.
 const SEND_BYTES: usize = 1 << 20;
@@ -204,6 +213,8 @@ pub struct ForwarderSettings {
     pub spool_max_bytes: u64,
     /// Longest back-off between carbon reconnections.
     pub reconnect_max: Duration,
+    /// How often new last timestamps are written to Redis (coalesced per metric).
+    pub last_flush_interval: Duration,
     /// How Redis is named in logs (redacted URL).
     pub redis_label: String,
 }
@@ -211,6 +222,14 @@ pub struct ForwarderSettings {
 struct Queued {
     point: FluxPoint,
     backfill: bool,
+}
+
+/// A metric's last forwarded timestamp, and when it was learnt (expires like the Redis key).
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    /// `i64::MIN` when Redis had none.
+    ts: i64,
+    at: Instant,
 }
 
 /// The flux worker actor.
@@ -232,6 +251,13 @@ pub struct Forwarder {
     last_dedup_log: Option<Instant>,
     last_spool_log: Option<Instant>,
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
+    /// Last timestamps known in this process (what it forwarded, or read from Redis).
+    last: HashMap<String, Last>,
+    /// New last timestamps not yet written to Redis.
+    dirty: HashMap<String, (i64, f64)>,
+    /// A write of `dirty` is in flight.
+    writing_last: bool,
+    last_written: Instant,
 }
 
 fn due(last: &mut Option<Instant>) -> bool {
@@ -311,7 +337,23 @@ impl Forwarder {
             last_dedup_log: None,
             last_spool_log: None,
             drain_waiters: Vec::new(),
+            last: HashMap::new(),
+            dirty: HashMap::new(),
+            writing_last: false,
+            last_written: Instant::now(),
         })
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.last_ttl_secs)
+    }
+
+    /// The last timestamp known in memory (`None`: ask Redis).
+    fn known_last(&self, metric: &str, now: Instant) -> Option<i64> {
+        self.last
+            .get(metric)
+            .filter(|l| now.duration_since(l.at) < self.ttl())
+            .map(|l| l.ts)
     }
 
     fn backoff(&self) -> Duration {
@@ -332,10 +374,15 @@ impl Forwarder {
         let batch: Vec<Queued> = self.incoming.drain(..n).collect();
         self.busy = true;
         let lookup: Vec<String> = if self.settings.check_last_timestamp {
+            let now = Instant::now();
             let mut seen = std::collections::HashSet::new();
             batch
                 .iter()
-                .filter(|q| !q.backfill && seen.insert(q.point.metric.as_str()))
+                .filter(|q| {
+                    !q.backfill
+                        && self.known_last(&q.point.metric, now).is_none()
+                        && seen.insert(q.point.metric.as_str())
+                })
                 .map(|q| q.point.metric.clone())
                 .collect()
         } else {
@@ -369,20 +416,26 @@ impl Forwarder {
         ctx: &mut Context<Self>,
     ) {
         let n = batch.len();
-        let mut dedup_ok = true;
-        let mut last: HashMap<String, Option<i64>> = HashMap::with_capacity(lookup.len());
+        let now = Instant::now();
         match lasts {
             Ok(values) => {
+                if self.last.len() + lookup.len() > LAST_CACHE_MAX {
+                    self.last.clear();
+                }
                 for (metric, raw) in lookup.into_iter().zip(values) {
-                    last.insert(metric, raw.as_deref().and_then(parse_last_timestamp));
+                    let ts = raw
+                        .as_deref()
+                        .and_then(parse_last_timestamp)
+                        .unwrap_or(i64::MIN);
+                    self.last.insert(metric, Last { ts, at: now });
                 }
             }
             Err(err) => {
-                dedup_ok = false;
                 m::FLUX_DEDUP_ERRORS.inc();
                 if due(&mut self.last_dedup_log) {
                     error!(
-                        "flux: cannot read flux.last.* from Redis at {}: {err}; forwarding {n} datapoints without de-duplication",
+                        "flux: cannot read flux.last.* of {} metrics from Redis at {}: {err}; forwarding them without de-duplication",
+                        lookup.len(),
                         self.settings.redis_label
                     );
                 }
@@ -391,13 +444,15 @@ impl Forwarder {
         let mut accepted = Vec::with_capacity(n);
         let mut updated: HashMap<String, (i64, f64)> = HashMap::new();
         for q in batch {
-            if !q.backfill && dedup_ok && self.settings.check_last_timestamp {
-                let slot = last.entry(q.point.metric.clone()).or_insert(None);
-                if slot.is_some_and(|l| q.point.timestamp <= l) {
+            if !q.backfill && self.settings.check_last_timestamp {
+                let known = match updated.get(&q.point.metric) {
+                    Some(u) => Some(u.0),
+                    None => self.known_last(&q.point.metric, now),
+                };
+                if known.is_some_and(|l| q.point.timestamp <= l) {
                     m::FLUX_DEDUPLICATED.inc();
                     continue;
                 }
-                *slot = Some(q.point.timestamp);
                 updated.insert(q.point.metric.clone(), (q.point.timestamp, q.point.value));
             }
             accepted.push(q.point);
@@ -456,48 +511,78 @@ impl Forwarder {
             Vec::new()
         };
         let to_horizon = datapoints.len();
-        let mut conn = self.redis.clone();
-        let ttl = self.settings.last_ttl_secs;
-        let record = all_queued && dedup_ok && !updated.is_empty();
         let fut = async move {
-            let horizon = match ingestor {
+            match ingestor {
                 Some(i) if !datapoints.is_empty() => i.ingest(datapoints).await.is_ok(),
                 _ => true,
-            };
-            let set = if record && horizon {
-                let mut pipe = redis::pipe();
-                for (metric, (ts, value)) in &updated {
-                    pipe.cmd("SET")
-                        .arg(last_key(metric))
-                        .arg(last_value(*ts, *value))
-                        .arg("EX")
-                        .arg(ttl)
-                        .ignore();
-                }
-                pipe.query_async::<()>(&mut conn).await
-            } else {
-                Ok(())
-            };
-            (horizon, set)
+            }
         };
-        ctx.spawn(fut.into_actor(self).map(move |(horizon, set), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |horizon, act, ctx| {
             if horizon {
                 m::FLUX_SENT_TO_HORIZON.add(to_horizon as u64);
             } else {
                 error!("flux: {to_horizon} datapoints could not be handed to the metric actors (stopped)");
             }
-            if let Err(err) = set {
-                m::FLUX_DEDUP_ERRORS.inc();
-                if due(&mut act.last_dedup_log) {
-                    error!(
-                        "flux: cannot update flux.last.* in Redis at {}: {err}; later duplicates may be forwarded",
-                        act.settings.redis_label
-                    );
+            if all_queued && horizon {
+                let now = Instant::now();
+                if act.last.len() + updated.len() > LAST_CACHE_MAX {
+                    act.last.clear();
+                }
+                for (metric, (ts, value)) in updated {
+                    act.last.insert(metric.clone(), Last { ts, at: now });
+                    act.dirty.insert(metric, (ts, value));
                 }
             }
             act.busy = false;
             act.gauge.release(n);
             act.pump(ctx);
+        }));
+    }
+
+    /// Writes the new last timestamps to Redis, at most once per `last_flush_interval` (at
+    /// once while draining).
+    fn write_last(&mut self, ctx: &mut Context<Self>) {
+        if self.writing_last
+            || self.dirty.is_empty()
+            || (self.drain_waiters.is_empty()
+                && self.last_written.elapsed() < self.settings.last_flush_interval)
+        {
+            return;
+        }
+        let batch = std::mem::take(&mut self.dirty);
+        self.writing_last = true;
+        let mut conn = self.redis.clone();
+        let ttl = self.settings.last_ttl_secs;
+        let fut = async move {
+            let mut pipe = redis::pipe();
+            for (metric, (ts, value)) in &batch {
+                pipe.cmd("SET")
+                    .arg(last_key(metric))
+                    .arg(last_value(*ts, *value))
+                    .arg("EX")
+                    .arg(ttl)
+                    .ignore();
+            }
+            let res = pipe.query_async::<()>(&mut conn).await;
+            (res, batch)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(res, batch), act, _ctx| {
+            act.writing_last = false;
+            act.last_written = Instant::now();
+            if let Err(err) = res {
+                m::FLUX_DEDUP_ERRORS.inc();
+                if due(&mut act.last_dedup_log) {
+                    error!(
+                        "flux: cannot write flux.last.* of {} metrics to Redis at {}: {err}; retrying",
+                        batch.len(),
+                        act.settings.redis_label
+                    );
+                }
+                for (metric, v) in batch {
+                    act.dirty.entry(metric).or_insert(v); // newer values win
+                }
+            }
+            act.check_drained();
         }));
     }
 
@@ -569,7 +654,13 @@ impl Forwarder {
             return;
         }
         let carbon_done = self.settings.carbon_addr.is_none() || self.outbox.is_empty();
-        if self.incoming.is_empty() && !self.busy && self.sending.is_none() && carbon_done {
+        if self.incoming.is_empty()
+            && !self.busy
+            && self.sending.is_none()
+            && carbon_done
+            && self.dirty.is_empty()
+            && !self.writing_last
+        {
             self.finish_drain();
         }
     }
@@ -600,6 +691,12 @@ impl Forwarder {
         if self.busy {
             lost += self.gauge.queued();
         }
+        if !self.dirty.is_empty() {
+            warn!(
+                "flux: the last timestamps of {} metrics were not written to Redis; after a restart their next points may be forwarded twice",
+                self.dirty.len()
+            );
+        }
         let report = DrainReport {
             lost,
             spooled_bytes: self.outbox.spool_bytes(),
@@ -624,6 +721,7 @@ impl Actor for Forwarder {
         ctx.run_interval(TICK, |act, ctx| {
             act.pump(ctx);
             act.send(ctx);
+            act.write_last(ctx);
         });
     }
 }
@@ -652,6 +750,7 @@ impl Handler<Drain> for Forwarder {
         self.next_attempt = Instant::now();
         self.pump(ctx);
         self.send(ctx);
+        self.write_last(ctx);
         self.check_drained();
         Box::pin(async move { rx.await.unwrap_or_default() })
     }

@@ -17,7 +17,9 @@
 //! Redis keys: `flux.last.<metric>` (string, TTL `last_timestamp_ttl_secs`, Skyline's
 //! Python-literal `[timestamp, value]`): the last forwarded timestamp of each metric; a point
 //! not newer is acknowledged (204) and dropped. Written only after the point is queued for
-//! carbon and handed to the metric actors. Read: also Skyline's `{'timestamp': …}` form. Flux
+//! carbon and handed to the metric actors, coalesced every `last_timestamp_flush_ms`; read
+//! (one `MGET` per cycle) only for metrics the forwarder has not seen, and also understood in
+//! Skyline's `{'timestamp': …}` form. Flux
 //! writes no other key (Skyline's `flux.last.metric_data` hash, `flux.queue` and counters are
 //! not used; counts are self-metrics instead).
 //!
@@ -25,8 +27,9 @@
 //! - client → handler: body ≤ `max_body_bytes` (413); whole batch reserved in the
 //!   [`QueueGauge`] or refused with 503 + `Retry-After` (`queue_max_points`).
 //! - handler → forwarder: unbounded mailbox, bounded by the gauge (points, not messages).
-//! - forwarder → Redis: one `MGET` and one `SET` pipeline per cycle of up to
-//!   [`forwarder::CYCLE_POINTS`]; on failure forward without de-duplication (counted, logged).
+//! - forwarder → Redis: at most one `MGET` per cycle of up to [`forwarder::CYCLE_POINTS`]
+//!   (unknown metrics only) and one `SET` pipeline per `last_timestamp_flush_ms`; a failed
+//!   read forwards without de-duplication, a failed write is retried (counted, logged).
 //! - forwarder → metric actors: waits for mailbox space; no cycle while they are saturated,
 //!   so the gauge fills and clients get 503.
 //! - forwarder → carbon: never blocks; `carbon_max_pending_points` in memory, then the disk

@@ -15,8 +15,11 @@
 //!
 //! Backpressure: none here (pure functions).
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use super::config::ApiKey;
 
@@ -154,17 +157,16 @@ pub fn parse_timestamp_str(s: &str) -> Result<i64, String> {
 }
 
 /// Parses a JSON timestamp; `None`/`null` mean "now".
-pub fn parse_timestamp_json(v: Option<&Value>, now: i64) -> Result<i64, String> {
+pub fn parse_timestamp_json(v: Option<&Scalar<'_>>, now: i64) -> Result<i64, String> {
     match v {
-        None | Some(Value::Null) => Ok(now),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => Ok(i),
-            None => ts_from_f64(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Some(Value::String(s)) => parse_timestamp_str(s),
+        None | Some(Scalar::Null) => Ok(now),
+        Some(Scalar::Int(i)) => Ok(*i),
+        Some(Scalar::UInt(_)) => ts_from_f64(f64::INFINITY),
+        Some(Scalar::Float(f)) => ts_from_f64(*f),
+        Some(Scalar::Str(s)) => parse_timestamp_str(s),
         Some(other) => Err(format!(
             "timestamp must be a number of seconds since the epoch, not {}",
-            kind(other)
+            other.kind()
         )),
     }
 }
@@ -206,46 +208,403 @@ pub fn parse_value_str(s: &str) -> Result<f64, String> {
 }
 
 /// Parses a JSON value; must be a finite number or a numeric string.
-pub fn parse_value_json(v: Option<&Value>) -> Result<f64, String> {
+pub fn parse_value_json(v: Option<&Scalar<'_>>) -> Result<f64, String> {
     match v {
-        None | Some(Value::Null) => Err("value is missing".into()),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.is_finite() => Ok(f),
-            _ => Err("value is not a finite number".into()),
-        },
-        Some(Value::String(s)) => parse_value_str(s),
-        Some(other) => Err(format!("value must be a number, not {}", kind(other))),
+        None | Some(Scalar::Null) => Err("value is missing".into()),
+        Some(Scalar::Int(i)) => Ok(*i as f64),
+        Some(Scalar::UInt(u)) => Ok(*u as f64),
+        Some(Scalar::Float(f)) if f.is_finite() => Ok(*f),
+        Some(Scalar::Float(_)) => Err("value is not a finite number".into()),
+        Some(Scalar::Str(s)) => parse_value_str(s),
+        Some(other) => Err(format!("value must be a number, not {}", other.kind())),
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// One JSON value of a request, as submitted: scalars kept (strings borrowed from the body
+/// when they hold no escapes), containers only named. Parsing into these instead of
+/// `serde_json::Value` maps saves about ten allocations per datapoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// An integer that fits i64.
+    Int(i64),
+    /// An integer above i64::MAX.
+    UInt(u64),
+    /// Any other number.
+    Float(f64),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An array (contents skipped).
+    Array,
+    /// An object (contents skipped).
+    Object,
+}
+
+impl Scalar<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => "a number",
+            Scalar::Str(_) => "a string",
+            Scalar::Array => "an array",
+            Scalar::Object => "an object",
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
-/// A parsed `metric_data_post` body, before the key is checked.
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Int(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(u).map_or(Scalar::UInt(u), Scalar::Int))
+    }
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(f))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Object)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// One item of `"metrics"` (or the single-metric body's fields).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Item<'a> {
+    /// `"metric"`
+    pub metric: Option<Scalar<'a>>,
+    /// `"timestamp"`
+    pub timestamp: Option<Scalar<'a>>,
+    /// `"value"`
+    pub value: Option<Scalar<'a>>,
+    /// Names of other fields (refused).
+    pub unknown: Vec<String>,
+    /// Set when the item is not an object: what it is.
+    pub not_object: Option<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for Item<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Item<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a metric object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut item = Item::default();
+                while let Some(key) = a.next_key::<Scalar<'de>>()? {
+                    match key.as_str() {
+                        Some("metric") => item.metric = Some(a.next_value()?),
+                        Some("timestamp") => item.timestamp = Some(a.next_value()?),
+                        Some("value") => item.value = Some(a.next_value()?),
+                        other => {
+                            item.unknown.push(other.unwrap_or("?").to_string());
+                            a.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(item)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Item::other("null"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Item::other("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Item::other("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Item::other("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Item::other("a number"))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Item::other("a string"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Item::other("an array"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Item<'_> {
+    fn other(kind: &'static str) -> Self {
+        Item {
+            not_object: Some(kind),
+            ..Item::default()
+        }
+    }
+}
+
+/// `"metrics"`: an array of items, or something else (named).
 #[derive(Debug)]
-pub struct PostRequest {
-    /// The body's `key` field.
-    pub key: Option<String>,
-    /// The metric objects (one for the single-metric form).
-    pub items: Vec<Value>,
-    /// True for the `{"metrics": [...]}` form.
-    pub batch: bool,
-    /// Problems with the request's shape (reported after the key check, with the items').
-    pub problems: Vec<Problem>,
+enum Items<'a> {
+    List(Vec<Item<'a>>),
+    Other(Scalar<'a>),
 }
 
-fn body_key(top: &Map<String, Value>, problems: &mut Vec<Problem>) -> Option<String> {
-    match top.get("key") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+impl<'de> Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of metric objects")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = a.next_element::<Item<'de>>()? {
+                    v.push(item);
+                }
+                Ok(Items::List(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                ScalarVisitor.visit_map(a).map(Items::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::Null))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::Bool(b)))
+            }
+            fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::Int(i)))
+            }
+            fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::UInt(u)))
+            }
+            fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::Float(f)))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Items::Other(Scalar::Str(Cow::Borrowed(""))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The top level of a request body: the known fields, and the names of the others.
+#[derive(Debug, Default)]
+struct Top<'a> {
+    key: Option<Scalar<'a>>,
+    metrics: Option<Items<'a>>,
+    single: Item<'a>,
+    datapoints: Option<Pairs<'a>>,
+}
+
+/// `"datapoints"` of populate_metric.
+#[derive(Debug)]
+enum Pairs<'a> {
+    List(Vec<Vec<Scalar<'a>>>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Pairs<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pair<'a>(Option<Vec<Scalar<'a>>>);
+        impl<'de> Deserialize<'de> for Pair<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct PV;
+                impl<'de> Visitor<'de> for PV {
+                    type Value = Pair<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("[timestamp, value]")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut a: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut v = Vec::with_capacity(2);
+                        while let Some(x) = a.next_element::<Scalar<'de>>()? {
+                            v.push(x);
+                        }
+                        Ok(Pair(Some(v)))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                        ScalarVisitor.visit_map(a).map(|_| Pair(None))
+                    }
+                    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                        Ok(Pair(None))
+                    }
+                }
+                d.deserialize_any(PV)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pairs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of [timestamp, value] pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(4096));
+                while let Some(Pair(p)) = a.next_element::<Pair<'de>>()? {
+                    v.push(p.unwrap_or_default());
+                }
+                Ok(Pairs::List(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                ScalarVisitor
+                    .visit_map(a)
+                    .map(|_| Pairs::Other("an object"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("null"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("a number"))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Pairs::Other("a string"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses a body into its top-level fields. `allowed` lists the field names of the endpoint;
+/// others are reported (a misspelt field must not be silently ignored).
+fn parse_top<'a>(
+    body: &'a [u8],
+    allowed: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Result<Top<'a>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::request("body", "no POST data received"));
+    }
+    struct V<'p>(&'p [&'p str]);
+    impl<'de> Visitor<'de> for V<'_> {
+        type Value = (Top<'de>, Vec<String>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            let mut top = Top::default();
+            let mut unknown = Vec::new();
+            while let Some(key) = a.next_key::<Scalar<'de>>()? {
+                let name = key.as_str().unwrap_or("?");
+                if !self.0.contains(&name) {
+                    unknown.push(name.to_string());
+                    a.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                match name {
+                    "key" => top.key = Some(a.next_value()?),
+                    "metrics" => top.metrics = Some(a.next_value()?),
+                    "datapoints" => top.datapoints = Some(a.next_value()?),
+                    "metric" => top.single.metric = Some(a.next_value()?),
+                    "timestamp" => top.single.timestamp = Some(a.next_value()?),
+                    "value" => top.single.value = Some(a.next_value()?),
+                    _ => {
+                        a.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok((top, unknown))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = de
+        .deserialize_any(V(allowed))
+        .and_then(|v| de.end().map(|()| v));
+    match parsed {
+        Ok((top, unknown)) => {
+            for name in unknown {
+                problems.push(Problem::request(
+                    &name,
+                    format!("unknown field {name:?} (expected {})", allowed.join(", ")),
+                ));
+            }
+            Ok(top)
+        }
+        Err(err) if err.is_data() => {
+            Err(Problem::request("body", "the body must be a JSON object"))
+        }
+        Err(err) => Err(Problem::request("body", format!("invalid JSON: {err}"))),
+    }
+}
+
+fn body_key(key: Option<Scalar<'_>>, problems: &mut Vec<Problem>) -> Option<String> {
+    match key {
+        None | Some(Scalar::Null) => None,
+        Some(Scalar::Str(s)) => Some(s.into_owned()),
         Some(_) => {
             problems.push(Problem::request("key", "key must be a string"));
             None
@@ -253,31 +612,42 @@ fn body_key(top: &Map<String, Value>, problems: &mut Vec<Problem>) -> Option<Str
     }
 }
 
+/// A parsed `metric_data_post` body, before the key is checked.
+#[derive(Debug)]
+pub struct PostRequest<'a> {
+    /// The body's `key` field.
+    pub key: Option<String>,
+    /// The metric objects (one for the single-metric form).
+    pub items: Vec<Item<'a>>,
+    /// True for the `{"metrics": [...]}` form.
+    pub batch: bool,
+    /// Problems with the request's shape (reported after the key check, with the items').
+    pub problems: Vec<Problem>,
+}
+
 /// Parses a `metric_data_post` body: `{"metric","timestamp","value","key"}` or
 /// `{"key", "metrics": [{"metric","timestamp","value"}, …]}`. Fails only when the body is not
-/// a JSON object; shape problems (unknown fields — a misspelt field must not be silently
-/// ignored —, an empty batch…) are returned in [`PostRequest::problems`].
-pub fn parse_post(body: &[u8]) -> Result<PostRequest, Problem> {
-    let mut top = parse_object(body)?;
+/// a JSON object; shape problems (unknown fields, an empty batch…) are returned in
+/// [`PostRequest::problems`].
+pub fn parse_post(body: &[u8]) -> Result<PostRequest<'_>, Problem> {
     let mut problems = Vec::new();
-    let key = body_key(&top, &mut problems);
-    for name in top.keys() {
-        if !matches!(
-            name.as_str(),
-            "key" | "metrics" | "metric" | "timestamp" | "value"
-        ) {
-            problems.push(Problem::request(
-                name,
-                format!(
-                    "unknown field {name:?} (expected key, metric, timestamp, value or metrics)"
-                ),
-            ));
-        }
-    }
-    let (items, batch) = match top.remove("metrics") {
-        Some(Value::Array(items)) => {
-            for f in ["metric", "timestamp", "value"] {
-                if top.contains_key(f) {
+    let top = parse_top(
+        body,
+        &["key", "metrics", "metric", "timestamp", "value"],
+        &mut problems,
+    )?;
+    let key = body_key(top.key, &mut problems);
+    let single = top.single;
+    let has_single =
+        single.metric.is_some() || single.timestamp.is_some() || single.value.is_some();
+    let (items, batch) = match top.metrics {
+        Some(Items::List(items)) => {
+            for (f, present) in [
+                ("metric", single.metric.is_some()),
+                ("timestamp", single.timestamp.is_some()),
+                ("value", single.value.is_some()),
+            ] {
+                if present {
                     problems.push(Problem::request(
                         f,
                         format!("{f:?} must be inside each item of \"metrics\", not beside it"),
@@ -289,24 +659,23 @@ pub fn parse_post(body: &[u8]) -> Result<PostRequest, Problem> {
             }
             (items, true)
         }
-        Some(_) => {
+        Some(Items::Other(other)) => {
             problems.push(Problem::request(
                 "metrics",
-                "\"metrics\" must be an array of {\"metric\", \"timestamp\", \"value\"} objects",
+                format!(
+                    "\"metrics\" must be an array of {{\"metric\", \"timestamp\", \"value\"}} objects, not {}",
+                    other.kind()
+                ),
             ));
             (Vec::new(), true)
         }
+        None if has_single => (vec![single], false),
         None => {
-            top.remove("key");
-            if top.is_empty() {
-                problems.push(Problem::request(
-                    "body",
-                    "no metric data: send {\"metric\", \"timestamp\", \"value\"} or {\"metrics\": [...]}",
-                ));
-                (Vec::new(), false)
-            } else {
-                (vec![Value::Object(top)], false)
-            }
+            problems.push(Problem::request(
+                "body",
+                "no metric data: send {\"metric\", \"timestamp\", \"value\"} or {\"metrics\": [...]}",
+            ));
+            (Vec::new(), false)
         }
     };
     Ok(PostRequest {
@@ -317,23 +686,9 @@ pub fn parse_post(body: &[u8]) -> Result<PostRequest, Problem> {
     })
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::request("body", "no POST data received"));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(Problem::request(
-            "body",
-            format!("the body must be a JSON object, not {}", kind(&other)),
-        )),
-        Err(err) => Err(Problem::request("body", format!("invalid JSON: {err}"))),
-    }
-}
-
 /// Validates every metric object of a batch; any problem rejects the whole batch.
 pub fn validate_items(
-    items: &[Value],
+    items: &[Item<'_>],
     prefix: &str,
     limits: &Limits,
     batch: bool,
@@ -342,22 +697,18 @@ pub fn validate_items(
     let mut problems = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let index = batch.then_some(i);
-        let Value::Object(obj) = item else {
+        if let Some(kind) = item.not_object {
             problems.push(Problem {
                 index,
                 metric: None,
                 field: "metrics".into(),
                 message: format!(
-                    "each item must be a {{\"metric\", \"timestamp\", \"value\"}} object, not {}",
-                    kind(item)
+                    "each item must be a {{\"metric\", \"timestamp\", \"value\"}} object, not {kind}"
                 ),
             });
             continue;
-        };
-        let metric = match obj.get("metric") {
-            Some(Value::String(s)) => Some(s.as_str()),
-            _ => None,
-        };
+        }
+        let metric = item.metric.as_ref().and_then(Scalar::as_str);
         let mut push = |field: &str, message: String| {
             problems.push(Problem {
                 index,
@@ -366,15 +717,13 @@ pub fn validate_items(
                 message,
             })
         };
-        for name in obj.keys() {
-            if !matches!(name.as_str(), "metric" | "timestamp" | "value") {
-                push(
-                    name,
-                    format!("unknown field {name:?} (expected metric, timestamp, value)"),
-                );
-            }
+        for name in &item.unknown {
+            push(
+                name,
+                format!("unknown field {name:?} (expected metric, timestamp, value)"),
+            );
         }
-        let full = match (obj.get("metric"), metric) {
+        let full = match (&item.metric, metric) {
             (_, Some(m)) => {
                 let full = apply_prefix(prefix, m);
                 match check_name(&full) {
@@ -385,19 +734,19 @@ pub fn validate_items(
                     }
                 }
             }
-            (None | Some(Value::Null), None) => {
+            (None | Some(Scalar::Null), None) => {
                 push("metric", "metric is missing".into());
                 None
             }
             (Some(other), None) => {
                 push(
                     "metric",
-                    format!("metric must be a string, not {}", kind(other)),
+                    format!("metric must be a string, not {}", other.kind()),
                 );
                 None
             }
         };
-        let ts = parse_timestamp_json(obj.get("timestamp"), limits.now)
+        let ts = parse_timestamp_json(item.timestamp.as_ref(), limits.now)
             .and_then(|ts| check_timestamp(ts, limits).map(|()| ts));
         let ts = match ts {
             Ok(ts) => Some(ts),
@@ -406,7 +755,7 @@ pub fn validate_items(
                 None
             }
         };
-        let value = match parse_value_json(obj.get("value")) {
+        let value = match parse_value_json(item.value.as_ref()) {
             Ok(v) => Some(v),
             Err(why) => {
                 push("value", why);
@@ -430,34 +779,26 @@ pub fn validate_items(
 
 /// A parsed `populate_metric` body, before the key is checked.
 #[derive(Debug)]
-pub struct PopulateRequest {
+pub struct PopulateRequest<'a> {
     /// The body's `key` field.
     pub key: Option<String>,
     /// The metric name as submitted.
     pub metric: Option<String>,
-    /// `[[timestamp, value], …]`.
-    pub datapoints: Vec<Value>,
+    /// `[[timestamp, value], …]`; an item that is not an array is empty here.
+    pub datapoints: Vec<Vec<Scalar<'a>>>,
     /// Problems with the request's shape.
     pub problems: Vec<Problem>,
 }
 
 /// Parses a `populate_metric` body: `{"key", "metric", "datapoints": [[ts, value], …]}`.
 /// Fails only when the body is not a JSON object.
-pub fn parse_populate(body: &[u8]) -> Result<PopulateRequest, Problem> {
-    let mut top = parse_object(body)?;
+pub fn parse_populate(body: &[u8]) -> Result<PopulateRequest<'_>, Problem> {
     let mut problems = Vec::new();
-    let key = body_key(&top, &mut problems);
-    for name in top.keys() {
-        if !matches!(name.as_str(), "key" | "metric" | "datapoints") {
-            problems.push(Problem::request(
-                name,
-                format!("unknown field {name:?} (expected key, metric, datapoints)"),
-            ));
-        }
-    }
-    let metric = match top.remove("metric") {
-        Some(Value::String(s)) => Some(s),
-        None | Some(Value::Null) => {
+    let top = parse_top(body, &["key", "metric", "datapoints"], &mut problems)?;
+    let key = body_key(top.key, &mut problems);
+    let metric = match top.single.metric {
+        Some(Scalar::Str(s)) => Some(s.into_owned()),
+        None | Some(Scalar::Null) => {
             problems.push(Problem::request("metric", "metric is missing"));
             None
         }
@@ -466,16 +807,23 @@ pub fn parse_populate(body: &[u8]) -> Result<PopulateRequest, Problem> {
             None
         }
     };
-    let datapoints = match top.remove("datapoints") {
-        Some(Value::Array(v)) if !v.is_empty() => v,
-        Some(Value::Array(_)) => {
+    let datapoints = match top.datapoints {
+        Some(Pairs::List(v)) if !v.is_empty() => v,
+        Some(Pairs::List(_)) => {
             problems.push(Problem::request("datapoints", "\"datapoints\" is empty"));
             Vec::new()
         }
-        _ => {
+        Some(Pairs::Other(kind)) => {
             problems.push(Problem::request(
                 "datapoints",
-                "\"datapoints\" must be an array of [timestamp, value] pairs",
+                format!("\"datapoints\" must be an array of [timestamp, value] pairs, not {kind}"),
+            ));
+            Vec::new()
+        }
+        None => {
+            problems.push(Problem::request(
+                "datapoints",
+                "\"datapoints\" is missing: send an array of [timestamp, value] pairs",
             ));
             Vec::new()
         }
@@ -491,7 +839,7 @@ pub fn parse_populate(body: &[u8]) -> Result<PopulateRequest, Problem> {
 /// Validates a backfill series for one metric; any problem rejects all of it.
 pub fn validate_populate(
     metric: &str,
-    datapoints: &[Value],
+    datapoints: &[Vec<Scalar<'_>>],
     prefix: &str,
     limits: &Limits,
 ) -> Result<Vec<FluxPoint>, Vec<Problem>> {
@@ -506,7 +854,7 @@ pub fn validate_populate(
     }
     let mut points = Vec::with_capacity(datapoints.len());
     let mut problems = Vec::new();
-    for (i, dp) in datapoints.iter().enumerate() {
+    for (i, pair) in datapoints.iter().enumerate() {
         let mut push = |field: &str, message: String| {
             problems.push(Problem {
                 index: Some(i),
@@ -514,13 +862,6 @@ pub fn validate_populate(
                 field: field.to_string(),
                 message,
             })
-        };
-        let Value::Array(pair) = dp else {
-            push(
-                "datapoints",
-                "each datapoint must be [timestamp, value]".into(),
-            );
-            continue;
         };
         if pair.len() != 2 {
             push(
@@ -530,7 +871,7 @@ pub fn validate_populate(
             continue;
         }
         let ts = match &pair[0] {
-            Value::Null => Err("timestamp is missing".to_string()),
+            Scalar::Null => Err("timestamp is missing".to_string()),
             v => parse_timestamp_json(Some(v), limits.now),
         }
         .and_then(|ts| check_timestamp(ts, limits).map(|()| ts));
@@ -604,7 +945,10 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn sc(json: &str) -> Scalar<'_> {
+        serde_json::from_str(json).unwrap()
+    }
 
     const NOW: i64 = 1_700_000_000;
 
@@ -653,17 +997,20 @@ mod tests {
     fn timestamps() {
         let l = limits();
         assert_eq!(parse_timestamp_json(None, NOW), Ok(NOW));
-        assert_eq!(parse_timestamp_json(Some(&json!(NOW)), NOW), Ok(NOW));
+        assert_eq!(parse_timestamp_json(Some(&sc("null")), NOW), Ok(NOW));
+        assert_eq!(parse_timestamp_json(Some(&sc("1700000000")), NOW), Ok(NOW));
         assert_eq!(
-            parse_timestamp_json(Some(&json!(1_700_000_000.9)), NOW),
+            parse_timestamp_json(Some(&sc("1700000000.9")), NOW),
             Ok(NOW)
         );
         assert_eq!(
-            parse_timestamp_json(Some(&json!("1700000000")), NOW),
+            parse_timestamp_json(Some(&sc("\"1700000000\"")), NOW),
             Ok(NOW)
         );
-        assert!(parse_timestamp_json(Some(&json!("soon")), NOW).is_err());
-        assert!(parse_timestamp_json(Some(&json!(true)), NOW).is_err());
+        assert!(parse_timestamp_json(Some(&sc("\"soon\"")), NOW).is_err());
+        assert!(parse_timestamp_json(Some(&sc("true")), NOW).is_err());
+        assert!(parse_timestamp_json(Some(&sc("[1]")), NOW).is_err());
+        assert!(parse_timestamp_json(Some(&sc("18446744073709551615")), NOW).is_err());
         assert!(check_timestamp(NOW - 3600, &l).is_ok());
         assert!(check_timestamp(NOW - 3601, &l)
             .unwrap_err()
@@ -685,14 +1032,17 @@ mod tests {
 
     #[test]
     fn values() {
-        assert_eq!(parse_value_json(Some(&json!(1))), Ok(1.0));
-        assert_eq!(parse_value_json(Some(&json!(-2.5e3))), Ok(-2500.0));
-        assert_eq!(parse_value_json(Some(&json!(" 4.5 "))), Ok(4.5));
-        assert!(parse_value_json(Some(&json!("nan"))).is_err());
-        assert!(parse_value_json(Some(&json!("inf"))).is_err());
-        assert!(parse_value_json(Some(&json!(null))).is_err());
+        assert_eq!(parse_value_json(Some(&sc("1"))), Ok(1.0));
+        assert_eq!(parse_value_json(Some(&sc("-2.5e3"))), Ok(-2500.0));
+        assert_eq!(parse_value_json(Some(&sc("\" 4.5 \""))), Ok(4.5));
+        assert_eq!(parse_value_json(Some(&sc("\"4\\u002e5\""))), Ok(4.5));
+        assert!(parse_value_json(Some(&sc("\"nan\""))).is_err());
+        assert!(parse_value_json(Some(&sc("\"inf\""))).is_err());
+        assert!(parse_value_json(Some(&Scalar::Float(f64::INFINITY))).is_err());
+        assert!(parse_value_json(Some(&sc("null"))).is_err());
         assert!(parse_value_json(None).is_err());
-        assert!(parse_value_json(Some(&json!([1]))).is_err());
+        assert!(parse_value_json(Some(&sc("[1]"))).is_err());
+        assert!(parse_value_json(Some(&sc("{\"a\":1}"))).is_err());
         assert!(parse_value_str("NaN").unwrap_err().contains("finite"));
         assert!(parse_value_str("abc").unwrap_err().contains("not a number"));
     }
@@ -754,7 +1104,20 @@ mod tests {
     }
 
     #[test]
+    fn escaped_names_and_keys_are_read() {
+        let req = parse_post(br#"{"k\u0065y":"k","metric":"a\u002eb","value":1}"#).unwrap();
+        assert_eq!(req.key.as_deref(), Some("k"));
+        let pts = validate_items(&req.items, "", &limits(), false).unwrap();
+        assert_eq!(pts[0].metric, "a.b");
+    }
+
+    #[test]
     fn malformed_bodies() {
+        assert!(parse_post(b"{} trailing")
+            .unwrap_err()
+            .message
+            .contains("invalid JSON"));
+        assert!(parse_post(br#"{"metrics": 5}"#).unwrap().problems[0].field == "metrics");
         assert!(parse_post(b"")
             .unwrap_err()
             .message
@@ -792,14 +1155,10 @@ mod tests {
             validate_populate(req.metric.as_deref().unwrap(), &req.datapoints, "", &fill).unwrap();
         assert_eq!(pts.len(), 2);
         assert_eq!(pts[1].value, 2.5);
-        let bad = validate_populate(
-            "a.b",
-            &[json!([1]), json!([null, 1]), json!([1, null])],
-            "",
-            &fill,
-        )
-        .unwrap_err();
-        assert_eq!(bad.len(), 3);
+        let bad =
+            parse_populate(br#"{"metric":"a.b","datapoints":[[1],[null,1],[1,null],7]}"#).unwrap();
+        let bad = validate_populate("a.b", &bad.datapoints, "", &fill).unwrap_err();
+        assert_eq!(bad.len(), 4);
         assert!(req.problems.is_empty());
         assert!(!parse_populate(br#"{"metric":"a"}"#)
             .unwrap()

@@ -446,7 +446,8 @@ async fn flux_status_codes_and_json_errors() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.names(), BTreeSet::from(["codes.m".to_string()]));
     let mut conn = redis_conn(&redis);
-    assert_eq!(flux_keys(&mut conn), vec!["flux.last.codes.m".to_string()]);
+    let keys = eventually(10, || Some(flux_keys(&mut conn)).filter(|k| !k.is_empty())).await;
+    assert_eq!(keys.unwrap(), vec!["flux.last.codes.m".to_string()]);
     for name in ["codes.ok.1", "codes.ok.2", "codes.big.0", "a"] {
         assert!(get_raw(&mut conn, name).is_none(), "{name} reached Redis");
     }
@@ -693,5 +694,50 @@ async fn flux_populate_metric_reaches_carbon_with_old_timestamps() {
     let got = sink.wait_for(100).await;
     assert!(got.iter().all(|d| d.metric == "warehouse-1.vista.m"));
     assert_eq!(got[0].point.timestamp, Number::Int(old));
+    running.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn flux_dedups_against_last_timestamps_already_in_redis() {
+    let redis = TestRedis::start().unwrap();
+    let dir = TempDir::new("flux-compat");
+    let sink = Sink::start();
+    let t = now();
+    // as Skyline's flux leaves them: the legacy key, a Python literal
+    let mut conn = redis_conn(&redis);
+    let _: () = redis::cmd("SET")
+        .arg("flux.last.compat.m")
+        .arg(format!("[{t}, 1.0]"))
+        .query(&mut conn)
+        .unwrap();
+    let running = skyline::app::start(&flux_config(&redis, &dir, &sink.addr.to_string()))
+        .await
+        .unwrap();
+    let u = url(&running, "/flux/metric_data_post");
+    let point = |ts: i64, v: f64| serde_json::json!({"key": KEY, "metric": "compat.m", "timestamp": ts, "value": v});
+    assert_eq!(post(&u, &point(t, 2.0), None).await.status, 204);
+    assert_eq!(post(&u, &point(t - 1, 3.0), None).await.status, 204);
+    assert_eq!(post(&u, &point(t + 1, 4.0), None).await.status, 204);
+    let got = sink.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.points().len(), 1, "{:?}", sink.points());
+    assert_eq!(got[0].point.value, Number::Float(4.0));
+    let last = eventually(10, || {
+        get_string(&mut conn, "flux.last.compat.m").filter(|v| v == &format!("[{}, 4.0]", t + 1))
+    })
+    .await;
+    assert!(last.is_some(), "updated in Skyline's format");
+    // a restart (empty memory) still knows, from Redis
+    assert_eq!(running.shutdown().await, 0);
+    let running = skyline::app::start(&flux_config(&redis, &dir, &sink.addr.to_string()))
+        .await
+        .unwrap();
+    let u = url(&running, "/flux/metric_data_post");
+    assert_eq!(post(&u, &point(t + 1, 5.0), None).await.status, 204);
+    assert_eq!(post(&u, &point(t + 2, 6.0), None).await.status, 204);
+    sink.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let values: Vec<Number> = sink.points().iter().map(|d| d.point.value).collect();
+    assert_eq!(values, vec![Number::Float(4.0), Number::Float(6.0)]);
     running.shutdown().await;
 }
