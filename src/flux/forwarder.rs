@@ -224,6 +224,13 @@ struct Queued {
     backfill: bool,
 }
 
+/// A metric's new last timestamp in a cycle, and its entry before the cycle.
+struct Update {
+    ts: i64,
+    value: f64,
+    previous: Option<Last>,
+}
+
 /// A metric's last forwarded timestamp, and when it was learnt (expires like the Redis key).
 #[derive(Debug, Clone, Copy)]
 struct Last {
@@ -241,6 +248,8 @@ pub struct Forwarder {
     incoming: VecDeque<Queued>,
     /// A de-duplication / hand-off cycle is running.
     busy: bool,
+    /// Points in that cycle.
+    cycle_points: usize,
     outbox: Outbox,
     stream: Option<TcpStream>,
     /// Points of the carbon write in flight.
@@ -258,6 +267,14 @@ pub struct Forwarder {
     /// A write of `dirty` is in flight.
     writing_last: bool,
     last_written: Instant,
+    /// Accepted datapoints not yet handed to the metric actors (still counted in the gauge).
+    horizon_pending: Vec<Datapoint>,
+    /// Their count.
+    horizon_points: usize,
+    /// Their new last timestamps (written to Redis once the metric actors have them).
+    horizon_updates: HashMap<String, (i64, f64)>,
+    /// An `ingest` is in flight.
+    feeding: bool,
 }
 
 fn due(last: &mut Option<Instant>) -> bool {
@@ -328,6 +345,7 @@ impl Forwarder {
             gauge,
             incoming: VecDeque::new(),
             busy: false,
+            cycle_points: 0,
             outbox,
             stream: None,
             sending: None,
@@ -341,6 +359,10 @@ impl Forwarder {
             dirty: HashMap::new(),
             writing_last: false,
             last_written: Instant::now(),
+            horizon_pending: Vec::new(),
+            horizon_points: 0,
+            horizon_updates: HashMap::new(),
+            feeding: false,
         })
     }
 
@@ -373,6 +395,7 @@ impl Forwarder {
         let n = self.incoming.len().min(CYCLE_POINTS);
         let batch: Vec<Queued> = self.incoming.drain(..n).collect();
         self.busy = true;
+        self.cycle_points = n;
         let lookup: Vec<String> = if self.settings.check_last_timestamp {
             let now = Instant::now();
             let mut seen = std::collections::HashSet::new();
@@ -417,6 +440,7 @@ impl Forwarder {
     ) {
         let n = batch.len();
         let now = Instant::now();
+        let ttl = self.ttl();
         match lasts {
             Ok(values) => {
                 if self.last.len() + lookup.len() > LAST_CACHE_MAX {
@@ -441,22 +465,48 @@ impl Forwarder {
                 }
             }
         }
+
+        // De-duplicate against (and advance) the in-memory table; `updated` remembers each
+        // metric's previous entry so the cycle can be undone if it cannot be queued.
         let mut accepted = Vec::with_capacity(n);
-        let mut updated: HashMap<String, (i64, f64)> = HashMap::new();
+        let mut updated: HashMap<String, Update> = HashMap::new();
         for q in batch {
             if !q.backfill && self.settings.check_last_timestamp {
-                let known = match updated.get(&q.point.metric) {
-                    Some(u) => Some(u.0),
-                    None => self.known_last(&q.point.metric, now),
-                };
-                if known.is_some_and(|l| q.point.timestamp <= l) {
+                let p = &q.point;
+                let entry = self.last.get_mut(&p.metric);
+                let previous = entry.as_deref().copied();
+                let known = previous
+                    .filter(|l| now.duration_since(l.at) < ttl)
+                    .map(|l| l.ts);
+                if known.is_some_and(|l| p.timestamp <= l) {
                     m::FLUX_DEDUPLICATED.inc();
                     continue;
                 }
-                updated.insert(q.point.metric.clone(), (q.point.timestamp, q.point.value));
+                let next = Last {
+                    ts: p.timestamp,
+                    at: now,
+                };
+                match entry {
+                    Some(e) => *e = next,
+                    None => {
+                        self.last.insert(p.metric.clone(), next);
+                    }
+                }
+                updated
+                    .entry(p.metric.clone())
+                    .and_modify(|u| {
+                        u.ts = p.timestamp;
+                        u.value = p.value;
+                    })
+                    .or_insert(Update {
+                        ts: p.timestamp,
+                        value: p.value,
+                        previous,
+                    });
             }
             accepted.push(q.point);
         }
+        self.gauge.release(n - accepted.len());
 
         // Queue for carbon.
         let mut all_queued = true;
@@ -493,49 +543,82 @@ impl Forwarder {
             }
             self.send(ctx);
         }
+        if !all_queued {
+            // Not (all) queued: forget this cycle's last timestamps, so a resend is accepted.
+            for (metric, u) in &updated {
+                match u.previous {
+                    Some(prev) => {
+                        self.last.insert(metric.clone(), prev);
+                    }
+                    None => {
+                        self.last.remove(metric);
+                    }
+                }
+            }
+            updated.clear();
+        }
 
-        // Feed our own metric actors, then record the last timestamps.
-        let ingestor = self.ingestor.clone();
-        let datapoints: Vec<Datapoint> = if ingestor.is_some() {
-            accepted
-                .into_iter()
-                .map(|p| Datapoint {
+        // Hand on to our metric actors (in order, by the feeder), then record in Redis.
+        if self.ingestor.is_some() {
+            self.horizon_points += accepted.len();
+            self.horizon_pending
+                .extend(accepted.into_iter().map(|p| Datapoint {
                     metric: p.metric,
                     point: Point {
                         timestamp: Number::Float(p.timestamp as f64),
                         value: Number::Float(p.value),
                     },
-                })
-                .collect()
+                }));
+            for (metric, u) in updated {
+                self.horizon_updates.insert(metric, (u.ts, u.value));
+            }
+            self.feed(ctx);
         } else {
-            Vec::new()
-        };
-        let to_horizon = datapoints.len();
-        let fut = async move {
-            match ingestor {
-                Some(i) if !datapoints.is_empty() => i.ingest(datapoints).await.is_ok(),
-                _ => true,
+            self.gauge.release(accepted.len());
+            for (metric, u) in updated {
+                self.dirty.insert(metric, (u.ts, u.value));
             }
+        }
+        self.busy = false;
+        self.cycle_points = 0;
+        if !self.incoming.is_empty() {
+            // Next cycle after the mailbox had a turn.
+            ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
+        } else {
+            self.check_drained();
+        }
+    }
+
+    /// Hands everything pending to the metric actors, one `ingest` in flight (so each metric's
+    /// points arrive in order); the queue gauge is released and the last timestamps become due
+    /// for Redis once they have it.
+    fn feed(&mut self, ctx: &mut Context<Self>) {
+        let Some(ingestor) = self.ingestor.clone() else {
+            return;
         };
-        ctx.spawn(fut.into_actor(self).map(move |horizon, act, ctx| {
-            if horizon {
-                m::FLUX_SENT_TO_HORIZON.add(to_horizon as u64);
+        if self.feeding || self.horizon_pending.is_empty() {
+            return;
+        }
+        self.feeding = true;
+        let datapoints = std::mem::take(&mut self.horizon_pending);
+        let points = std::mem::take(&mut self.horizon_points);
+        let updates = std::mem::take(&mut self.horizon_updates);
+        let fut = async move { ingestor.ingest(datapoints).await.is_ok() };
+        ctx.spawn(fut.into_actor(self).map(move |ok, act, ctx| {
+            act.feeding = false;
+            if ok {
+                m::FLUX_SENT_TO_HORIZON.add(points as u64);
+                for (metric, v) in updates {
+                    act.dirty.insert(metric, v);
+                }
             } else {
-                error!("flux: {to_horizon} datapoints could not be handed to the metric actors (stopped)");
+                error!(
+                    "flux: {points} datapoints could not be handed to the metric actors (stopped)"
+                );
             }
-            if all_queued && horizon {
-                let now = Instant::now();
-                if act.last.len() + updated.len() > LAST_CACHE_MAX {
-                    act.last.clear();
-                }
-                for (metric, (ts, value)) in updated {
-                    act.last.insert(metric.clone(), Last { ts, at: now });
-                    act.dirty.insert(metric, (ts, value));
-                }
-            }
-            act.busy = false;
-            act.gauge.release(n);
-            act.pump(ctx);
+            act.gauge.release(points);
+            act.feed(ctx);
+            act.check_drained();
         }));
     }
 
@@ -656,6 +739,8 @@ impl Forwarder {
         let carbon_done = self.settings.carbon_addr.is_none() || self.outbox.is_empty();
         if self.incoming.is_empty()
             && !self.busy
+            && !self.feeding
+            && self.horizon_pending.is_empty()
             && self.sending.is_none()
             && carbon_done
             && self.dirty.is_empty()
@@ -672,6 +757,10 @@ impl Forwarder {
         }
         let mut lost = 0;
         let left: Vec<FluxPoint> = self.incoming.drain(..).map(|q| q.point).collect();
+        if self.settings.carbon_addr.is_none() {
+            // Everything still reserved never reached the metric actors.
+            lost += self.gauge.queued();
+        }
         self.gauge.release(left.len());
         if self.settings.carbon_addr.is_some() {
             let mut frames = Vec::new();
@@ -685,11 +774,16 @@ impl Forwarder {
             lost += self.outbox.spill_all();
             // A write in flight at the deadline may or may not have reached carbon.
             lost += self.sending.unwrap_or(0);
-        } else {
-            lost += left.len();
-        }
-        if self.busy {
-            lost += self.gauge.queued();
+            // A cycle waiting for Redis at the deadline never reached the outbox.
+            lost += self.cycle_points;
+            let unfed = if self.ingestor.is_some() {
+                self.gauge.queued().saturating_sub(self.cycle_points)
+            } else {
+                0
+            };
+            if unfed > 0 {
+                warn!("flux: {unfed} datapoints went to carbon (or its spool) but not into our metric actors before shutdown");
+            }
         }
         if !self.dirty.is_empty() {
             warn!(

@@ -3,7 +3,9 @@
 //!
 //! Order of checks, so that each status means one thing: a `key` header is checked first
 //! (401); the body is read up to `max_body_bytes` after gzip decompression (413); it must be a
-//! JSON object (400); the key (header, else query or body) must be one of `[flux] api_keys`
+//! JSON object (400) — but when a valid `key` header came and the queue is already full, 503
+//! before reading it (load shedding); the key (header, else query or body) must be one of
+//! `[flux] api_keys`
 //! (401 — missing or wrong, always); every datapoint is validated and every problem reported
 //! (400); the batch is reserved in the queue whole (503 + `Retry-After` when full) and handed to
 //! the forwarder; 204.
@@ -169,6 +171,19 @@ fn enqueue(state: &FluxState, points: Vec<FluxPoint>, backfill: bool) -> Result<
     Ok(())
 }
 
+/// Refuses an authenticated request at once, before reading and parsing its body, while the
+/// queue is full (load shedding: an overloaded daemon does not spend its CPU on requests it
+/// will refuse anyway).
+fn shed_if_full(state: &FluxState) -> Result<(), FluxError> {
+    if state.queue.queued() >= state.queue.max() {
+        m::FLUX_REJECTED_QUEUE_FULL.inc();
+        return Err(FluxError::QueueFull {
+            retry_after_secs: state.settings.retry_after_secs,
+        });
+    }
+    Ok(())
+}
+
 fn status_ok() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
@@ -286,6 +301,7 @@ pub async fn metric_data_post(
 ) -> Result<HttpResponse, FluxError> {
     if let Some(k) = header_key(&req) {
         authenticate(&req, &state, Some(k))?;
+        shed_if_full(&state)?;
     }
     let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
     let parsed = validate::parse_post(&body).map_err(|p| reject(vec![p], 1))?;
@@ -316,6 +332,7 @@ pub async fn populate_metric(
 ) -> Result<HttpResponse, FluxError> {
     if let Some(k) = header_key(&req) {
         authenticate(&req, &state, Some(k))?;
+        shed_if_full(&state)?;
     }
     let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
     let parsed = validate::parse_populate(&body).map_err(|p| reject(vec![p], 1))?;
