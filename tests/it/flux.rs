@@ -491,8 +491,15 @@ async fn flux_queue_full_is_503_with_retry_after_and_last_is_set_only_after_queu
     assert!(r.json()["message"].as_str().unwrap().contains("full"));
     let mut no_key = batch("q.nokey", 1);
     no_key.as_object_mut().unwrap().remove("key");
-    assert_eq!(post(&u, &no_key, None).await.status, 401, "401 always, even when full");
-    assert_eq!(post(&u, &no_key, Some("wrong-key-0123456789")).await.status, 401);
+    assert_eq!(
+        post(&u, &no_key, None).await.status,
+        401,
+        "401 always, even when full"
+    );
+    assert_eq!(
+        post(&u, &no_key, Some("wrong-key-0123456789")).await.status,
+        401
+    );
 
     // Once Redis answers, the first batch goes through; the refused one left no trace.
     sink.wait_for(8).await;
