@@ -227,6 +227,27 @@ struct Queued {
     backfill: bool,
 }
 
+/// What one cycle de-duplicated, and how to undo its table updates.
+struct Cycle {
+    accepted: Vec<FluxPoint>,
+    /// (index in `accepted`, the metric's entry before) for every advanced entry, in order.
+    undo: Vec<(usize, Option<Last>)>,
+    /// Indexes in `accepted` of metrics that became dirty.
+    newly_dirty: Vec<usize>,
+    deduplicated: usize,
+}
+
+impl Cycle {
+    fn with_capacity(n: usize) -> Self {
+        Cycle {
+            accepted: Vec::with_capacity(n),
+            undo: Vec::new(),
+            newly_dirty: Vec::new(),
+            deduplicated: 0,
+        }
+    }
+}
+
 /// A metric's last forwarded timestamp, and when it was learnt (expires like the Redis key).
 #[derive(Debug, Clone, Copy)]
 struct Last {
@@ -301,9 +322,9 @@ pub struct Forwarder {
     ingestor: Option<Ingestor>,
     gauge: QueueGauge,
     incoming: VecDeque<Queued>,
-    /// A de-duplication / hand-off cycle is running.
+    /// A cycle waits for Redis (`MGET` of its unknown metrics).
     busy: bool,
-    /// Points in that cycle.
+    /// Points waiting with it.
     cycle_points: usize,
     outbox: Outbox,
     stream: Option<TcpStream>,
@@ -419,20 +440,14 @@ impl Forwarder {
         Duration::from_secs(self.settings.last_ttl_secs)
     }
 
-    /// The last timestamp known in memory (`None`: ask Redis).
-    fn known_last(&self, metric: &str, now: Instant) -> Option<i64> {
-        self.last
-            .get(metric)
-            .filter(|l| now.duration_since(l.at) < self.ttl())
-            .map(|l| l.ts)
-    }
-
     fn backoff(&self) -> Duration {
         let exp = self.failures.saturating_sub(1).min(16);
         (Duration::from_millis(100) * 2u32.pow(exp)).min(self.settings.reconnect_max)
     }
 
-    /// Starts a cycle unless one runs or nothing waits.
+    /// Runs a cycle unless one waits for Redis or nothing waits: points of metrics whose last
+    /// timestamp is known in memory are de-duplicated and queued at once (one table lookup
+    /// each); the others wait for one `MGET` first.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.busy || self.incoming.is_empty() {
             self.check_drained();
@@ -443,64 +458,62 @@ impl Forwarder {
         }
         let n = self.incoming.len().min(CYCLE_POINTS);
         let batch: Vec<Queued> = self.incoming.drain(..n).collect();
+        let mut cycle = Cycle::with_capacity(n);
+        let mut unknown = Vec::new();
+        let now = Instant::now();
+        for q in batch {
+            self.dedup(q, now, &mut cycle, Some(&mut unknown));
+        }
+        self.queue(cycle, ctx);
+        if unknown.is_empty() {
+            if !self.incoming.is_empty() {
+                // Next cycle after the mailbox had a turn.
+                ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
+            }
+            self.check_drained();
+            return;
+        }
+        let mut names: Vec<String> = unknown.iter().map(|q| q.point.metric.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
         self.busy = true;
-        self.cycle_points = n;
-        let lookup: Vec<String> = if self.settings.check_last_timestamp {
-            let now = Instant::now();
-            let mut unknown: Vec<String> = batch
-                .iter()
-                .filter(|q| !q.backfill && self.known_last(&q.point.metric, now).is_none())
-                .map(|q| q.point.metric.clone())
-                .collect();
-            unknown.sort_unstable();
-            unknown.dedup();
-            unknown
-        } else {
-            Vec::new()
-        };
+        self.cycle_points = unknown.len();
         let mut conn = self.redis.clone();
         let fut = async move {
-            let lasts = if lookup.is_empty() {
-                Ok(Vec::new())
-            } else {
-                let keys: Vec<String> = lookup.iter().map(|m| last_key(m)).collect();
-                redis::cmd("MGET")
-                    .arg(&keys)
-                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
-                    .await
-            };
-            (batch, lookup, lasts)
+            let keys: Vec<String> = names.iter().map(|m| last_key(m)).collect();
+            let lasts = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                .await;
+            (unknown, names, lasts)
         };
         ctx.spawn(
             fut.into_actor(self)
-                .map(|(batch, lookup, lasts), act, ctx| act.hand_on(batch, lookup, lasts, ctx)),
+                .map(|(unknown, names, lasts), act, ctx| act.looked_up(unknown, names, lasts, ctx)),
         );
     }
 
-    /// Step 2 and 3 of a cycle, once the last timestamps are known.
-    fn hand_on(
+    /// The `MGET` of a cycle's unknown metrics answered: remember, then de-duplicate and queue.
+    fn looked_up(
         &mut self,
-        batch: Vec<Queued>,
-        lookup: Vec<String>,
+        unknown: Vec<Queued>,
+        names: Vec<String>,
         lasts: redis::RedisResult<Vec<Option<Vec<u8>>>>,
         ctx: &mut Context<Self>,
     ) {
-        let n = batch.len();
         let now = Instant::now();
-        let ttl = self.ttl();
         match lasts {
             Ok(values) => {
-                if self.last.len() + lookup.len() > LAST_CACHE_MAX {
+                if self.last.len() + names.len() > LAST_CACHE_MAX {
                     self.last.clear();
                     self.dirty.clear(); // harmless: later duplicates after a restart at worst
                 }
-                for (metric, raw) in lookup.into_iter().zip(values) {
-                    let ts = raw
-                        .as_deref()
-                        .and_then(parse_last_timestamp)
-                        .unwrap_or(i64::MIN);
+                for (metric, raw) in names.into_iter().zip(values) {
                     let entry = Last {
-                        ts,
+                        ts: raw
+                            .as_deref()
+                            .and_then(parse_last_timestamp)
+                            .unwrap_or(i64::MIN),
                         value: 0.0,
                         at: now,
                         dirty: false,
@@ -519,54 +532,97 @@ impl Forwarder {
                 if due(&mut self.last_dedup_log) {
                     error!(
                         "flux: cannot read flux.last.* of {} metrics from Redis at {}: {err}; forwarding them without de-duplication",
-                        lookup.len(),
+                        names.len(),
                         self.settings.redis_label
                     );
                 }
             }
         }
+        let mut cycle = Cycle::with_capacity(unknown.len());
+        for q in unknown {
+            self.dedup(q, now, &mut cycle, None);
+        }
+        self.queue(cycle, ctx);
+        self.busy = false;
+        self.cycle_points = 0;
+        self.pump(ctx);
+    }
 
-        // De-duplicate against (and advance) the in-memory table. `undo` keeps each advanced
-        // entry's previous state, to forget the cycle if it cannot be queued; `newly_dirty`
-        // indexes (in `accepted`) the names to write to Redis once it is.
-        let mut accepted: Vec<FluxPoint> = Vec::with_capacity(n);
-        let mut undo: Vec<(usize, Option<Last>)> = Vec::new();
-        let mut newly_dirty: Vec<usize> = Vec::new();
-        for q in batch {
-            if !q.backfill && self.settings.check_last_timestamp {
-                let p = &q.point;
-                let next = Last {
-                    ts: p.timestamp,
-                    value: p.value,
-                    at: now,
-                    dirty: true,
-                };
-                match self.last.get_mut(&p.metric) {
+    /// De-duplicates one point against (and advances) the in-memory table. With `unknown`, a
+    /// point whose metric is not known (or expired) is put there instead, for an `MGET`;
+    /// without, it counts as having no last timestamp.
+    fn dedup(
+        &mut self,
+        q: Queued,
+        now: Instant,
+        cycle: &mut Cycle,
+        unknown: Option<&mut Vec<Queued>>,
+    ) {
+        if q.backfill || !self.settings.check_last_timestamp {
+            cycle.accepted.push(q.point);
+            return;
+        }
+        let ttl = self.ttl();
+        let next = Last {
+            ts: q.point.timestamp,
+            value: q.point.value,
+            at: now,
+            dirty: true,
+        };
+        let index = cycle.accepted.len();
+        match self.last.get_mut(&q.point.metric) {
+            Some(e) if now.duration_since(e.at) < ttl => {
+                if q.point.timestamp <= e.ts {
+                    cycle.deduplicated += 1;
+                    return;
+                }
+                cycle.undo.push((index, Some(*e)));
+                if !e.dirty {
+                    cycle.newly_dirty.push(index);
+                }
+                *e = next;
+            }
+            found => {
+                if let Some(unknown) = unknown {
+                    unknown.push(q);
+                    return;
+                }
+                match found {
                     Some(e) => {
-                        if now.duration_since(e.at) < ttl && p.timestamp <= e.ts {
-                            m::FLUX_DEDUPLICATED.inc();
-                            continue;
-                        }
-                        undo.push((accepted.len(), Some(*e)));
+                        cycle.undo.push((index, Some(*e)));
                         if !e.dirty {
-                            newly_dirty.push(accepted.len());
+                            cycle.newly_dirty.push(index);
                         }
                         *e = next;
                     }
                     None => {
-                        undo.push((accepted.len(), None));
-                        newly_dirty.push(accepted.len());
-                        self.last.insert(p.metric.clone(), next);
+                        cycle.undo.push((index, None));
+                        cycle.newly_dirty.push(index);
+                        self.last.insert(q.point.metric.clone(), next);
                     }
                 }
             }
-            accepted.push(q.point);
         }
-        self.gauge.release(n - accepted.len());
+        cycle.accepted.push(q.point);
+    }
 
-        // Queue for carbon.
+    /// Queues a cycle's accepted points: pickle frames into the outbox, datapoints for the
+    /// metric actors; then its new last timestamps become due for Redis — or, if the outbox
+    /// refused some, the cycle's updates are undone.
+    fn queue(&mut self, cycle: Cycle, ctx: &mut Context<Self>) {
+        let Cycle {
+            accepted,
+            undo,
+            newly_dirty,
+            deduplicated,
+        } = cycle;
+        m::FLUX_DEDUPLICATED.add(deduplicated as u64);
+        self.gauge.release(deduplicated);
+        if accepted.is_empty() {
+            return;
+        }
         let mut all_queued = true;
-        if self.settings.carbon_addr.is_some() && !accepted.is_empty() {
+        if self.settings.carbon_addr.is_some() {
             let mut frames = Vec::new();
             encode_frames(&accepted, self.settings.chunk_points, &mut frames);
             let mut dropped = 0;
@@ -619,8 +675,6 @@ impl Forwarder {
                 }
             }
         }
-
-        // Hand on to our metric actors, in order, by the feeder.
         if self.ingestor.is_some() {
             self.horizon_pending
                 .extend(accepted.into_iter().map(|p| Datapoint {
@@ -633,14 +687,6 @@ impl Forwarder {
             self.feed(ctx);
         } else {
             self.gauge.release(accepted.len());
-        }
-        self.busy = false;
-        self.cycle_points = 0;
-        if !self.incoming.is_empty() {
-            // Next cycle after the mailbox had a turn.
-            ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
-        } else {
-            self.check_drained();
         }
     }
 
