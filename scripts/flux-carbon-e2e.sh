@@ -95,7 +95,7 @@ SKYLINE__HORIZON__PICKLE_BIND="127.0.0.1:$HPICKLE" \
 SKYLINE__HORIZON__UDP_BIND= \
 SKYLINE__DATA__DIR="$WORK/data" \
 SKYLINE__LOGGING__FILE="$WORK/skyline.log" \
-  "$BIN" run &
+  "$BIN" run 2>>"$WORK/skyline.stderr" &
 pids+=("$!")
 wait_port "$HTTP" || fail "skyline did not open its HTTP port $HTTP"
 echo "skyline flux on http://127.0.0.1:$HTTP"
