@@ -1,20 +1,25 @@
 //! The composition root: the only module that names concrete actor types, starts arbiters and
 //! wires `Recipient`s together.
 //!
-//! Start order is reverse data flow (Redis, metric actors and Roomba, listeners), so every
-//! upstream actor is built with its downstream already running. [`Running::shutdown`] stops
-//! in data-flow order: close the listeners (no new data), flush every metric actor into Redis,
-//! then stop the managed Redis and the arbiters. Written once, here.
+//! Start order is reverse data flow (Redis, metric actors and Roomba, the flux forwarder,
+//! listeners and the HTTP server), so every upstream actor is built with its downstream
+//! already running. [`Running::shutdown`] stops in data-flow order: stop the HTTP server and
+//! close the listeners (no new data), drain the flux forwarder (into carbon, its spool and the
+//! metric actors), flush every metric actor into Redis, then stop the managed Redis and the
+//! arbiters. Written once, here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
 use log::{error, info, warn};
 use thiserror::Error;
 
 use crate::config::{parse_bind, Config};
+use crate::flux::{Drain, FluxState, Forwarder, ForwarderSettings, QueueGauge};
 use crate::listen::{Protocol, StopListening, TcpListener, TcpSettings, UdpListener};
 use crate::store::managed::ManagedRedis;
 use crate::store::skip::SkipRules;
@@ -22,7 +27,10 @@ use crate::store::{redis_conn, Flush, Ingestor, MetricShard, Pressure, Roomba, S
 use crate::telemetry::redact_url;
 
 /// How long shutdown waits for the metric actors to write their buffers.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(8);
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How long shutdown lets flux finish in-flight requests and send to carbon before spooling.
+pub const FLUX_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Startup failures (each maps to a clear message and a non-zero exit).
 #[derive(Debug, Error)]
@@ -46,10 +54,14 @@ pub struct Running {
     pub udp_addr: Option<SocketAddr>,
     /// Where the plaintext listener listens.
     pub plaintext_addr: Option<SocketAddr>,
+    /// Where the HTTP server (flux, webapp) listens (port 0 in the config → the real port).
+    pub http_addr: Option<SocketAddr>,
     /// The Redis URL in use (the managed socket when managed).
     pub redis_url: String,
     /// Send side of the metric actors (flux and tests feed through it).
     pub ingestor: Ingestor,
+    http: Option<ServerHandle>,
+    forwarder: Option<Addr<Forwarder>>,
     tcp_listeners: Vec<Addr<TcpListener>>,
     udp_listeners: Vec<Addr<UdpListener>>,
     shards: Vec<Addr<MetricShard>>,
@@ -94,6 +106,15 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         })?),
         None => None,
     };
+    let http_wanted = config.webapp.enabled || config.flux.enabled;
+    let http_socket = if http_wanted {
+        bind_tcp(&config.webapp.bind, "[webapp] bind")?
+    } else {
+        None
+    };
+    if config.flux.enabled && http_socket.is_none() {
+        warn!("[flux] enabled but [webapp] bind is empty: flux is off");
+    }
 
     // Redis: the managed one, or exactly the configured one (never a silent fallback).
     let managed = if config.redis.managed {
@@ -146,6 +167,46 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     });
     arbiters.push(roomba_arbiter);
 
+    // Flux's forwarder on an arbiter of its own (de-duplication, carbon, spool).
+    let flux = if config.flux.enabled && http_socket.is_some() {
+        let f = &config.flux;
+        let queue = QueueGauge::new(f.queue_max_points);
+        let settings = ForwarderSettings {
+            carbon_addr: Some(f.carbon_pickle_addr.trim().to_string()).filter(|a| !a.is_empty()),
+            check_last_timestamp: f.check_last_timestamp,
+            last_ttl_secs: f.last_timestamp_ttl_secs,
+            chunk_points: f.carbon_chunk_points,
+            max_pending_points: f.carbon_max_pending_points,
+            spool_dir: config.data.dir.join("flux-spool"),
+            spool_max_bytes: f.carbon_spool_max_bytes,
+            reconnect_max: Duration::from_secs(f.carbon_reconnect_max_secs),
+            last_flush_interval: Duration::from_millis(f.last_timestamp_flush_ms),
+            redis_label: redact_url(&redis_url),
+        };
+        let fwd = Forwarder::new(
+            settings,
+            redis_conn::connect(&redis_url, timeout)?,
+            f.feed_horizon.then(|| ingestor.clone()),
+            queue.clone(),
+        )
+        .map_err(|err| {
+            AppError::Io(format!(
+                "flux spool {}: {err}",
+                config.data.dir.join("flux-spool").display()
+            ))
+        })?;
+        let arbiter = Arbiter::new();
+        let addr = Forwarder::start_in_arbiter(&arbiter.handle(), move |_| fwd);
+        arbiters.push(arbiter);
+        if f.api_keys.is_empty() {
+            warn!("flux: [flux] api_keys is empty; every flux request will be refused with 401");
+        }
+        let state = web::Data::new(FluxState::new(f, queue, addr.clone().recipient()));
+        Some((addr, state))
+    } else {
+        None
+    };
+
     // Listeners; their connections run on the worker arbiters.
     let worker_handles: Vec<ArbiterHandle> =
         arbiters[..workers].iter().map(Arbiter::handle).collect();
@@ -183,12 +244,27 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         );
     }
 
+    let (forwarder, flux_state) = match flux {
+        Some((addr, state)) => (Some(addr), Some(state)),
+        None => (None, None),
+    };
+    let (http, http_addr) = match http_socket {
+        Some(socket) => {
+            let (handle, addr) = start_http(config, socket, flux_state)?;
+            (Some(handle), Some(addr))
+        }
+        None => (None, None),
+    };
+
     Ok(Running {
         pickle_addr,
         udp_addr,
         plaintext_addr,
+        http_addr,
         redis_url,
         ingestor,
+        http,
+        forwarder,
         tcp_listeners,
         udp_listeners,
         shards,
@@ -201,16 +277,77 @@ fn listener_addr(l: &TcpListener) -> SocketAddr {
     l.local_addr()
 }
 
+// ---------------------------------------------------------------------------------------------
+// The HTTP server. Kept in one function so the webapp's routes are added beside flux's.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts the actix-web server on `socket` (bound from `[webapp] bind` with the other sockets)
+/// and returns its handle (stopped first by [`Running::shutdown`]) and real address.
+///
+/// Mounts `flux::configure` when `flux` is given. Flux routes authenticate by API key and are
+/// deliberately outside the webapp's basic auth: add `webapp::configure` (with its auth
+/// middleware on its own scope) beside them, not around them.
+pub fn start_http(
+    _config: &Config,
+    socket: std::net::TcpListener,
+    flux: Option<web::Data<FluxState>>,
+) -> Result<(ServerHandle, SocketAddr), AppError> {
+    let io = |err: std::io::Error| AppError::Io(format!("[webapp] bind: {err}"));
+    let addr = socket.local_addr().map_err(io)?;
+    let server = HttpServer::new(move || {
+        let mut app = App::new();
+        if let Some(state) = &flux {
+            app = app
+                .app_data(state.clone())
+                .configure(crate::flux::configure);
+        }
+        app
+    })
+    .disable_signals() // main.rs owns the signals and calls Running::shutdown
+    .shutdown_timeout(FLUX_DRAIN_TIMEOUT.as_secs())
+    .listen(socket)
+    .map_err(io)?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        if let Err(err) = server.await {
+            error!("HTTP server on {addr} stopped: {err}");
+        }
+    });
+    info!("HTTP server listening on {addr}");
+    Ok((handle, addr))
+}
+
 impl Running {
     /// Stops in data-flow order; returns the number of datapoints that could not be written
     /// to Redis (0 unless Redis was unreachable for the whole flush timeout).
     pub async fn shutdown(self) -> usize {
+        if let Some(http) = &self.http {
+            info!("shutting down: stopping the HTTP server");
+            http.stop(true).await;
+        }
         info!("shutting down: closing listeners");
         for l in &self.tcp_listeners {
             let _ = l.send(StopListening).await;
         }
         for l in &self.udp_listeners {
             let _ = l.send(StopListening).await;
+        }
+        let mut flux_lost = 0;
+        if let Some(f) = &self.forwarder {
+            info!("draining flux");
+            match f
+                .send(Drain {
+                    timeout: FLUX_DRAIN_TIMEOUT,
+                })
+                .await
+            {
+                Ok(report) => flux_lost = report.lost,
+                Err(err) => warn!("flux forwarder gone before its drain: {err}"),
+            }
+            if flux_lost > 0 {
+                error!("flux: {flux_lost} datapoints could be neither sent to carbon nor spooled");
+            }
         }
         info!("flushing metric actors");
         let flushes = self.shards.iter().map(|s| s.send(Flush));
@@ -240,6 +377,6 @@ impl Running {
             info!("stopping managed redis-server");
             m.stop().await;
         }
-        lost
+        lost + flux_lost
     }
 }

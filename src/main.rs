@@ -67,6 +67,28 @@ enum BenchCmd {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// wrk POSTing batches to flux, which forwards to a counting pickle sink (needs `wrk`).
+    Flux {
+        /// wrk run time, seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// wrk threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// wrk connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Datapoints per POST.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Distinct metrics per wrk thread (each reused every metrics/batch requests, far
+        /// apart enough that in-flight reordering never makes a datapoint a duplicate).
+        #[arg(long, default_value_t = 50_000)]
+        metrics: usize,
+        /// Do not also feed the metric actors (carbon forwarding only).
+        #[arg(long)]
+        no_horizon: bool,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
@@ -103,6 +125,21 @@ fn main() -> ExitCode {
                 metrics,
                 connections,
             } => bench_ingest(points, metrics, connections),
+            BenchCmd::Flux {
+                duration,
+                threads,
+                connections,
+                batch,
+                metrics,
+                no_horizon,
+            } => bench_flux(skyline::bench::FluxBenchOptions {
+                duration_secs: duration,
+                threads,
+                connections,
+                batch,
+                metrics_per_thread: metrics,
+                feed_horizon: !no_horizon,
+            }),
         },
     }
 }
@@ -131,11 +168,12 @@ fn run(path: Option<&Path>) -> ExitCode {
         let show =
             |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or("off".into());
         info!(
-            "skyline {} running: pickle {} udp {} plaintext {}",
+            "skyline {} running: pickle {} udp {} plaintext {} http {}",
             env!("CARGO_PKG_VERSION"),
             show(running.pickle_addr),
             show(running.udp_addr),
-            show(running.plaintext_addr)
+            show(running.plaintext_addr),
+            show(running.http_addr)
         );
         wait_for_signal().await;
         let lost = running.shutdown().await;
@@ -285,6 +323,57 @@ fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
         }
         Err(err) => {
             eprintln!("skyline bench ingest: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_flux(opts: skyline::bench::FluxBenchOptions) -> ExitCode {
+    let mut out = std::io::stdout();
+    match skyline::bench::flux(&opts, &mut out) {
+        Ok(r) => {
+            println!(
+                "flux: {} requests in {:.2} s ({:.0} req/s), {} non-2xx, {} socket errors",
+                r.requests,
+                r.seconds,
+                r.requests as f64 / r.seconds,
+                r.non_2xx,
+                r.socket_errors
+            );
+            println!(
+                "flux: {} datapoints accepted = {:.0} datapoints/s",
+                r.accepted,
+                r.accepted as f64 / r.seconds
+            );
+            println!(
+                "flux: {} forwarded to the pickle sink in {:.2} s = {:.0} datapoints/s ({} deduplicated); {} written to Redis by the metric actors",
+                r.forwarded,
+                r.forward_seconds,
+                r.forwarded as f64 / r.forward_seconds,
+                r.deduplicated,
+                r.horizon_written
+            );
+            println!(
+                "flux: latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                r.latency_us[0] as f64 / 1000.0,
+                r.latency_us[1] as f64 / 1000.0,
+                r.latency_us[2] as f64 / 1000.0,
+                r.latency_us[3] as f64 / 1000.0
+            );
+            println!(
+                "load average before: {}; after: {}; cores: {}",
+                r.load.0,
+                r.load.1,
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+            if r.forwarded + r.deduplicated < r.accepted {
+                eprintln!("skyline bench flux: FAIL: not every accepted datapoint was forwarded");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench flux: {err}");
             ExitCode::FAILURE
         }
     }

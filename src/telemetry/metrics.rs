@@ -145,6 +145,30 @@ counters! {
         "horizon.{host}.roomba.blocked", "Keys Roomba left for the next run because they changed underneath it.";
     ROOMBA_ERRORS = "skyline_roomba_errors_total",
         "horizon.{host}.roomba.errors", "Roomba runs that failed on Redis errors.";
+    FLUX_ACCEPTED = "skyline_flux_datapoints_accepted_total",
+        "flux.{host}.listen.added_to_queue", "Datapoints accepted over HTTP (answered 204) and queued.";
+    FLUX_REJECTED_INVALID = "skyline_flux_requests_invalid_total",
+        "flux.{host}.listen.discarded.invalid", "Flux requests refused with 400 (nothing of them queued).";
+    FLUX_REJECTED_KEY = "skyline_flux_requests_invalid_key_total",
+        "flux.{host}.listen.discarded.invalid_key", "Flux requests refused with 401 (wrong or missing key).";
+    FLUX_REJECTED_TOO_LARGE = "skyline_flux_requests_too_large_total",
+        "flux.{host}.listen.discarded.too_large", "Flux requests refused with 413 (body over max_body_bytes).";
+    FLUX_REJECTED_QUEUE_FULL = "skyline_flux_requests_queue_full_total",
+        "flux.{host}.listen.discarded.queue_full", "Flux requests refused with 503 (queue at queue_max_points).";
+    FLUX_DEDUPLICATED = "skyline_flux_datapoints_deduplicated_total",
+        "flux.{host}.worker.discarded.already_received", "Datapoints dropped because flux.last.<metric> was not older.";
+    FLUX_DEDUP_ERRORS = "skyline_flux_dedup_errors_total",
+        "flux.{host}.worker.dedup_errors", "Failed flux.last lookups or updates (points are forwarded anyway).";
+    FLUX_SENT_TO_CARBON = "skyline_flux_datapoints_sent_to_carbon_total",
+        "flux.{host}.worker.metrics_sent_to_graphite", "Datapoints written to carbon's pickle receiver.";
+    FLUX_CARBON_ERRORS = "skyline_flux_carbon_errors_total",
+        "flux.{host}.worker.carbon_errors", "Failed connections or writes to carbon (the points are kept and retried).";
+    FLUX_SPOOLED = "skyline_flux_datapoints_spooled_total",
+        "flux.{host}.worker.spooled", "Datapoints for carbon written to the disk spool (memory bound reached).";
+    FLUX_DROPPED_SPOOL_FULL = "skyline_flux_datapoints_dropped_spool_full_total",
+        "flux.{host}.worker.dropped.spool_full", "Datapoints for carbon dropped: memory and disk spool full, or spool unwritable.";
+    FLUX_SENT_TO_HORIZON = "skyline_flux_datapoints_sent_to_horizon_total",
+        "flux.{host}.worker.metrics_sent_to_horizon", "Datapoints handed to our own metric actors (feed_horizon).";
 }
 
 gauges! {
@@ -154,6 +178,12 @@ gauges! {
         "horizon.{host}.listen.open_connections", "Open TCP connections on the listeners.";
     UNIQUE_METRICS = "skyline_horizon_unique_metrics",
         "horizon.{host}.worker.metrics_received", "Members of metrics.unique_metrics at the last Roomba run.";
+    FLUX_QUEUED = "skyline_flux_queued_datapoints",
+        "flux.{host}.worker.httpMetricDataQueue.size", "Datapoints accepted over HTTP, not yet de-duplicated and handed on.";
+    FLUX_CARBON_PENDING = "skyline_flux_carbon_pending_datapoints",
+        "flux.{host}.worker.carbon_pending", "Datapoints held in memory for carbon, not yet written.";
+    FLUX_SPOOL_BYTES = "skyline_flux_spool_bytes",
+        "flux.{host}.worker.spool_bytes", "Bytes of pickle frames waiting in the disk spool for carbon.";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

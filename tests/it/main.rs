@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
 mod cli;
+mod flux;
 mod ingest;
 mod support;
 mod vectors;

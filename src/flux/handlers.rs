@@ -1,0 +1,365 @@
+//! The flux request handlers: authenticate, read (bounded), validate the whole request, then
+//! queue it all or nothing.
+//!
+//! Order of checks, so that each status means one thing: a `key` header is checked first
+//! (401); the body is read up to `max_body_bytes` after gzip decompression (413); it must be a
+//! JSON object (400) — but when a valid `key` header came and the queue is already full, 503
+//! before reading it (load shedding); the key (header, else query or body) must be one of
+//! `[flux] api_keys`
+//! (401 — missing or wrong, always); every datapoint is validated and every problem reported
+//! (400); the batch is reserved in the queue whole (503 + `Retry-After` when full) and handed to
+//! the forwarder; 204.
+//!
+//! Backpressure: handlers never wait on Redis, carbon or the metric actors; the only shared
+//! resource is the [`QueueGauge`](super::forwarder::QueueGauge) bound.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::Recipient;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use log::warn;
+
+use super::config::FluxSettings;
+use super::error::FluxError;
+use super::forwarder::{Enqueue, QueueGauge};
+use super::validate::{self, FluxPoint, KeyRing, Limits, Problem};
+use crate::telemetry::metrics as m;
+
+/// What the handlers share, registered as `web::Data<FluxState>` by `app::start_http`.
+pub struct FluxState {
+    keys: KeyRing,
+    settings: FluxSettings,
+    queue: QueueGauge,
+    forwarder: Recipient<Enqueue>,
+}
+
+impl FluxState {
+    /// State for `settings`, queueing into `forwarder` against `queue`.
+    pub fn new(settings: &FluxSettings, queue: QueueGauge, forwarder: Recipient<Enqueue>) -> Self {
+        FluxState {
+            keys: KeyRing::new(&settings.api_keys),
+            settings: settings.clone(),
+            queue,
+            forwarder,
+        }
+    }
+
+    fn limits(&self, backfill: bool) -> Limits {
+        Limits {
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            max_age_secs: self.settings.max_age_secs,
+            max_future_skew_secs: self.settings.max_future_skew_secs,
+            backfill,
+        }
+    }
+}
+
+/// Epoch second of the last "refused key" log line (one a minute at most).
+static LAST_KEY_LOG: AtomicU64 = AtomicU64::new(0);
+/// Refusals since that line.
+static KEY_REFUSALS: AtomicU64 = AtomicU64::new(0);
+
+fn refuse_key(req: &HttpRequest, err: FluxError) -> FluxError {
+    m::FLUX_REJECTED_KEY.inc();
+    let n = KEY_REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST_KEY_LOG.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST_KEY_LOG
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        KEY_REFUSALS.store(0, Ordering::Relaxed);
+        let peer = req
+            .peer_addr()
+            .map_or_else(|| "unknown peer".to_string(), |a| a.to_string());
+        warn!(
+            "flux: refused {} {} from {peer}: {err} ({n} refused since the last such line)",
+            req.method(),
+            req.path()
+        );
+    }
+    err
+}
+
+fn header_key(req: &HttpRequest) -> Option<&str> {
+    req.headers().get("key").and_then(|v| v.to_str().ok())
+}
+
+/// The prefix of the request's key: the `key` header wins over `fallback` (query or body).
+fn authenticate<'s>(
+    req: &HttpRequest,
+    state: &'s FluxState,
+    fallback: Option<&str>,
+) -> Result<&'s str, FluxError> {
+    let Some(key) = header_key(req).or(fallback) else {
+        return Err(refuse_key(req, FluxError::MissingKey));
+    };
+    state
+        .keys
+        .lookup(key)
+        .ok_or_else(|| refuse_key(req, FluxError::InvalidKey))
+}
+
+/// Reads the body (gzip-decompressed when `Content-Encoding: gzip`) up to `limit` bytes.
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, FluxError> {
+    let too_large = || {
+        m::FLUX_REJECTED_TOO_LARGE.inc();
+        FluxError::TooLarge { limit }
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut stream = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| {
+            FluxError::invalid(Problem::request(
+                "body",
+                format!("cannot read the request body: {err}"),
+            ))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn reject(problems: Vec<Problem>, total: usize) -> FluxError {
+    m::FLUX_REJECTED_INVALID.inc();
+    FluxError::invalid_batch(problems, total)
+}
+
+/// Reserves the whole batch in the queue and hands it to the forwarder.
+fn enqueue(state: &FluxState, points: Vec<FluxPoint>, backfill: bool) -> Result<(), FluxError> {
+    let n = points.len();
+    let retry_after_secs = state.settings.retry_after_secs;
+    if n > state.queue.max() {
+        return Err(FluxError::BatchTooLarge {
+            points: n,
+            limit: state.queue.max(),
+        });
+    }
+    if !state.forwarder.connected() {
+        return Err(FluxError::ShuttingDown { retry_after_secs });
+    }
+    if !state.queue.try_reserve(n) {
+        m::FLUX_REJECTED_QUEUE_FULL.inc();
+        return Err(FluxError::QueueFull { retry_after_secs });
+    }
+    state.forwarder.do_send(Enqueue { points, backfill });
+    m::FLUX_ACCEPTED.add(n as u64);
+    Ok(())
+}
+
+/// Refuses an authenticated request at once, before reading and parsing its body, while the
+/// queue is full (load shedding: an overloaded daemon does not spend its CPU on requests it
+/// will refuse anyway).
+fn shed_if_full(state: &FluxState) -> Result<(), FluxError> {
+    if state.queue.queued() >= state.queue.max() {
+        m::FLUX_REJECTED_QUEUE_FULL.inc();
+        return Err(FluxError::QueueFull {
+            retry_after_secs: state.settings.retry_after_secs,
+        });
+    }
+    Ok(())
+}
+
+fn status_ok() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /flux/metric_data?metric=&timestamp=&value=&key=` (and `?status` for a health check).
+pub async fn metric_data(
+    req: HttpRequest,
+    query: Result<web::Query<Vec<(String, String)>>, actix_web::Error>,
+    state: web::Data<FluxState>,
+) -> Result<HttpResponse, FluxError> {
+    let params = match query {
+        Ok(q) => q.into_inner(),
+        Err(err) => {
+            return Err(reject(
+                vec![Problem::request(
+                    "query",
+                    format!("cannot parse the query string: {err}"),
+                )],
+                1,
+            ))
+        }
+    };
+    let (mut metric, mut timestamp, mut value, mut key) = (None, None, None, None);
+    let mut status = false;
+    let mut problems = Vec::new();
+    for (name, v) in params {
+        let slot = match name.as_str() {
+            "metric" => &mut metric,
+            "timestamp" => &mut timestamp,
+            "value" => &mut value,
+            "key" => &mut key,
+            "status" => {
+                status = true;
+                continue;
+            }
+            other => {
+                problems.push(Problem::request(
+                    other,
+                    format!("invalid parameter {other:?} (expected metric, timestamp, value, key)"),
+                ));
+                continue;
+            }
+        };
+        if slot.replace(v).is_some() {
+            problems.push(Problem::request(
+                &name,
+                format!("parameter {name:?} given more than once"),
+            ));
+        }
+    }
+    if status && problems.is_empty() && metric.is_none() {
+        return Ok(status_ok());
+    }
+    let prefix = authenticate(&req, &state, key.as_deref())?;
+    let limits = state.limits(false);
+    let submitted = metric.clone();
+    let mut push = |field: &str, message: String| {
+        problems.push(Problem {
+            index: None,
+            metric: submitted.clone(),
+            field: field.to_string(),
+            message,
+        })
+    };
+    let full = match metric {
+        Some(m) => {
+            let full = validate::apply_prefix(prefix, &m);
+            match validate::check_name(&full) {
+                Ok(()) => Some(full),
+                Err(why) => {
+                    push("metric", why);
+                    None
+                }
+            }
+        }
+        None => {
+            push("metric", "no metric parameter passed".into());
+            None
+        }
+    };
+    let ts = match timestamp.as_deref() {
+        None => Ok(limits.now),
+        Some(t) => validate::parse_timestamp_str(t),
+    }
+    .and_then(|ts| validate::check_timestamp(ts, &limits).map(|()| ts));
+    let ts = ts.map_err(|why| push("timestamp", why)).ok();
+    let value = match value.as_deref() {
+        None => Err("no value parameter passed".to_string()),
+        Some(v) => validate::parse_value_str(v),
+    };
+    let value = value.map_err(|why| push("value", why)).ok();
+    match (full, ts, value) {
+        (Some(metric), Some(timestamp), Some(value)) if problems.is_empty() => {
+            enqueue(
+                &state,
+                vec![FluxPoint {
+                    metric,
+                    timestamp,
+                    value,
+                }],
+                false,
+            )?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        _ => Err(reject(problems, 1)),
+    }
+}
+
+/// `POST /flux/metric_data_post`: `{"metric","timestamp","value","key"}` or
+/// `{"key", "metrics": [{"metric","timestamp","value"}, …]}`.
+pub async fn metric_data_post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FluxState>,
+) -> Result<HttpResponse, FluxError> {
+    if let Some(k) = header_key(&req) {
+        authenticate(&req, &state, Some(k))?;
+        shed_if_full(&state)?;
+    }
+    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+    let parsed = validate::parse_post(&body).map_err(|p| reject(vec![p], 1))?;
+    let prefix = authenticate(&req, &state, parsed.key.as_deref())?;
+    let limits = state.limits(false);
+    let total = parsed.items.len();
+    let mut problems = parsed.problems;
+    match validate::validate_items(&parsed.items, prefix, &limits, parsed.batch) {
+        Ok(points) if problems.is_empty() => {
+            enqueue(&state, points, false)?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Ok(_) => Err(reject(problems, total)),
+        Err(more) => {
+            problems.extend(more);
+            Err(reject(problems, total))
+        }
+    }
+}
+
+/// `POST /flux/populate_metric`: backfill one metric's history,
+/// `{"key", "metric", "datapoints": [[timestamp, value], …]}`. No age limit and no
+/// de-duplication; `flux.last.<metric>` is not moved.
+pub async fn populate_metric(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FluxState>,
+) -> Result<HttpResponse, FluxError> {
+    if let Some(k) = header_key(&req) {
+        authenticate(&req, &state, Some(k))?;
+        shed_if_full(&state)?;
+    }
+    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+    let parsed = validate::parse_populate(&body).map_err(|p| reject(vec![p], 1))?;
+    let prefix = authenticate(&req, &state, parsed.key.as_deref())?;
+    let total = parsed.datapoints.len();
+    if !parsed.problems.is_empty() {
+        return Err(reject(parsed.problems, total));
+    }
+    let Some(metric) = parsed.metric else {
+        return Err(reject(
+            vec![Problem::request("metric", "metric is missing")],
+            total,
+        ));
+    };
+    let limits = state.limits(true);
+    let points = validate::validate_populate(&metric, &parsed.datapoints, prefix, &limits)
+        .map_err(|p| reject(p, total))?;
+    enqueue(&state, points, true)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// 405 for `GET` on the POST endpoints.
+pub async fn post_only() -> Result<HttpResponse, FluxError> {
+    Err(FluxError::MethodNotAllowed { allowed: "POST" })
+}
+
+/// 405 for other methods on `metric_data`.
+pub async fn get_only() -> Result<HttpResponse, FluxError> {
+    Err(FluxError::MethodNotAllowed { allowed: "GET" })
+}
