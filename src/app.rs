@@ -18,9 +18,11 @@ use actix_web::{web, App, HttpServer};
 use log::{error, info, warn};
 use thiserror::Error;
 
+use crate::analyze::{AnalysisWorker, Analyzer, RunnerSettings};
 use crate::config::{parse_bind, Config};
 use crate::flux::{Drain, FluxState, Forwarder, ForwarderSettings, QueueGauge};
 use crate::listen::{Protocol, StopListening, TcpListener, TcpSettings, UdpListener};
+use crate::panorama::{Flush as PanoramaFlush, Panorama, PanoramaSettings, RecordAnomaly};
 use crate::store::managed::ManagedRedis;
 use crate::store::skip::SkipRules;
 use crate::store::{redis_conn, Flush, Ingestor, MetricShard, Pressure, Roomba, ShardSettings};
@@ -41,6 +43,9 @@ pub enum AppError {
     /// Redis could not be set up.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The Panorama database URL is unusable (a down server is not an error: it is retried).
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     /// A file or directory problem.
     #[error("{0}")]
     Io(String),
@@ -67,6 +72,9 @@ pub struct Running {
     shards: Vec<Addr<MetricShard>>,
     arbiters: Vec<Arbiter>,
     managed: Option<ManagedRedis>,
+    /// The Panorama database pool (the webapp searches through it).
+    pub db: Option<crate::db::Pool>,
+    panorama: Option<Addr<Panorama>>,
 }
 
 fn bind_tcp(spec: &str, what: &str) -> Result<Option<std::net::TcpListener>, AppError> {
@@ -207,6 +215,63 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         None
     };
 
+    // Panorama: a pool that connects lazily (a database that is down is retried by the actor,
+    // with anomalies spooled meanwhile), pending migrations applied now when reachable.
+    let (db, panorama) = if config.panorama.enabled {
+        let url = config.panorama.effective_url(&config.data.dir);
+        let opts = crate::db::PoolOptions {
+            max_size: config.panorama.pool_size,
+            ..Default::default()
+        };
+        let pool = crate::db::connect_lazy(&url, &opts)?;
+        match crate::db::migrate(&pool) {
+            Ok(applied) if applied.is_empty() => {
+                info!("panorama database {} is up to date", redact_url(&url))
+            }
+            Ok(applied) => info!(
+                "panorama database {}: applied {}",
+                redact_url(&url),
+                applied.join(", ")
+            ),
+            Err(err) => error!(
+                "panorama database {} not ready ({err}); anomalies are spooled until it is",
+                redact_url(&url)
+            ),
+        }
+        let mut ps = PanoramaSettings::new(config.data.dir.join("panorama-spool"));
+        ps.expiry_secs = config.panorama.expiry_secs;
+        ps.check_max_age_secs = config.panorama.check_max_age_secs;
+        (Some(pool.clone()), Some(Panorama::start(pool, ps)))
+    } else {
+        (None, None)
+    };
+
+    // Analyzer: the run loop on this arbiter, the algorithms on a SyncArbiter pool.
+    if config.analyzer.enabled {
+        let settings = config.analyzer.algorithm_settings(h.full_duration_secs);
+        let host = crate::telemetry::hostname(&config.graphite.host_name);
+        let workers = config.analyzer.worker_count();
+        let pool = SyncArbiter::start(workers, move || {
+            AnalysisWorker::new(settings.clone(), host.clone())
+        });
+        let recipients: Vec<Recipient<RecordAnomaly>> =
+            panorama.iter().map(|p| p.clone().recipient()).collect();
+        let runner = RunnerSettings {
+            run_every: Duration::from_secs(config.analyzer.run_every_secs),
+            mget_chunk: config.analyzer.mget_chunk,
+            workers,
+            anomaly_dump: (!config.analyzer.anomaly_dump.is_empty())
+                .then(|| config.analyzer.anomaly_dump.clone().into()),
+        };
+        Analyzer::new(
+            redis_conn::connect(&redis_url, timeout)?,
+            pool,
+            runner,
+            recipients,
+        )
+        .start();
+    }
+
     // Listeners; their connections run on the worker arbiters.
     let worker_handles: Vec<ArbiterHandle> =
         arbiters[..workers].iter().map(Arbiter::handle).collect();
@@ -270,6 +335,8 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         shards,
         arbiters,
         managed,
+        db,
+        panorama,
     })
 }
 
@@ -369,6 +436,13 @@ impl Running {
             error!("{lost} datapoints could not be written to Redis before shutdown");
         } else {
             info!("all datapoints written to Redis");
+        }
+        if let Some(p) = &self.panorama {
+            // Anomalies already queued are inserted, or spooled to disk, before we go.
+            match tokio::time::timeout(Duration::from_secs(3), p.send(PanoramaFlush)).await {
+                Ok(Ok(())) => info!("panorama flushed"),
+                _ => warn!("panorama did not finish its queue within 3 s; its spool keeps what it accepted"),
+            }
         }
         for a in &self.arbiters {
             a.stop();

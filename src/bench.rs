@@ -455,3 +455,187 @@ pub fn flux(opts: &FluxBenchOptions, out: &mut dyn Write) -> Result<FluxReport, 
     report.load.1 = loadavg();
     Ok(report)
 }
+
+/// Result of `skyline bench analyze`.
+#[derive(Debug, Clone)]
+pub struct AnalyzeReport {
+    /// Metrics per cycle.
+    pub metrics: usize,
+    /// Points per metric.
+    pub points: usize,
+    /// Analysis threads.
+    pub workers: usize,
+    /// Seconds of each full cycle (SMEMBERS, MGET, decode, algorithms, aggregation).
+    pub cycles: Vec<f64>,
+    /// Anomalies in the last cycle.
+    pub anomalies: usize,
+    /// Baseline in the same process: one thread, decode + algorithms, no Redis (metrics/s).
+    pub single_thread_pure: f64,
+}
+
+impl std::fmt::Display for AnalyzeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let best = self.cycles.iter().copied().fold(f64::MAX, f64::min);
+        let rate = self.metrics as f64 / best;
+        writeln!(
+            f,
+            "analyze: {} metrics x {} points, {} workers",
+            self.metrics, self.points, self.workers
+        )?;
+        writeln!(
+            f,
+            "analyze: cycles {:?} s (best {best:.3} s, Redis reads included), {} anomalies",
+            self.cycles
+                .iter()
+                .map(|c| (c * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>(),
+            self.anomalies
+        )?;
+        writeln!(
+            f,
+            "analyze: {rate:.0} metrics/s in full cycles, {:.0} metrics/s per worker",
+            rate / self.workers as f64
+        )?;
+        writeln!(
+            f,
+            "baseline (same run): one thread, no Redis: {:.0} metrics/s; cycle rate / baseline = {:.2}",
+            self.single_thread_pure,
+            rate / self.single_thread_pure
+        )?;
+        write!(
+            f,
+            "projected 100,000-metric cycle at this rate: {:.1} s",
+            100_000.0 / rate
+        )
+    }
+}
+
+fn series_bytes(seed: u64, points: usize, end: i64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut v = 100.0 + 50.0 * next();
+    let mut out = Vec::with_capacity(points * 19);
+    for i in 0..points {
+        v += next() - 0.5;
+        let mut value = v + 2.0 * (next() - 0.5);
+        // one metric in fifty ends in a spike
+        if seed % 50 == 0 && i + 3 >= points {
+            value += 200.0;
+        }
+        let ts = (end - ((points - 1 - i) as i64) * 60) as f64;
+        crate::model::msgpack::encode_point(
+            &mut out,
+            &crate::model::Point {
+                timestamp: crate::model::Number::Float(ts),
+                value: crate::model::Number::Float(value),
+            },
+        );
+    }
+    out
+}
+
+/// Runs `skyline bench analyze`.
+pub fn analyze(
+    metrics: usize,
+    cycles: usize,
+    workers: usize,
+    out: &mut dyn Write,
+) -> Result<AnalyzeReport, String> {
+    use crate::analyze::{run_cycle, AnalysisWorker, RunnerSettings};
+    const POINTS: usize = 1440;
+    let workers = if workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        workers
+    };
+    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 - 30)
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "loading {metrics} metrics x {POINTS} points into redis…"
+    );
+    let client = redis::Client::open(redis.url()).map_err(|e| e.to_string())?;
+    let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+    let mut sample = Vec::new();
+    for start in (0..metrics).step_by(500) {
+        let mut pipe = redis::pipe();
+        let mut keys = Vec::new();
+        for i in start..(start + 500).min(metrics) {
+            let key = format!("metrics.bench.host-{}.metric-{i}", i % 100);
+            let bytes = series_bytes(i as u64, POINTS, end);
+            if sample.len() < 2000 {
+                sample.push(bytes.clone());
+            }
+            pipe.cmd("SET").arg(&key).arg(bytes).ignore();
+            keys.push(key);
+        }
+        pipe.cmd("SADD")
+            .arg(crate::store::keys::UNIQUE_METRICS)
+            .arg(keys)
+            .ignore();
+        let _: () = pipe.query(&mut conn).map_err(|e| e.to_string())?;
+    }
+    // Baseline: one thread, decode + algorithms, no Redis, same settings.
+    let settings = crate::analyze::config::AnalyzerSettings::default().algorithm_settings(86_400);
+    let now = (end + 30) as f64;
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < Duration::from_secs(2) {
+        for bytes in &sample {
+            crate::model::msgpack::decode_series_f64(bytes, &mut buf).map_err(|e| e.to_string())?;
+            let _ = crate::analyze::algorithms::run_selected_algorithm(&buf, now, &settings);
+            n += 1;
+        }
+    }
+    let single_thread_pure = n as f64 / started.elapsed().as_secs_f64();
+
+    let _ = writeln!(
+        out,
+        "running {cycles} analysis cycles with {workers} workers…"
+    );
+    let url = redis.url();
+    let system = actix_rt::System::new();
+    let result = system.block_on(async move {
+        let host = "bench".to_string();
+        let s = settings.clone();
+        let pool = actix::SyncArbiter::start(workers, move || {
+            AnalysisWorker::new(s.clone(), host.clone())
+        });
+        let mut conn = crate::store::redis_conn::connect(&url, Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        let runner = RunnerSettings {
+            run_every: Duration::from_secs(60),
+            mget_chunk: 1000,
+            workers,
+            anomaly_dump: None,
+        };
+        let mut times = Vec::new();
+        let mut anomalies = 0;
+        for _ in 0..cycles.max(1) {
+            let r = run_cycle(&mut conn, &pool, &runner).await?;
+            times.push(r.run_time);
+            anomalies = r.anomalies.len();
+        }
+        Ok::<_, String>((times, anomalies))
+    });
+    let (cycles, anomalies) = result?;
+    Ok(AnalyzeReport {
+        metrics,
+        points: POINTS,
+        workers,
+        cycles,
+        anomalies,
+        single_thread_pure,
+    })
+}

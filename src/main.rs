@@ -31,6 +31,8 @@ enum Cmd {
     Run,
     /// Validate the config, print every problem, exit 78 when there is one.
     CheckConfig,
+    /// Apply pending Panorama migrations to `[panorama] database_url` and exit.
+    Migrate,
     /// Send Skyline's seed series to the pickle listener and check it reached Redis.
     Seed {
         /// Pickle listener (default: [horizon] pickle_bind).
@@ -45,6 +47,45 @@ enum Cmd {
         /// Keep printing new lines as they are written.
         #[arg(long, short)]
         follow: bool,
+    },
+    /// Skyline's crucible: run the algorithms over series from a file.
+    Analyze {
+        /// JSON Lines with `metric`, `now`, `timeseries` (the vectors' format); one JSON line
+        /// per series is written to stdout.
+        #[arg(long, conflicts_with = "csv")]
+        input: Option<PathBuf>,
+        /// One series as `timestamp,value` CSV; prints a readable report.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The wall clock to analyse at (epoch seconds; default: the last timestamp for
+        /// --csv, the `now` field for --input).
+        #[arg(long)]
+        now: Option<f64>,
+    },
+    /// Run the detector over NAB data as a stream and write NAB results.
+    Nab {
+        /// NAB data directory (`<category>/<name>.csv`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Results directory (`<out>/<category>/<detector>_<name>.csv`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Algorithms (comma separated; default: the reference protocol's seven).
+        #[arg(long, value_delimiter = ',')]
+        algorithms: Option<Vec<String>>,
+        /// Votes needed (default 5).
+        #[arg(long)]
+        consensus: Option<usize>,
+        /// Seconds after a detection during which rows are not analysed (default 43200).
+        #[arg(long)]
+        expiry: Option<i64>,
+        /// Analyse only the last N seconds of history (default: the whole history).
+        #[arg(long)]
+        window: Option<i64>,
+        /// `reference` (the algorithms as the anchor detector ran them) or `analyzer`
+        /// (this daemon's Skyline G algorithms).
+        #[arg(long, default_value = "reference")]
+        variant: String,
     },
     /// Benchmarks.
     Bench {
@@ -89,6 +130,18 @@ enum BenchCmd {
         #[arg(long)]
         no_horizon: bool,
     },
+    /// Full analysis cycles over N metrics x 1,440 points in a private redis-server.
+    Analyze {
+        /// Metrics to load.
+        #[arg(long, default_value_t = 20_000)]
+        metrics: usize,
+        /// Analysis cycles to time.
+        #[arg(long, default_value_t = 3)]
+        cycles: usize,
+        /// Analysis threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
@@ -117,8 +170,19 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Migrate => migrate(cli.config.as_deref()),
         Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
         Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
+        Cmd::Analyze { input, csv, now } => analyze(cli.config.as_deref(), input, csv, now),
+        Cmd::Nab {
+            data,
+            out,
+            algorithms,
+            consensus,
+            expiry,
+            window,
+            variant,
+        } => nab(&data, &out, algorithms, consensus, expiry, window, &variant),
         Cmd::Bench { what } => match what {
             BenchCmd::Ingest {
                 points,
@@ -140,6 +204,11 @@ fn main() -> ExitCode {
                 metrics_per_thread: metrics,
                 feed_horizon: !no_horizon,
             }),
+            BenchCmd::Analyze {
+                metrics,
+                cycles,
+                workers,
+            } => bench_analyze(metrics, cycles, workers),
         },
     }
 }
@@ -209,6 +278,30 @@ async fn wait_for_signal() {
                     Err(err) => error!("SIGHUP: cannot reopen log file: {err}"),
                 }
             }
+        }
+    }
+}
+
+fn migrate(path: Option<&Path>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = config.panorama.effective_url(&config.data.dir);
+    let shown = skyline::telemetry::redact_url(&url);
+    let result = skyline::db::connect(&url, 1).and_then(|pool| skyline::db::migrate(&pool));
+    match result {
+        Ok(applied) if applied.is_empty() => {
+            println!("{shown}: up to date");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            println!("{shown}: applied {}", applied.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline migrate: {err}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -374,6 +467,147 @@ fn bench_flux(opts: skyline::bench::FluxBenchOptions) -> ExitCode {
         }
         Err(err) => {
             eprintln!("skyline bench flux: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn analyze(
+    path: Option<&Path>,
+    input: Option<PathBuf>,
+    csv: Option<PathBuf>,
+    now: Option<f64>,
+) -> ExitCode {
+    use skyline::analyze::crucible;
+    // The config's [analyzer] section applies when a config file is present.
+    let config = match config::resolve_path(path) {
+        Some(_) => match load_config(path) {
+            Ok(c) => c,
+            Err(code) => return code,
+        },
+        None => Config::default(),
+    };
+    let settings = config
+        .analyzer
+        .algorithm_settings(config.horizon.full_duration_secs);
+    if let Some(csv) = csv {
+        return match crucible::analyze_csv(&csv, now, &settings) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("skyline analyze: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let Some(input) = input else {
+        eprintln!("skyline analyze: give --input FILE (JSON Lines) or --csv FILE");
+        return ExitCode::from(2);
+    };
+    let file = match std::fs::File::open(&input) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(err) => {
+            eprintln!("skyline analyze: {}: {err}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::new(stdout.lock());
+    match crucible::analyze_jsonl(file, out, &settings) {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            match err.line() {
+                Some(line) => eprintln!("skyline analyze: {}:{line}: {err}", input.display()),
+                None => eprintln!("skyline analyze: {err}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // reason: one parameter per CLI flag
+fn nab(
+    data: &Path,
+    out: &Path,
+    algorithms: Option<Vec<String>>,
+    consensus: Option<usize>,
+    expiry: Option<i64>,
+    window: Option<i64>,
+    variant: &str,
+) -> ExitCode {
+    use skyline::analyze::nab::{run_nab, NabOptions, NabVariant};
+    let mut opts = NabOptions::default();
+    if let Some(names) = algorithms {
+        let mut parsed = Vec::new();
+        for n in names {
+            match n.trim().parse() {
+                Ok(a) => parsed.push(a),
+                Err(err) => {
+                    eprintln!("skyline nab: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        opts.algorithms = parsed;
+    }
+    if let Some(c) = consensus {
+        opts.consensus = c;
+    }
+    if let Some(e) = expiry {
+        opts.expiry = e;
+    }
+    opts.window = window;
+    opts.variant = match variant {
+        "reference" => NabVariant::Reference,
+        "analyzer" => NabVariant::Analyzer,
+        other => {
+            eprintln!("skyline nab: --variant must be reference or analyzer, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_nab(data, out, &opts) {
+        Ok(report) => {
+            println!(
+                "nab: {} files, {} rows, {} detections in {:.1} s; results in {}",
+                report.files.len(),
+                report.rows(),
+                report.detections(),
+                report.elapsed.as_secs_f64(),
+                out.display()
+            );
+            println!(
+                "score with: python3 ../shared/nab/nab_score.py --data {} --labels ../shared/nab/labels/combined_windows.json --results {}",
+                data.display(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline nab: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_analyze(metrics: usize, cycles: usize, workers: usize) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
+        &mut err_out
+    } else {
+        &mut std::io::sink()
+    };
+    match skyline::bench::analyze(metrics, cycles, workers, progress) {
+        Ok(r) => {
+            println!("{r}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench analyze: {err}");
             ExitCode::FAILURE
         }
     }

@@ -115,31 +115,17 @@ impl Value {
             _ => 1,
         }
     }
-
-    fn depth(&self) -> u32 {
-        match self {
-            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::depth).max().unwrap_or(0),
-            Value::Dict(v) => {
-                1 + v
-                    .iter()
-                    .map(|(a, b)| a.depth().max(b.depth()))
-                    .max()
-                    .unwrap_or(0)
-            }
-            _ => 0,
-        }
-    }
 }
 
-enum Slot {
-    Mark,
-    Val(Value, u32),
-}
+/// A stack entry: a value and its nesting depth (kept so containers never re-walk children).
+struct Slot(Value, u32);
 
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Slot>,
+    /// Stack heights at each MARK, innermost last.
+    marks: Vec<usize>,
     memo: Vec<Option<(Value, u32)>>,
     budget: usize,
 }
@@ -215,58 +201,73 @@ impl<'a> Machine<'a> {
         Ok(&rest[..nl])
     }
 
+    /// Pushes a scalar (depth 0).
     fn push(&mut self, v: Value) {
-        let d = v.depth();
-        self.stack.push(Slot::Val(v, d));
+        self.stack.push(Slot(v, 0));
     }
 
-    fn push_container(&mut self, v: Value) -> Result<(), PickleError> {
-        let d = v.depth();
+    /// Pushes a container whose children's deepest nesting is `child_depth`.
+    fn push_container(&mut self, v: Value, child_depth: u32) -> Result<(), PickleError> {
+        let d = child_depth + 1;
         if d > MAX_DEPTH {
             return Err(PickleError::TooComplex {
                 what: "nesting too deep",
                 pos: self.pos,
             });
         }
-        self.stack.push(Slot::Val(v, d));
+        self.stack.push(Slot(v, d));
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<Value, PickleError> {
-        match self.stack.pop() {
-            Some(Slot::Val(v, _)) => Ok(v),
-            _ => Err(self.malformed("stack underflow")),
+    /// The stack height below which values belong to an enclosing MARK (or 0).
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn pop_slot(&mut self) -> Result<Slot, PickleError> {
+        if self.stack.len() <= self.floor() {
+            return Err(self.malformed("stack underflow"));
         }
+        self.stack
+            .pop()
+            .ok_or_else(|| self.malformed("stack underflow"))
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        self.pop_slot().map(|s| s.0)
     }
 
     fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
         let pos = self.pos;
+        let floor = self.floor();
+        if self.stack.len() <= floor {
+            return Err(PickleError::Malformed {
+                what: "stack underflow",
+                pos,
+            });
+        }
         match self.stack.last_mut() {
-            Some(Slot::Val(v, _)) => Ok(v),
-            _ => Err(PickleError::Malformed {
+            Some(Slot(v, _)) => Ok(v),
+            None => Err(PickleError::Malformed {
                 what: "stack underflow",
                 pos,
             }),
         }
     }
 
-    /// Pops everything above the topmost MARK (and the MARK).
-    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
-        let mark = self
-            .stack
-            .iter()
-            .rposition(|s| matches!(s, Slot::Mark))
-            .ok_or_else(|| self.malformed("no MARK"))?;
+    /// Pops everything above the topmost MARK (and the MARK), with their deepest nesting.
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, u32), PickleError> {
+        let mark = self.marks.pop().ok_or_else(|| self.malformed("no MARK"))?;
+        let mut depth = 0;
         let items = self
             .stack
             .drain(mark..)
-            .skip(1)
-            .map(|s| match s {
-                Slot::Val(v, _) => v,
-                Slot::Mark => Value::None,
+            .map(|Slot(v, d)| {
+                depth = depth.max(d);
+                v
             })
             .collect();
-        Ok(items)
+        Ok((items, depth))
     }
 
     fn memo_put(&mut self, id: usize) -> Result<(), PickleError> {
@@ -274,9 +275,12 @@ impl<'a> Machine<'a> {
         if id > self.data.len() {
             return Err(self.malformed("memo id out of range"));
         }
+        if self.stack.len() <= self.floor() {
+            return Err(self.malformed("PUT on empty stack"));
+        }
         let (v, d) = match self.stack.last() {
-            Some(Slot::Val(v, d)) => (v.clone(), *d),
-            _ => return Err(self.malformed("PUT on empty stack")),
+            Some(Slot(v, d)) => (v.clone(), *d),
+            None => return Err(self.malformed("PUT on empty stack")),
         };
         if self.memo.len() <= id {
             self.memo.resize(id + 1, None);
@@ -300,7 +304,7 @@ impl<'a> Machine<'a> {
         }
         self.budget -= w;
         let (v, d) = (v.clone(), *d);
-        self.stack.push(Slot::Val(v, d));
+        self.stack.push(Slot(v, d));
         Ok(())
     }
 
@@ -331,20 +335,31 @@ impl<'a> Machine<'a> {
                     // FRAME: an optimisation hint, its length is not needed.
                     self.u64()?;
                 }
-                b'.' => return self.pop(),
-                b'(' => self.stack.push(Slot::Mark),
+                b'.' => {
+                    if !self.marks.is_empty() {
+                        return Err(self.malformed("STOP inside MARK"));
+                    }
+                    return self.pop();
+                }
+                b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
-                    self.stack
-                        .pop()
-                        .ok_or_else(|| self.malformed("POP on empty stack"))?;
+                    // POP removes the top item, or the topmost MARK when nothing is above it.
+                    if self.stack.len() > self.floor() {
+                        self.stack.pop();
+                    } else if self.marks.pop().is_none() {
+                        return Err(self.malformed("POP on empty stack"));
+                    }
                 }
                 b'1' => {
                     self.pop_mark()?;
                 }
                 b'2' => {
+                    if self.stack.len() <= self.floor() {
+                        return Err(self.malformed("DUP on empty stack"));
+                    }
                     let (v, d) = match self.stack.last() {
-                        Some(Slot::Val(v, d)) => (v.clone(), *d),
-                        _ => return Err(self.malformed("DUP on empty stack")),
+                        Some(Slot(v, d)) => (v.clone(), *d),
+                        None => return Err(self.malformed("DUP on empty stack")),
                     };
                     let w = v.weight();
                     if w > self.budget {
@@ -354,7 +369,7 @@ impl<'a> Machine<'a> {
                         });
                     }
                     self.budget -= w;
-                    self.stack.push(Slot::Val(v, d));
+                    self.stack.push(Slot(v, d));
                 }
                 b'N' => self.push(Value::None),
                 0x88 => self.push(Value::Bool(true)),
@@ -467,42 +482,43 @@ impl<'a> Machine<'a> {
                 b')' => self.push(Value::Tuple(Vec::new())),
                 b'}' => self.push(Value::Dict(Vec::new())),
                 0x8f => self.push(Value::List(Vec::new())), // EMPTY_SET: kept as a list
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push_container(Value::List(items))?;
+                b'l' | 0x91 => {
+                    let (items, d) = self.pop_mark()?;
+                    self.push_container(Value::List(items), d)?;
                 }
                 b't' => {
-                    let items = self.pop_mark()?;
-                    self.push_container(Value::Tuple(items))?;
-                }
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push_container(Value::List(items))?;
+                    let (items, d) = self.pop_mark()?;
+                    self.push_container(Value::Tuple(items), d)?;
                 }
                 0x85..=0x87 => {
                     let n = (code - 0x84) as usize;
-                    if self.stack.len() < n {
+                    if self.stack.len() < self.floor() + n {
                         return Err(self.malformed("stack underflow"));
                     }
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(self.pop()?);
-                    }
-                    items.reverse();
-                    self.push_container(Value::Tuple(items))?;
+                    let start = self.stack.len() - n;
+                    let mut depth = 0;
+                    let items: Vec<Value> = self
+                        .stack
+                        .drain(start..)
+                        .map(|Slot(v, d)| {
+                            depth = depth.max(d);
+                            v
+                        })
+                        .collect();
+                    self.push_container(Value::Tuple(items), depth)?;
                 }
                 b'a' => {
-                    let v = self.pop()?;
-                    self.extend_top(vec![v])?;
+                    let Slot(v, d) = self.pop_slot()?;
+                    self.extend_top(vec![v], d)?;
                 }
                 b'e' | 0x90 => {
-                    let items = self.pop_mark()?;
-                    self.extend_top(items)?;
+                    let (items, d) = self.pop_mark()?;
+                    self.extend_top(items, d)?;
                 }
                 b'd' => {
-                    let items = self.pop_mark()?;
+                    let (items, _) = self.pop_mark()?;
                     let pairs = pairs(items).ok_or_else(|| self.malformed("odd DICT"))?;
-                    self.push_container(Value::Dict(pairs))?;
+                    self.push_container(Value::Dict(pairs), 0)?;
                 }
                 b's' => {
                     let v = self.pop()?;
@@ -510,7 +526,7 @@ impl<'a> Machine<'a> {
                     self.set_items(vec![(k, v)])?;
                 }
                 b'u' => {
-                    let items = self.pop_mark()?;
+                    let (items, _) = self.pop_mark()?;
                     let p = pairs(items).ok_or_else(|| self.malformed("odd SETITEMS"))?;
                     self.set_items(p)?;
                 }
@@ -549,12 +565,18 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn extend_top(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+    fn extend_top(&mut self, items: Vec<Value>, child_depth: u32) -> Result<(), PickleError> {
         let pos = self.pos;
-        let added = items.iter().map(Value::depth).max().unwrap_or(0) + 1;
+        let added = child_depth + 1;
+        if self.stack.len() <= self.floor() {
+            return Err(PickleError::Malformed {
+                what: "APPEND without a list",
+                pos,
+            });
+        }
         let (target, depth) = match self.stack.last_mut() {
-            Some(Slot::Val(v, d)) => (v, d),
-            _ => {
+            Some(Slot(v, d)) => (v, d),
+            None => {
                 return Err(PickleError::Malformed {
                     what: "APPEND without a list",
                     pos,
@@ -748,6 +770,7 @@ pub fn decode_value(payload: &[u8]) -> Result<Value, PickleError> {
         data: payload,
         pos: 0,
         stack: Vec::with_capacity(16),
+        marks: Vec::with_capacity(4),
         memo: Vec::new(),
         budget: payload.len() * 4 + 1024,
     }
@@ -860,4 +883,94 @@ pub fn decode_datapoints(payload: &[u8]) -> Result<Decoded, PickleError> {
         push_item(item, &mut out);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphite_list_protocol_2() {
+        // [('a.b', (1700000000, 1.5))] as python3 pickle.dumps(protocol=2) writes it
+        let p = b"\x80\x02]q\x00X\x03\x00\x00\x00a.bq\x01J\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03a.";
+        let d = decode_datapoints(p).unwrap();
+        assert_eq!(d.points.len(), 1);
+        assert_eq!(d.points[0].metric, "a.b");
+        assert_eq!(d.points[0].point.timestamp, Number::Int(1_700_000_000));
+        assert_eq!(d.points[0].point.value, Number::Float(1.5));
+    }
+
+    #[test]
+    fn nesting_bomb_is_refused_without_recursion() {
+        // 100,000 nested 1-tuples: must be refused, not overflow the stack.
+        let mut p = vec![0x80, 2, b'N'];
+        p.extend(std::iter::repeat_n(0x85u8, 100_000));
+        p.push(b'.');
+        assert!(matches!(
+            decode_value(&p),
+            Err(PickleError::TooComplex { .. })
+        ));
+    }
+
+    #[test]
+    fn memo_bomb_is_refused() {
+        // a 10,000-item list memoised, then fetched 1,000 times
+        let mut p = vec![0x80, 2, b']', b'('];
+        p.extend(std::iter::repeat_n(b'N', 10_000));
+        p.extend_from_slice(b"eq\x00");
+        p.push(b'(');
+        for _ in 0..1000 {
+            p.extend_from_slice(b"h\x00");
+        }
+        p.extend_from_slice(b"l.");
+        assert!(matches!(
+            decode_value(&p),
+            Err(PickleError::TooComplex { .. })
+        ));
+    }
+
+    #[test]
+    fn structural_errors_are_errors() {
+        assert_eq!(decode_value(b""), Err(PickleError::Truncated));
+        assert_eq!(decode_value(b"\x80\x02]"), Err(PickleError::Truncated));
+        assert!(decode_value(b"(.").is_err(), "STOP inside MARK");
+        assert!(decode_value(b"a.").is_err(), "APPEND on empty stack");
+        assert!(decode_value(b"(N\x86.").is_err(), "TUPLE2 across a MARK");
+        assert!(decode_value(b"h\x05.").is_err(), "GET of a missing memo");
+        assert!(decode_value(b"\xff.").is_err(), "unknown opcode");
+        assert_eq!(decode_datapoints(b"N."), Err(PickleError::NotAList));
+        // POP_MARK and POP are fine
+        assert_eq!(decode_value(b"](N1.").unwrap(), Value::List(vec![]));
+        assert_eq!(decode_value(b"]N0.").unwrap(), Value::List(vec![]));
+    }
+
+    #[test]
+    fn longs_and_strings() {
+        assert_eq!(long_le(&[]), Value::Int(0));
+        assert_eq!(long_le(&[0xff]), Value::Int(-1));
+        assert_eq!(
+            long_le(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]),
+            Value::UInt(1 << 63)
+        );
+        assert_eq!(long_le(&[0, 0, 0, 0, 0, 0, 0, 0, 1]), Value::BigInt);
+        assert_eq!(unquote_py2(b"'a\\nb\\x41'").as_deref(), Some("a\nbA"));
+        assert_eq!(
+            raw_unicode_escape(b"caf\xe9\\u00e9").as_deref(),
+            Some("caféé")
+        );
+    }
+
+    #[test]
+    fn bad_items_are_counted_not_fatal() {
+        // [('ok', (1, 2)), None, ('', (1, 2)), ('nan', (1, float('nan'))), ('s', ('1', '2.5'))]
+        let p = b"\x80\x02](X\x02\x00\x00\x00okK\x01K\x02\x86\x86NX\x00\x00\x00\x00K\x01K\x02\x86\x86X\x03\x00\x00\x00nanK\x01G\x7f\xf8\x00\x00\x00\x00\x00\x00\x86\x86X\x01\x00\x00\x00sX\x01\x00\x00\x001X\x03\x00\x00\x002.5\x86\x86e.";
+        let d = decode_datapoints(p).unwrap();
+        assert_eq!(d.points.len(), 2, "{d:?}");
+        assert_eq!(
+            d.points[1].point.value,
+            Number::Float(2.5),
+            "numeric strings, as statsd sends"
+        );
+        assert_eq!((d.bad_shape, d.bad_name, d.non_finite), (1, 1, 1));
+    }
 }

@@ -143,6 +143,26 @@ counters! {
         "horizon.{host}.roomba.euthanized", "Keys deleted by Roomba (all data expired or undecodable).";
     ROOMBA_BLOCKED = "skyline_roomba_keys_blocked_total",
         "horizon.{host}.roomba.blocked", "Keys Roomba left for the next run because they changed underneath it.";
+    ANALYZER_RUNS = "skyline_analyzer_runs_total",
+        "analyzer.{host}.runs", "Analysis runs completed.";
+    ANALYZER_OVERRUNS = "skyline_analyzer_overruns_total",
+        "analyzer.{host}.overruns", "Runs that took longer than run_every_secs.";
+    ANALYZER_ANALYSED = "skyline_analyzer_metrics_analysed_total",
+        "analyzer.{host}.total_analyzed", "Metrics run through the algorithms.";
+    ANALYZER_ANOMALIES = "skyline_analyzer_anomalies_total",
+        "analyzer.{host}.total_anomalies", "Anomalies found.";
+    ANALYZER_TOO_SHORT = "skyline_analyzer_exceptions_too_short_total",
+        "analyzer.{host}.exceptions.TooShort", "Metrics skipped as TooShort.";
+    ANALYZER_EMPTY = "skyline_analyzer_exceptions_empty_timeseries_total",
+        "analyzer.{host}.exceptions.EmptyTimeseries", "Metrics skipped as EmptyTimeseries.";
+    ANALYZER_STALE = "skyline_analyzer_exceptions_stale_total",
+        "analyzer.{host}.exceptions.Stale", "Metrics skipped as Stale.";
+    ANALYZER_BORING = "skyline_analyzer_exceptions_boring_total",
+        "analyzer.{host}.exceptions.Boring", "Metrics skipped as Boring.";
+    ANALYZER_OTHER = "skyline_analyzer_exceptions_other_total",
+        "analyzer.{host}.exceptions.Other", "Metrics whose Redis value could not be decoded.";
+    ANALYZER_ERRORS = "skyline_analyzer_errors_total",
+        "analyzer.{host}.errors", "Analysis runs that failed on Redis errors.";
     ROOMBA_ERRORS = "skyline_roomba_errors_total",
         "horizon.{host}.roomba.errors", "Roomba runs that failed on Redis errors.";
     FLUX_ACCEPTED = "skyline_flux_datapoints_accepted_total",
@@ -176,6 +196,10 @@ gauges! {
         "horizon.{host}.worker.queue_size", "Datapoints held by metric actors, not yet in Redis.";
     OPEN_CONNECTIONS = "skyline_horizon_open_connections",
         "horizon.{host}.listen.open_connections", "Open TCP connections on the listeners.";
+    ANALYZER_RUN_TIME_MS = "skyline_analyzer_run_time_milliseconds",
+        "analyzer.{host}.run_time", "Duration of the last analysis run.";
+    ANALYZER_TOTAL_METRICS = "skyline_analyzer_total_metrics",
+        "analyzer.{host}.total_metrics", "Metrics in the last analysis run.";
     UNIQUE_METRICS = "skyline_horizon_unique_metrics",
         "horizon.{host}.worker.metrics_received", "Members of metrics.unique_metrics at the last Roomba run.";
     FLUX_QUEUED = "skyline_flux_queued_datapoints",

@@ -154,6 +154,20 @@ pub fn recent_errors(limit: usize) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The host name used in self-metric names and as Panorama's `added_by`: `configured` when
+/// set (Skyline's `SERVER_METRICS_NAME`), else the machine's host name.
+pub fn hostname(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// Removes the password from a URL before it is logged or shown
 /// (`mysql://u:secret@h/db` → `mysql://u:***@h/db`).
 pub fn redact_url(url: &str) -> String {

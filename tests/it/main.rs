@@ -5,5 +5,6 @@
 mod cli;
 mod flux;
 mod ingest;
+mod pipeline;
 mod support;
 mod vectors;

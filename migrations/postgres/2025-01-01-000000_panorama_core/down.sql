@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS panorama_state;
+DROP TABLE IF EXISTS panorama_metric_counts;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS algorithm_groups;
+DROP TABLE IF EXISTS anomalies;
+DROP TABLE IF EXISTS metrics;
+DROP TABLE IF EXISTS sources;
+DROP TABLE IF EXISTS algorithms;
+DROP TABLE IF EXISTS apps;
+DROP TABLE IF EXISTS hosts;

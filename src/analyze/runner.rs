@@ -1,0 +1,330 @@
+//! `Analyzer`: the run loop (Skyline's Analyzer agent). Every `run_every_secs` it reads
+//! `metrics.unique_metrics`, MGETs the series in chunks of `mget_chunk`, fans the chunks out to
+//! the `AnalysisWorker` pool, and then, for the run as a whole:
+//! - removes `EmptyTimeseries` keys from `metrics.unique_metrics` (as Skyline does);
+//! - sends each anomaly to every anomaly recipient (Panorama, alerters) with `do_send`: a low
+//!   rate edge (at most one message per anomalous metric per run), never blocking the loop;
+//! - writes `analyzer.current_anomalies` (JSON list, rewritten every run, so the dashboard
+//!   never shows a stale list), the `analyzer` heartbeat (TTL 120 s), `analyzer.run_stats`
+//!   (JSON: counts of each exception and algorithm, run time), and, when `anomaly_dump` is
+//!   set, a Skyline-compatible JSONP `anomalies.json` (`handle_data([...])`).
+//!
+//! A run that overruns its interval is logged and counted; ticks during a run are skipped, so
+//! the next run starts when it ends. Backpressure to the pool: at most two batches per worker
+//! in flight. A Redis failure ends the run (counted, logged); the next tick retries.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use log::{error, info, warn};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use super::messages::{AnalyzeBatch, BatchOutcome, EXCEPTION_NAMES};
+use super::worker::AnalysisWorker;
+use crate::model::Anomaly;
+use crate::panorama::RecordAnomaly;
+use crate::telemetry::metrics as m;
+
+/// Redis key holding the current anomalies as JSON (our own key; rewritten every run).
+pub const CURRENT_ANOMALIES_KEY: &str = "analyzer.current_anomalies";
+/// Redis key holding the last run's statistics as JSON.
+pub const RUN_STATS_KEY: &str = "analyzer.run_stats";
+/// Skyline's analyzer heartbeat key.
+pub const HEARTBEAT_KEY: &str = "analyzer";
+
+/// Totals of one run.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunReport {
+    /// Members of the unique set.
+    pub total_metrics: usize,
+    /// Metrics run through the algorithms.
+    pub total_analyzed: usize,
+    /// Exception name → count (every name present, 0 when absent, as Skyline does).
+    pub exception_stats: Vec<(String, usize)>,
+    /// Algorithm name → anomalous metrics it triggered on.
+    pub anomaly_breakdown: Vec<(String, usize)>,
+    /// Anomalies found.
+    pub anomalies: Vec<Anomaly>,
+    /// Seconds the run took.
+    pub run_time: f64,
+    /// Epoch seconds at the start of the run.
+    pub timestamp: i64,
+}
+
+/// Analyzer settings the loop needs.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Seconds between runs.
+    pub run_every: Duration,
+    /// Keys per MGET.
+    pub mget_chunk: usize,
+    /// Number of pool threads (for the in-flight bound).
+    pub workers: usize,
+    /// JSONP dump path, if any.
+    pub anomaly_dump: Option<PathBuf>,
+}
+
+/// One complete run against Redis: fetch, analyse, aggregate (no side effects beyond SREM of
+/// empty keys). Used by the actor and by `skyline bench analyze`.
+pub async fn run_cycle(
+    conn: &mut ConnectionManager,
+    pool: &Addr<AnalysisWorker>,
+    settings: &RunnerSettings,
+) -> Result<RunReport, String> {
+    let started = Instant::now();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(crate::store::keys::UNIQUE_METRICS)
+        .query_async(conn)
+        .await
+        .map_err(|err| format!("SMEMBERS: {err}"))?;
+    let mut total = BatchOutcome::default();
+    let mut breakdown: Vec<(&'static str, usize)> = Vec::new();
+    let mut in_flight = FuturesUnordered::new();
+    let limit = settings.workers.max(1) * 2;
+    let mut absorb = |o: BatchOutcome, total: &mut BatchOutcome| {
+        total.analysed += o.analysed;
+        for (t, x) in total.exceptions.iter_mut().zip(o.exceptions) {
+            *t += x;
+        }
+        for (name, n) in o.triggered {
+            match breakdown.iter_mut().find(|(a, _)| *a == name) {
+                Some(e) => e.1 += n,
+                None => breakdown.push((name, n)),
+            }
+        }
+        total.anomalies.extend(o.anomalies);
+        total.empty.extend(o.empty);
+    };
+    for chunk in members.chunks(settings.mget_chunk.max(1)) {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(chunk)
+            .query_async(conn)
+            .await
+            .map_err(|err| format!("MGET: {err}"))?;
+        in_flight.push(pool.send(AnalyzeBatch {
+            keys: chunk.to_vec(),
+            values,
+            now,
+        }));
+        while in_flight.len() >= limit {
+            if let Some(r) = in_flight.next().await {
+                absorb(
+                    r.map_err(|err| format!("analysis pool: {err}"))?,
+                    &mut total,
+                );
+            }
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        absorb(
+            r.map_err(|err| format!("analysis pool: {err}"))?,
+            &mut total,
+        );
+    }
+    if !total.empty.is_empty() {
+        let _: () = redis::cmd("SREM")
+            .arg(crate::store::keys::UNIQUE_METRICS)
+            .arg(&total.empty)
+            .query_async(conn)
+            .await
+            .map_err(|err| format!("SREM: {err}"))?;
+    }
+    total.anomalies.sort_by(|a, b| a.metric.cmp(&b.metric));
+    Ok(RunReport {
+        total_metrics: members.len(),
+        total_analyzed: total.analysed,
+        exception_stats: EXCEPTION_NAMES
+            .iter()
+            .zip(total.exceptions)
+            .map(|(n, c)| (n.to_string(), c))
+            .collect(),
+        anomaly_breakdown: breakdown
+            .into_iter()
+            .map(|(a, n)| (a.to_string(), n))
+            .collect(),
+        anomalies: total.anomalies,
+        run_time: started.elapsed().as_secs_f64(),
+        timestamp: now as i64,
+    })
+}
+
+/// The run-loop actor.
+pub struct Analyzer {
+    conn: ConnectionManager,
+    pool: Addr<AnalysisWorker>,
+    settings: RunnerSettings,
+    recipients: Vec<Recipient<RecordAnomaly>>,
+    running: bool,
+}
+
+impl Analyzer {
+    /// `recipients` receive every anomaly (Panorama, alerters).
+    pub fn new(
+        conn: ConnectionManager,
+        pool: Addr<AnalysisWorker>,
+        settings: RunnerSettings,
+        recipients: Vec<Recipient<RecordAnomaly>>,
+    ) -> Self {
+        Analyzer {
+            conn,
+            pool,
+            settings,
+            recipients,
+            running: false,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            m::ANALYZER_OVERRUNS.inc();
+            warn!(
+                "analysis run still going after {:?}; skipping this tick",
+                self.settings.run_every
+            );
+            return;
+        }
+        self.running = true;
+        let mut conn = self.conn.clone();
+        let pool = self.pool.clone();
+        let settings = self.settings.clone();
+        let fut = async move {
+            let report = run_cycle(&mut conn, &pool, &settings).await?;
+            publish(&mut conn, &report, settings.anomaly_dump.as_deref()).await?;
+            Ok::<RunReport, String>(report)
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| {
+            act.running = false;
+            match res {
+                Ok(report) => {
+                    for a in &report.anomalies {
+                        for r in &act.recipients {
+                            // Low rate (one per anomalous metric per run): do_send never blocks.
+                            r.do_send(RecordAnomaly(a.clone()));
+                        }
+                    }
+                    record(&report, act.settings.run_every);
+                }
+                Err(err) => {
+                    m::ANALYZER_ERRORS.inc();
+                    error!("analysis run failed: {err}");
+                }
+            }
+        }));
+    }
+}
+
+/// Counters and Skyline's per-run log lines.
+fn record(r: &RunReport, every: Duration) {
+    m::ANALYZER_RUNS.inc();
+    m::ANALYZER_ANALYSED.add(r.total_analyzed as u64);
+    m::ANALYZER_ANOMALIES.add(r.anomalies.len() as u64);
+    let counters = [
+        &m::ANALYZER_TOO_SHORT,
+        &m::ANALYZER_EMPTY,
+        &m::ANALYZER_STALE,
+        &m::ANALYZER_BORING,
+        &m::ANALYZER_OTHER,
+    ];
+    for (c, (_, n)) in counters.iter().zip(&r.exception_stats) {
+        c.add(*n as u64);
+    }
+    m::ANALYZER_RUN_TIME_MS.set((r.run_time * 1000.0) as i64);
+    m::ANALYZER_TOTAL_METRICS.set(r.total_metrics as i64);
+    if r.run_time > every.as_secs_f64() {
+        m::ANALYZER_OVERRUNS.inc();
+        warn!(
+            "analysis run took {:.2}s, longer than run_every_secs ({})",
+            r.run_time,
+            every.as_secs()
+        );
+    }
+    info!("seconds to run     :: {:.2}", r.run_time);
+    info!("total metrics      :: {}", r.total_metrics);
+    info!("total analyzed     :: {}", r.total_analyzed);
+    info!("total anomalies    :: {}", r.anomalies.len());
+    info!("exception stats    :: {:?}", r.exception_stats);
+    info!("anomaly breakdown  :: {:?}", r.anomaly_breakdown);
+}
+
+#[derive(Serialize)]
+struct CurrentAnomaly<'a> {
+    metric: &'a str,
+    timestamp: i64,
+    datapoint: f64,
+    triggered_algorithms: &'a [String],
+    algorithms_run: &'a [String],
+}
+
+/// Writes the run's outputs for the webapp (Redis keys, optional JSONP dump).
+async fn publish(
+    conn: &mut ConnectionManager,
+    r: &RunReport,
+    dump: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let current: Vec<CurrentAnomaly<'_>> = r
+        .anomalies
+        .iter()
+        .map(|a| CurrentAnomaly {
+            metric: &a.metric,
+            timestamp: a.timestamp,
+            datapoint: a.datapoint,
+            triggered_algorithms: &a.triggered_algorithms,
+            algorithms_run: &a.algorithms_run,
+        })
+        .collect();
+    let json = serde_json::to_string(&current).map_err(|err| err.to_string())?;
+    let mut stats = serde_json::to_value(r).map_err(|err| err.to_string())?;
+    if let Some(o) = stats.as_object_mut() {
+        o.remove("anomalies");
+        o.insert("total_anomalies".into(), r.anomalies.len().into());
+    }
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(CURRENT_ANOMALIES_KEY)
+        .arg(&json)
+        .ignore()
+        .cmd("SET")
+        .arg(RUN_STATS_KEY)
+        .arg(stats.to_string())
+        .ignore()
+        .cmd("SET")
+        .arg(HEARTBEAT_KEY)
+        .arg(r.timestamp)
+        .arg("EX")
+        .arg(120)
+        .ignore()
+        .query_async(conn)
+        .await
+        .map_err(|err| format!("writing run outputs: {err}"))?;
+    if let Some(path) = dump {
+        // Skyline's webapp fetches this as JSONP; JSON is valid JS (Skyline wrote Python repr).
+        let items: Vec<serde_json::Value> = r
+            .anomalies
+            .iter()
+            .map(|a| serde_json::json!([a.datapoint, a.metric, a.timestamp]))
+            .collect();
+        let text = format!("handle_data({})", serde_json::Value::Array(items));
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|err| format!("anomaly_dump {}: {err}", path.display()))?;
+    }
+    Ok(())
+}
+
+impl Actor for Analyzer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // First run shortly after start, as Skyline does, then every run_every_secs.
+        ctx.run_later(Duration::from_secs(2), |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.settings.run_every, |act, ctx| act.tick(ctx));
+    }
+}
