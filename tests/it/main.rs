@@ -2,6 +2,7 @@
 //! sockets, the real `skyline` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
+mod analyzer;
 mod cli;
 mod flux;
 mod ingest;
