@@ -559,6 +559,10 @@ mod tests {
         for index in [
             "metric_id_anomaly_timestamp",
             "anomaly_timestamp",
+            "anomaly_timestamp_metric_id",
+            "app_id_anomaly_timestamp",
+            "source_id_anomaly_timestamp",
+            "host_id_anomaly_timestamp",
             "anomaly",
             "alert",
         ] {
@@ -700,6 +704,10 @@ mod tests {
         assert_eq!(index_count(pool, "anomalies", "anomaly_timestamp"), 1);
         assert_eq!(
             index_count(pool, "anomalies", "metric_id_anomaly_timestamp"),
+            1
+        );
+        assert_eq!(
+            index_count(pool, "anomalies", "anomaly_timestamp_metric_id"),
             1
         );
         assert_eq!(

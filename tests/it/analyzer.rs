@@ -14,7 +14,13 @@ fn series(n: usize, end: i64, step: i64, f: impl Fn(usize) -> f64) -> Vec<u8> {
     let mut b = Vec::new();
     for i in 0..n {
         let ts = end - ((n - 1 - i) as i64) * step;
-        encode_point(&mut b, &Point { timestamp: Number::Float(ts as f64), value: Number::Float(f(i)) });
+        encode_point(
+            &mut b,
+            &Point {
+                timestamp: Number::Float(ts as f64),
+                value: Number::Float(f(i)),
+            },
+        );
     }
     b
 }
@@ -27,7 +33,10 @@ async fn a_cycle_classifies_every_metric_and_cleans_the_unique_set() {
     let wave = |i: usize| 100.0 + (i as f64 / 30.0).sin() * 10.0 + (i % 7) as f64 * 0.3;
     let keys: Vec<(&str, Vec<u8>)> = vec![
         ("metrics.a.normal", series(1440, end, 60, wave)),
-        ("metrics.a.spike", series(1440, end, 60, |i| if i >= 1437 { 5000.0 } else { wave(i) })),
+        (
+            "metrics.a.spike",
+            series(1440, end, 60, |i| if i >= 1437 { 5000.0 } else { wave(i) }),
+        ),
         ("metrics.a.short", series(50, end, 60, wave)),
         ("metrics.a.stale", series(1440, end - 3600, 60, wave)),
         ("metrics.a.boring", series(1440, end, 60, |_| 7.0)),
@@ -36,19 +45,41 @@ async fn a_cycle_classifies_every_metric_and_cleans_the_unique_set() {
     ];
     for (k, v) in &keys {
         let _: () = redis::cmd("SET").arg(k).arg(v).query(&mut conn).unwrap();
-        let _: () = redis::cmd("SADD").arg("metrics.unique_metrics").arg(k).query(&mut conn).unwrap();
+        let _: () = redis::cmd("SADD")
+            .arg("metrics.unique_metrics")
+            .arg(k)
+            .query(&mut conn)
+            .unwrap();
     }
     // a member whose key Roomba already deleted
-    let _: () = redis::cmd("SADD").arg("metrics.unique_metrics").arg("metrics.a.gone").query(&mut conn).unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("metrics.unique_metrics")
+        .arg("metrics.a.gone")
+        .query(&mut conn)
+        .unwrap();
 
     let settings = skyline::analyze::config::AnalyzerSettings::default().algorithm_settings(86_400);
-    let pool = actix::SyncArbiter::start(2, move || AnalysisWorker::new(settings.clone(), "test-host".into()));
+    let pool = actix::SyncArbiter::start(2, move || {
+        AnalysisWorker::new(settings.clone(), "test-host".into())
+    });
     let mut cm = skyline::store::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
-    let runner = RunnerSettings { run_every: Duration::from_secs(60), mget_chunk: 3, workers: 2, anomaly_dump: None };
+    let runner = RunnerSettings {
+        run_every: Duration::from_secs(60),
+        mget_chunk: 3,
+        workers: 2,
+        anomaly_dump: None,
+    };
     let report = run_cycle(&mut cm, &pool, &runner).await.unwrap();
 
     assert_eq!(report.total_metrics, 8);
-    let stat = |name: &str| report.exception_stats.iter().find(|(n, _)| n == name).unwrap().1;
+    let stat = |name: &str| {
+        report
+            .exception_stats
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+    };
     assert_eq!(stat("TooShort"), 1);
     assert_eq!(stat("Stale"), 1);
     assert_eq!(stat("Boring"), 1);
@@ -60,12 +91,22 @@ async fn a_cycle_classifies_every_metric_and_cleans_the_unique_set() {
     let a = &report.anomalies[0];
     assert_eq!(a.datapoint, 5000.0, "the last raw value");
     assert_eq!(a.timestamp, end);
-    assert_eq!(a.from_timestamp, end - 1438 * 60, "the second point, as Skyline's check file");
+    assert_eq!(
+        a.from_timestamp,
+        end - 1438 * 60,
+        "the second point, as Skyline's check file"
+    );
     assert_eq!(a.full_duration, 1438 * 60);
     assert_eq!(a.host, "test-host");
     assert!(a.triggered_algorithms.len() >= 6);
-    let members: Vec<String> = redis::cmd("SMEMBERS").arg("metrics.unique_metrics").query(&mut conn).unwrap();
-    assert!(!members.contains(&"metrics.a.empty".to_string()), "EmptyTimeseries is removed from the set");
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("metrics.unique_metrics")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        !members.contains(&"metrics.a.empty".to_string()),
+        "EmptyTimeseries is removed from the set"
+    );
     assert!(!members.contains(&"metrics.a.gone".to_string()));
     assert!(members.contains(&"metrics.a.short".to_string()));
 }
@@ -86,18 +127,33 @@ fn analyze_cli_reproduces_the_reference_vectors() {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected = std::fs::read_to_string(shared("vectors/algorithms.jsonl")).unwrap();
     let got = String::from_utf8(out.stdout).unwrap();
-    let got: Vec<serde_json::Value> = got.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let want: Vec<serde_json::Value> = expected.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<serde_json::Value> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: Vec<serde_json::Value> = expected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g["metric"], w["metric"]);
         for field in ["anomalous", "ensemble", "exception"] {
             assert_eq!(g[field], w["expected"][field], "{} {field}", w["metric"]);
         }
-        assert_eq!(g["datapoint"].as_f64(), w["expected"]["datapoint"].as_f64(), "{}", w["metric"]);
+        assert_eq!(
+            g["datapoint"].as_f64(),
+            w["expected"]["datapoint"].as_f64(),
+            "{}",
+            w["metric"]
+        );
     }
 }
 
@@ -105,7 +161,11 @@ fn analyze_cli_reproduces_the_reference_vectors() {
 fn analyze_cli_names_the_bad_line_and_exits_2() {
     let dir = TempDir::new("crucible");
     let p = dir.0.join("bad.jsonl");
-    std::fs::write(&p, "{\"metric\":\"a\",\"now\":1,\"timeseries\":[]}\nnot json\n").unwrap();
+    std::fs::write(
+        &p,
+        "{\"metric\":\"a\",\"now\":1,\"timeseries\":[]}\nnot json\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_skyline"))
         .args(["analyze", "--input"])
         .arg(&p)
@@ -113,7 +173,11 @@ fn analyze_cli_names_the_bad_line_and_exits_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(":2"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(":2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -122,7 +186,11 @@ fn analyze_cli_reads_a_csv() {
     let p = dir.0.join("s.csv");
     let mut text = String::from("timestamp,value\n");
     for i in 0..1440 {
-        let v = if i >= 1437 { 900.0 } else { 10.0 + (i % 5) as f64 };
+        let v = if i >= 1437 {
+            900.0
+        } else {
+            10.0 + (i % 5) as f64
+        };
         text.push_str(&format!("{},{v}\n", 1_700_000_000 + i * 60));
     }
     std::fs::write(&p, text).unwrap();
@@ -132,7 +200,11 @@ fn analyze_cli_reads_a_csv() {
         .current_dir(&dir.0)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("histogram_bins"), "{report}");
     assert!(report.to_lowercase().contains("anomalous"), "{report}");

@@ -48,3 +48,12 @@ SET @panorama_ddl = IF(
 PREPARE panorama_stmt FROM @panorama_ddl;
 EXECUTE panorama_stmt;
 DEALLOCATE PREPARE panorama_stmt;
+
+SET @panorama_ddl = IF(
+  (SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+     AND TABLE_NAME = 'anomalies' AND INDEX_NAME = 'anomaly_timestamp_metric_id') > 0,
+  'DROP INDEX `anomaly_timestamp_metric_id` ON `anomalies`',
+  'DO 0');
+PREPARE panorama_stmt FROM @panorama_ddl;
+EXECUTE panorama_stmt;
+DEALLOCATE PREPARE panorama_stmt;
