@@ -580,7 +580,7 @@ pub fn analyze(
             keys.push(key);
         }
         pipe.cmd("SADD")
-            .arg(crate::store::keys::UNIQUE_METRICS)
+            .arg(crate::model::UNIQUE_METRICS)
             .arg(keys)
             .ignore();
         let _: () = pipe.query(&mut conn).map_err(|e| e.to_string())?;
@@ -616,7 +616,10 @@ pub fn analyze(
             .map_err(|e| e.to_string())?;
         let runner = RunnerSettings {
             run_every: Duration::from_secs(60),
-            mget_chunk: 1000,
+            mget_chunk: std::env::var("SKYLINE_BENCH_MGET_CHUNK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::analyze::config::AnalyzerSettings::default().mget_chunk),
             workers,
             anomaly_dump: None,
         };

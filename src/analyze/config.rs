@@ -61,7 +61,7 @@ impl Default for AnalyzerSettings {
             boredom_set_size: 1,
             run_optimized_workflow: true,
             anomaly_dump: String::new(),
-            mget_chunk: 1000,
+            mget_chunk: 100,
         }
     }
 }

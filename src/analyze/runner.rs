@@ -80,7 +80,7 @@ pub async fn run_cycle(
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let members: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(crate::store::keys::UNIQUE_METRICS)
+        .arg(crate::model::UNIQUE_METRICS)
         .query_async(conn)
         .await
         .map_err(|err| format!("SMEMBERS: {err}"))?;
@@ -130,7 +130,7 @@ pub async fn run_cycle(
     }
     if !total.empty.is_empty() {
         let _: () = redis::cmd("SREM")
-            .arg(crate::store::keys::UNIQUE_METRICS)
+            .arg(crate::model::UNIQUE_METRICS)
             .arg(&total.empty)
             .query_async(conn)
             .await

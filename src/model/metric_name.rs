@@ -5,6 +5,11 @@ use thiserror::Error;
 /// Skyline's `FULL_NAMESPACE`: the prefix of every metric key in Redis.
 pub const FULL_NAMESPACE: &str = "metrics.";
 
+/// The set of every metric key (`FULL_NAMESPACE + "unique_metrics"`), Skyline's layout. Its
+/// members are full keys (`metrics.<name>`). Written by the store, read by the analyzer and
+/// the webapp, so it lives here rather than in one of them.
+pub const UNIQUE_METRICS: &str = "metrics.unique_metrics";
+
 /// Longest metric name accepted (Graphite's own practical limit is the file system's).
 pub const MAX_NAME_BYTES: usize = 4096;
 

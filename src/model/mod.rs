@@ -10,4 +10,4 @@ pub mod msgpack;
 
 pub use anomaly::Anomaly;
 pub use datapoint::{Datapoint, Number, Point};
-pub use metric_name::{validate_metric_name, NameError, FULL_NAMESPACE};
+pub use metric_name::{validate_metric_name, NameError, FULL_NAMESPACE, UNIQUE_METRICS};

@@ -172,11 +172,35 @@ pub fn decode_series(bytes: &[u8]) -> Result<Vec<Point>, EncodingError> {
     Ok(out)
 }
 
+#[inline]
+fn f64_at(b: &[u8], at: usize) -> f64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    f64::from_be_bytes(a)
+}
+
 /// Decodes a Redis value into `(timestamp, value)` floats (what the algorithms read).
+///
+/// The two layouts Horizon writes almost always — carbon's float pair (`92 cb… cb…`, 19 bytes)
+/// and an int timestamp with a float value (`92 ce… cb…`, 15 bytes) — are read with one bounds
+/// check per pair; anything else goes through the general reader.
 pub fn decode_series_f64(bytes: &[u8], out: &mut Vec<(f64, f64)>) -> Result<(), EncodingError> {
     out.clear();
+    out.reserve(bytes.len() / 15);
     let mut r = Reader { b: bytes, pos: 0 };
     while r.pos < bytes.len() {
+        let rest = &bytes[r.pos..];
+        if rest.len() >= 19 && rest[0] == 0x92 && rest[1] == 0xcb && rest[10] == 0xcb {
+            out.push((f64_at(rest, 2), f64_at(rest, 11)));
+            r.pos += 19;
+            continue;
+        }
+        if rest.len() >= 15 && rest[0] == 0x92 && rest[1] == 0xce && rest[6] == 0xcb {
+            let ts = u32::from_be_bytes([rest[2], rest[3], rest[4], rest[5]]);
+            out.push((ts as f64, f64_at(rest, 7)));
+            r.pos += 15;
+            continue;
+        }
         let p = r.pair()?;
         out.push((p.timestamp.as_f64(), p.value.as_f64()));
     }
@@ -282,6 +306,38 @@ mod tests {
         assert!(decode_datagram(&hex("92a3612e6292ce6553f100cb3ff800000000000000")).is_err());
         assert!(decode_datagram(b"garbage").is_err());
         assert!(decode_datagram(&[]).is_err());
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_reader() {
+        let pts = vec![
+            Point {
+                timestamp: Number::Float(1.7e9),
+                value: Number::Float(1.5),
+            },
+            Point {
+                timestamp: Number::Int(1_700_000_000),
+                value: Number::Float(-2.0),
+            },
+            Point {
+                timestamp: Number::Int(5),
+                value: Number::Int(-33),
+            },
+            Point {
+                timestamp: Number::Float(1.7e9 + 0.25),
+                value: Number::UInt(u64::MAX),
+            },
+        ];
+        let enc = encode_series(&pts);
+        let mut fast = Vec::new();
+        decode_series_f64(&enc, &mut fast).unwrap();
+        let general: Vec<(f64, f64)> = decode_series(&enc)
+            .unwrap()
+            .iter()
+            .map(|p| (p.timestamp.as_f64(), p.value.as_f64()))
+            .collect();
+        assert_eq!(fast, general);
+        assert!(decode_series_f64(&enc[..enc.len() - 1], &mut fast).is_err());
     }
 
     #[test]

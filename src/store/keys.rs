@@ -2,10 +2,9 @@
 
 use crate::model::FULL_NAMESPACE;
 
-/// The set of every metric key (`FULL_NAMESPACE + "unique_metrics"`). Its members are full
-/// keys (`metrics.<name>`); it lives inside the metric key space, so a Graphite metric named
-/// `unique_metrics` is refused rather than allowed to collide with it.
-pub const UNIQUE_METRICS: &str = "metrics.unique_metrics";
+/// The set of every metric key. It lives inside the metric key space, so a Graphite metric
+/// named `unique_metrics` is refused rather than allowed to collide with it.
+pub use crate::model::UNIQUE_METRICS;
 
 /// Horizon's heartbeat (string, TTL 120 s, value = epoch).
 pub const HORIZON_HEARTBEAT: &str = "horizon";
