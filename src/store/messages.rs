@@ -10,7 +10,6 @@
 //! `max_buffered_points`). [`Ingestor::try_ingest`] never waits: a full mailbox drops the
 //! points and says how many (UDP and flux use it and count or refuse).
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -81,7 +80,8 @@ impl Pressure {
 #[derive(Clone)]
 pub struct Ingestor {
     shards: Arc<[Recipient<Ingest>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Keyed per process (DoS-resistant, unlike a fixed hash), fast on short names.
+    hasher: ahash::RandomState,
     pressure: Pressure,
 }
 

@@ -20,7 +20,8 @@
 //! may be re-sent: delivery is at-least-once, and Roomba removes duplicate timestamps.
 //! On [`super::Flush`] (shutdown) it writes until empty and replies.
 
-use std::collections::HashMap;
+use ahash::HashMap;
+use ahash::HashMapExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
