@@ -47,7 +47,9 @@
         var lo = Infinity;
         var hi = -Infinity;
         pts.forEach(function (p) { if (p[1] < lo) { lo = p[1]; } if (p[1] > hi) { hi = p[1]; } });
-        if (value > hi || value < lo) {
+        // Whisper keeps floats and Panorama rounds to 6 decimals: allow a little slack.
+        var tol = (hi - lo) * 0.005 + Math.abs(value) * 1e-6;
+        if (value > hi + tol || value < lo - tol) {
           opts.note = 'Graphite has aggregated this range: the anomalous value is not among its points';
         }
       }

@@ -71,6 +71,10 @@ pub fn render_markdown(md: &str) -> String {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let events = Parser::new_ext(md, opts).map(|ev| match ev {
         Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+        // Column alignment would become inline `style` attributes, which the CSP refuses.
+        Event::Start(Tag::Table(aligns)) => {
+            Event::Start(Tag::Table(vec![pulldown_cmark::Alignment::None; aligns.len()]))
+        }
         Event::Start(Tag::Link {
             link_type,
             dest_url,
@@ -226,6 +230,8 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
+        let table = render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |\n");
+        assert!(table.contains("<table>") && !table.contains("style="), "{table}");
     }
 
     #[test]

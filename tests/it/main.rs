@@ -2,9 +2,11 @@
 //! sockets, the real `skyline` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
+mod browser;
 mod cli;
 mod flux;
 mod ingest;
 mod pipeline;
 mod support;
 mod vectors;
+mod webapp;
