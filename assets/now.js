@@ -44,32 +44,25 @@
   }
 
   function makeCard(a) {
-    var card = el('article', 'card anomaly');
+    var card = el('article', 'card');
     card.tabIndex = 0;
     card.setAttribute('data-metric', a.metric);
     card.setAttribute('data-ts', String(a.timestamp));
     card.setAttribute('data-value', String(a.datapoint));
-    var head = el('header', 'card-head');
-    var h = el('h2', 'metric', a.metric);
-    h.title = a.metric;
-    var v = el('span', 'value', Sky.fmtValue(a.datapoint));
-    v.title = 'anomalous value';
-    head.append(h, v);
+    var head = el('header');
+    head.append(el('h2', '', a.metric), el('b', '', Sky.fmtValue(a.datapoint)));
     var chart = el('div', 'chart');
-    chart.appendChild(el('div', 'chart-msg', 'loading…'));
-    var foot = el('footer', 'card-foot');
+    chart.appendChild(el('p', '', 'loading…'));
+    var foot = el('footer');
     var time = el('time');
     time.setAttribute('data-ts', String(a.timestamp));
-    var algos = el('span', 'algos', (a.triggered_algorithms || []).length + '/' + (a.algorithms_run || []).length + ': ');
-    algos.title = 'triggered / run';
-    (a.triggered_algorithms || []).forEach(function (n) { algos.appendChild(el('span', 'tag', n)); });
-    var links = el('span', 'links');
+    var algos = el('span', '', (a.triggered_algorithms || []).length + '/' + (a.algorithms_run || []).length + ':');
+    (a.triggered_algorithms || []).forEach(function (n) { algos.append(' ', el('i', '', n)); });
     var pano = el('a', '', 'Panorama');
     pano.href = '/panorama?metric=' + encodeURIComponent(a.metric);
     var redis = el('a', '', 'Redis');
     redis.href = '/rebrow/key?k=' + base64url('metrics.' + a.metric);
-    links.append(pano, redis);
-    foot.append(time, algos, links);
+    foot.append(time, algos, pano, redis);
     card.append(head, chart, foot);
     return card;
   }

@@ -41,6 +41,55 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .map(|(_, v)| v.as_str())
 }
 
+/// True when `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
+pub fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+/// `data` gzipped at `level` (0–9), or `None` when it is too small to gain.
+pub fn gzip(data: &[u8], level: u32) -> Option<Bytes> {
+    use std::io::Write as _;
+    if data.len() < 1024 {
+        return None;
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::new(level),
+    );
+    enc.write_all(data).ok()?;
+    enc.finish().ok().map(Bytes::from)
+}
+
+/// A cached body: the gzipped copy when the client accepts it and there is one.
+pub fn encoded_response(
+    req: &HttpRequest,
+    content_type: &'static str,
+    plain: Bytes,
+    gz: Option<Bytes>,
+) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    res.content_type(content_type)
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Vary", "Accept-Encoding"));
+    match gz {
+        Some(gz) if accepts_gzip(req) => res.insert_header(("Content-Encoding", "gzip")).body(gz),
+        _ => res.body(plain),
+    }
+}
+
 fn json_ok(body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
@@ -88,7 +137,14 @@ pub fn series_json(raw: &[u8]) -> Result<Vec<u8>, EncodingError> {
 struct CacheEntry {
     raw: Vec<u8>,
     json: Bytes,
+    gz: Option<Bytes>,
     used: u64,
+}
+
+impl CacheEntry {
+    fn size(&self, key: &str) -> usize {
+        self.raw.len() + self.json.len() + self.gz.as_ref().map_or(0, Bytes::len) + key.len()
+    }
 }
 
 #[derive(Default)]
@@ -98,9 +154,9 @@ struct CacheInner {
     tick: u64,
 }
 
-/// The last `/api?metric=` answer per key, with the Redis bytes it was built from. A hit
-/// needs the same bytes (so it is never stale); least recently used entries go first when
-/// over the byte bound.
+/// The last `/api?metric=` answer per key (JSON, and gzipped once a client asked for it),
+/// with the Redis bytes it was built from. A hit needs the same bytes (so it is never
+/// stale); least recently used entries go first when over the byte bound.
 pub struct SeriesCache {
     max_bytes: usize,
     inner: Mutex<CacheInner>,
@@ -115,23 +171,29 @@ impl SeriesCache {
         }
     }
 
-    /// The JSON for `key` if it was built from exactly `raw`.
-    pub fn get(&self, key: &str, raw: &[u8]) -> Option<Bytes> {
+    /// The JSON (and gzipped JSON, if made) for `key` if built from exactly `raw`.
+    pub fn get(&self, key: &str, raw: &[u8]) -> Option<(Bytes, Option<Bytes>)> {
         let mut inner = self.inner.lock().ok()?;
         inner.tick += 1;
         let tick = inner.tick;
         let e = inner.map.get_mut(key)?;
         if e.raw == raw {
             e.used = tick;
-            Some(e.json.clone())
+            Some((e.json.clone(), e.gz.clone()))
         } else {
             None
         }
     }
 
-    /// Remembers `json` for `key` built from `raw`.
-    pub fn put(&self, key: &str, raw: Vec<u8>, json: Bytes) {
-        let size = raw.len() + json.len() + key.len();
+    /// Remembers `json` (and `gz`) for `key` built from `raw`.
+    pub fn put(&self, key: &str, raw: Vec<u8>, json: Bytes, gz: Option<Bytes>) {
+        let entry = CacheEntry {
+            raw,
+            json,
+            gz,
+            used: 0,
+        };
+        let size = entry.size(key);
         if size > self.max_bytes / 4 {
             return;
         }
@@ -141,7 +203,7 @@ impl SeriesCache {
         inner.tick += 1;
         let used = inner.tick;
         if let Some(old) = inner.map.remove(key) {
-            inner.bytes -= old.raw.len() + old.json.len() + key.len();
+            inner.bytes -= old.size(key);
         }
         while inner.bytes + size > self.max_bytes {
             let Some(oldest) = inner
@@ -153,13 +215,13 @@ impl SeriesCache {
                 break;
             };
             if let Some(e) = inner.map.remove(&oldest) {
-                inner.bytes -= e.raw.len() + e.json.len() + oldest.len();
+                inner.bytes -= e.size(&oldest);
             }
         }
         inner.bytes += size;
         inner
             .map
-            .insert(key.to_string(), CacheEntry { raw, json, used });
+            .insert(key.to_string(), CacheEntry { used, ..entry });
     }
 }
 
@@ -174,12 +236,14 @@ pub fn candidate_keys(name: &str) -> Vec<String> {
     keys
 }
 
-/// Reads a metric's series as `/api` JSON (through the cache).
+/// Reads a metric's series as `/api` JSON, plus its gzipped form when `want_gz` (both
+/// through the cache).
 pub async fn metric_series(
     state: &WebState,
     worker: &Worker,
     name: &str,
-) -> Result<Bytes, WebError> {
+    want_gz: bool,
+) -> Result<(Bytes, Option<Bytes>), WebError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(WebError::BadRequest(format!(
             "metric: give a metric name of 1 to {MAX_NAME_BYTES} bytes"
@@ -196,15 +260,21 @@ pub async fn metric_series(
             .await
             .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
         let Some(raw) = raw else { continue };
-        if let Some(json) = state.series_cache.get(&key, &raw) {
-            return Ok(json);
+        let cached = state.series_cache.get(&key, &raw);
+        if let Some((json, gz)) = &cached {
+            if gz.is_some() || !want_gz || json.len() < 1024 {
+                return Ok((json.clone(), gz.clone()));
+            }
         }
-        let json =
-            Bytes::from(series_json(&raw).map_err(|err| {
+        let json = match cached {
+            Some((json, _)) => json,
+            None => Bytes::from(series_json(&raw).map_err(|err| {
                 WebError::internal(&format!("{key} is not a Skyline series"), &err)
-            })?);
-        state.series_cache.put(&key, raw, json.clone());
-        return Ok(json);
+            })?),
+        };
+        let gz = if want_gz { gzip(&json, 3) } else { None };
+        state.series_cache.put(&key, raw, json.clone(), gz.clone());
+        return Ok((json, gz));
     }
     Err(WebError::NotFound(
         "no metric by that name in Redis (metrics.<name>)".into(),
@@ -225,8 +295,8 @@ pub async fn api(
         return unique_metrics(&worker, &params).await;
     }
     if let Some(name) = param(&params, "metric") {
-        let json = metric_series(&state, &worker, name).await?;
-        return Ok(json_ok(json));
+        let (json, gz) = metric_series(&state, &worker, name, accepts_gzip(&req)).await?;
+        return Ok(encoded_response(&req, "application/json", json, gz));
     }
     Err(WebError::BadRequest(
         "use /api?metric=NAME, /api?graphite_metric=NAME&from_timestamp=EPOCH&until_timestamp=EPOCH, \
@@ -420,6 +490,30 @@ mod tests {
     }
 
     #[test]
+    fn gzip_negotiation() {
+        use actix_web::test::TestRequest;
+        let yes = |h: &str| {
+            accepts_gzip(
+                &TestRequest::default()
+                    .insert_header(("Accept-Encoding", h))
+                    .to_http_request(),
+            )
+        };
+        assert!(yes("gzip, deflate, br"));
+        assert!(yes("br;q=1.0, gzip;q=0.8"));
+        assert!(yes("*"));
+        assert!(!yes("gzip;q=0"));
+        assert!(!yes("identity"));
+        assert!(!accepts_gzip(&TestRequest::default().to_http_request()));
+        let data = vec![b'a'; 5000];
+        let gz = gzip(&data, 3).unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).unwrap();
+        assert_eq!(out, data);
+        assert!(gzip(b"small", 3).is_none());
+    }
+
+    #[test]
     fn keys_tried() {
         assert_eq!(candidate_keys("a.b"), vec!["metrics.a.b"]);
         assert_eq!(
@@ -431,11 +525,16 @@ mod tests {
     #[test]
     fn cache_hits_only_on_same_bytes_and_stays_bounded() {
         let c = SeriesCache::new(4000);
-        c.put("k", b"raw".to_vec(), Bytes::from_static(b"json"));
-        assert_eq!(c.get("k", b"raw").unwrap(), Bytes::from_static(b"json"));
+        c.put("k", b"raw".to_vec(), Bytes::from_static(b"json"), None);
+        assert_eq!(c.get("k", b"raw").unwrap().0, Bytes::from_static(b"json"));
         assert!(c.get("k", b"raw2").is_none());
         for i in 0..100 {
-            c.put(&format!("k{i}"), vec![0; 200], Bytes::from(vec![1; 200]));
+            c.put(
+                &format!("k{i}"),
+                vec![0; 200],
+                Bytes::from(vec![1; 200]),
+                Some(Bytes::from(vec![2; 50])),
+            );
         }
         let inner = c.inner.lock().unwrap();
         assert!(inner.bytes <= 4000, "{}", inner.bytes);

@@ -8,17 +8,20 @@
 //! by `assets/now.js` from `/api?metric=metrics.<name>` (the last `FULL_DURATION` in Redis),
 //! with the anomalous point marked; the script polls `/api/now` every `[webapp]
 //! refresh_secs` and rebuilds the cards when the version changes, without reloading.
+//! The page and the JSON are compressed once per change and served gzipped to clients that
+//! accept it (browsers do).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::Bytes;
 use log::error;
 use serde::{Deserialize, Serialize};
 
+use super::api::{encoded_response, gzip};
 use super::error::{PageError, WebError};
 use super::panorama::html_response;
 use super::templates::{fmt_utc, fmt_value, iso_utc, json_for_html, query_value};
@@ -125,7 +128,16 @@ struct NowView<'a> {
 struct NowEntry {
     raw: [Option<Vec<u8>>; 2],
     html: Bytes,
+    html_gz: Option<Bytes>,
     json: Bytes,
+    json_gz: Option<Bytes>,
+}
+
+/// A Now answer: plain and gzipped.
+#[derive(Clone)]
+struct Encoded {
+    plain: Bytes,
+    gz: Option<Bytes>,
 }
 
 /// The last Now page and `/api/now` answer, with the Redis bytes they were built from.
@@ -224,15 +236,18 @@ fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebErr
         analyzer_off: state.analyzer_every_secs == 0,
     };
     let html = state.templates.render("now", &view)?;
+    // Built once per analysis run, served many times: compress now, at the default level.
     Ok(NowEntry {
         raw,
+        html_gz: gzip(html.as_bytes(), 6),
         html: Bytes::from(html),
+        json_gz: gzip(&json, 6),
         json: Bytes::from(json),
     })
 }
 
 /// The Now page and JSON for the current Redis contents: `(html, json)`.
-async fn current(state: &WebState, worker: &Worker) -> Result<(Bytes, Bytes), WebError> {
+async fn current(state: &WebState, worker: &Worker) -> Result<(Encoded, Encoded), WebError> {
     let mut conn = worker.redis.clone();
     let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
         .arg(CURRENT_ANOMALIES_KEY)
@@ -247,13 +262,25 @@ async fn current(state: &WebState, worker: &Worker) -> Result<(Bytes, Bytes), We
         })?;
     let mut it = values.into_iter();
     let raw = [it.next().flatten(), it.next().flatten()];
+    let pick = |e: &NowEntry| {
+        (
+            Encoded {
+                plain: e.html.clone(),
+                gz: e.html_gz.clone(),
+            },
+            Encoded {
+                plain: e.json.clone(),
+                gz: e.json_gz.clone(),
+            },
+        )
+    };
     if let Ok(guard) = state.now_cache.inner.lock() {
         if let Some(e) = guard.as_ref().filter(|e| e.raw == raw) {
-            return Ok((e.html.clone(), e.json.clone()));
+            return Ok(pick(e));
         }
     }
     let entry = build(state, raw)?;
-    let out = (entry.html.clone(), entry.json.clone());
+    let out = pick(&entry);
     if let Ok(mut guard) = state.now_cache.inner.lock() {
         *guard = Some(entry);
     }
@@ -262,26 +289,32 @@ async fn current(state: &WebState, worker: &Worker) -> Result<(Bytes, Bytes), We
 
 /// `GET /` and `/now`.
 pub async fn now(
+    req: HttpRequest,
     state: web::Data<WebState>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, PageError> {
     let (html, _) = current(&state, &worker).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(html))
+    Ok(encoded_response(
+        &req,
+        "text/html; charset=utf-8",
+        html.plain,
+        html.gz,
+    ))
 }
 
 /// `GET /api/now`.
 pub async fn now_json(
+    req: HttpRequest,
     state: web::Data<WebState>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, WebError> {
     let (_, json) = current(&state, &worker).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(json))
+    Ok(encoded_response(
+        &req,
+        "application/json",
+        json.plain,
+        json.gz,
+    ))
 }
 
 /// `GET /health` (no auth, no details): 200 `{"status":"ok"}` when Redis answers, else 503.

@@ -66,41 +66,71 @@ fn rewrite_link(url: &str) -> String {
     format!("{page}{anchor}")
 }
 
-/// Markdown → HTML with raw HTML escaped and links rewritten.
+/// Markdown → HTML with raw HTML escaped and links rewritten. A screenshot that is not on
+/// disk (a daemon run away from the repository) is shown as its alt text, not a broken image.
 pub fn render_markdown(md: &str) -> String {
+    render_markdown_with(md, |file| {
+        std::path::Path::new("docs/screenshots")
+            .join(file)
+            .is_file()
+    })
+}
+
+fn render_markdown_with(md: &str, screenshot_exists: impl Fn(&str) -> bool) -> String {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let events = Parser::new_ext(md, opts).map(|ev| match ev {
-        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-        // Column alignment would become inline `style` attributes, which the CSP refuses.
-        Event::Start(Tag::Table(aligns)) => {
-            Event::Start(Tag::Table(vec![pulldown_cmark::Alignment::None; aligns.len()]))
-        }
-        Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: CowStr::from(rewrite_link(&dest_url)),
-            title,
-            id,
-        }),
-        Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Image {
-            link_type,
-            dest_url: CowStr::from(rewrite_link(&dest_url)),
-            title,
-            id,
-        }),
-        other => other,
-    });
+    let mut hidden_images = 0usize;
+    let mut events = Vec::new();
+    for ev in Parser::new_ext(md, opts) {
+        let ev = match ev {
+            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            // Column alignment would become inline `style` attributes, which the CSP refuses.
+            Event::Start(Tag::Table(aligns)) => {
+                Event::Start(Tag::Table(vec![
+                    pulldown_cmark::Alignment::None;
+                    aligns.len()
+                ]))
+            }
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: CowStr::from(rewrite_link(&dest_url)),
+                title,
+                id,
+            }),
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let url = rewrite_link(&dest_url);
+                match url.strip_prefix("/docs/screenshots/") {
+                    Some(file) if !screenshot_exists(file) => {
+                        hidden_images += 1;
+                        Event::Start(Tag::Emphasis)
+                    }
+                    _ => Event::Start(Tag::Image {
+                        link_type,
+                        dest_url: CowStr::from(url),
+                        title,
+                        id,
+                    }),
+                }
+            }
+            Event::End(pulldown_cmark::TagEnd::Image) if hidden_images > 0 => {
+                hidden_images -= 1;
+                Event::End(pulldown_cmark::TagEnd::Emphasis)
+            }
+            other => other,
+        };
+        events.push(ev);
+    }
     let mut html = String::with_capacity(md.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
     html
 }
 
@@ -231,7 +261,21 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
         let table = render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |\n");
-        assert!(table.contains("<table>") && !table.contains("style="), "{table}");
+        assert!(
+            table.contains("<table>") && !table.contains("style="),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn missing_screenshots_become_text() {
+        let md = "![The Now view](docs/screenshots/now.png) ![x](docs/screenshots/other.png)";
+        let html = render_markdown_with(md, |f| f == "other.png");
+        assert!(html.contains("<em>The Now view</em>"), "{html}");
+        assert!(
+            html.contains("<img src=\"/docs/screenshots/other.png\""),
+            "{html}"
+        );
     }
 
     #[test]

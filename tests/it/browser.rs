@@ -277,7 +277,7 @@ impl Cdp {
         while Instant::now() < deadline {
             let loading = self
                 .eval(
-                    "Array.from(document.querySelectorAll('.chart-msg')).filter(e => \
+                    "Array.from(document.querySelectorAll('.chart > p, .chart-msg')).filter(e => \
                      e.textContent === 'loading…' && e.getBoundingClientRect().top < innerHeight).length",
                 )
                 .await;
@@ -319,7 +319,9 @@ fn k(key: &str) -> String {
 fn shaped(end: i64, n: usize, base: f64, amp: f64, spike: f64, seed: u64) -> Vec<(i64, f64)> {
     let mut x = seed;
     series(end, n, 60, |i| {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let noise = ((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * amp * 0.3;
         let day = (i as f64 / 1440.0 * std::f64::consts::TAU).sin() * amp;
         let v = base + day + noise;
@@ -336,10 +338,22 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
     let Some(chrome) = launch() else { return };
     let end = now() / 60 * 60;
     let now_metrics: Vec<(&str, Vec<(i64, f64)>)> = vec![
-        ("prod.web01.cpu.user", shaped(end, 1440, 35.0, 12.0, 55.0, 1)),
-        ("prod.web01.http.5xx_rate", shaped(end, 1440, 2.0, 0.8, 18.0, 2)),
-        ("prod.db01.disk.io_wait", shaped(end, 1440, 4.0, 1.5, 40.0, 3)),
-        ("prod.queue.orders.depth", shaped(end, 1440, 120.0, 60.0, 900.0, 4)),
+        (
+            "prod.web01.cpu.user",
+            shaped(end, 1440, 35.0, 12.0, 55.0, 1),
+        ),
+        (
+            "prod.web01.http.5xx_rate",
+            shaped(end, 1440, 2.0, 0.8, 18.0, 2),
+        ),
+        (
+            "prod.db01.disk.io_wait",
+            shaped(end, 1440, 4.0, 1.5, 40.0, 3),
+        ),
+        (
+            "prod.queue.orders.depth",
+            shaped(end, 1440, 120.0, 60.0, 900.0, 4),
+        ),
         ("horizon.test.pickle", skyline::seed::series(end + 1)),
     ];
     // Graphite holds two days of the Panorama metrics, with the anomalies in them.
@@ -358,7 +372,14 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
                 pts[at].0,
                 (value * 100.0).round() / 100.0,
                 apps[(i + j) % 4],
-                &["grubbs", "median_absolute_deviation", "stddev_from_average", "histogram_bins", "first_hour_average", "ks_test"][..4 + j],
+                &[
+                    "grubbs",
+                    "median_absolute_deviation",
+                    "stddev_from_average",
+                    "histogram_bins",
+                    "first_hour_average",
+                    "ks_test",
+                ][..4 + j],
             ));
         }
         graphite.insert(name.to_string(), pts);
@@ -375,7 +396,11 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
     for (name, pts) in &now_metrics {
         put_metric(&mut r, name, pts);
     }
-    put_metric(&mut r, "prod.web02.cpu.user", &shaped(end, 1440, 30.0, 10.0, 0.0, 9));
+    put_metric(
+        &mut r,
+        "prod.web02.cpu.user",
+        &shaped(end, 1440, 30.0, 10.0, 0.0, 9),
+    );
     let current: Vec<(&str, i64, f64)> = now_metrics
         .iter()
         .map(|(n, p)| (*n, p.last().unwrap().0, p.last().unwrap().1))
@@ -393,11 +418,18 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
 
     let out = std::env::var("SKYLINE_SCREENSHOTS")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::env::temp_dir().join(format!("skyline-shots-{}", std::process::id())));
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("skyline-shots-{}", std::process::id()))
+        });
     std::fs::create_dir_all(&out).unwrap();
 
     let mut cdp = Cdp::connect(&chrome.ws_url).await;
-    for m in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
+    for m in [
+        "Page.enable",
+        "Runtime.enable",
+        "Log.enable",
+        "Network.enable",
+    ] {
         cdp.call(m, json!({})).await;
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{}", web.password));
@@ -413,8 +445,14 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         ("/panorama?count_by_metric=true".into(), None),
         ("/rebrow?pattern=prod.*&count=50".into(), None),
         ("/rebrow?count=25".into(), Some("rebrow")),
-        (format!("/rebrow/key?k={}", k("metrics.prod.web01.cpu.user")), Some("rebrow-key")),
-        (format!("/rebrow/key?k={}", k("analyzer.current_anomalies")), None),
+        (
+            format!("/rebrow/key?k={}", k("metrics.prod.web01.cpu.user")),
+            Some("rebrow-key"),
+        ),
+        (
+            format!("/rebrow/key?k={}", k("analyzer.current_anomalies")),
+            None,
+        ),
         ("/monitor".into(), Some("monitor")),
         ("/errors".into(), None),
         ("/docs".into(), None),
@@ -431,27 +469,37 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
             "{path}: the page's error banner is showing"
         );
         if let Some(name) = shot {
-            cdp.screenshot(&out.join(format!("{name}.png")), height).await;
+            cdp.screenshot(&out.join(format!("{name}.png")), height)
+                .await;
         }
     }
     // The Now page drew a graph for each anomaly, with the anomalous point marked.
     cdp.open(&web.url("/")).await;
     assert_eq!(
-        cdp.eval("document.querySelectorAll('#cards .chart svg .anomaly-dot').length").await,
+        cdp.eval("document.querySelectorAll('#cards .chart svg .anomaly-dot').length")
+            .await,
         json!(now_metrics.len())
     );
     // Panorama drew its graphs from Graphite.
     cdp.open(&web.url("/panorama?limit=4")).await;
     assert_eq!(
-        cdp.eval("document.querySelectorAll('#graphs .chart svg .series').length").await,
+        cdp.eval("document.querySelectorAll('#graphs .chart svg .series').length")
+            .await,
         json!(4)
     );
-    assert!(fake.requests().iter().any(|l| l.contains("/render?target=prod.")));
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|l| l.contains("/render?target=prod.")));
 
     // Live update: a new analyzer run shows up without a reload.
     cdp.open(&web.url("/")).await;
     cdp.eval("window.__sameDocument = 42").await;
-    put_metric(&mut r, "prod.web02.cpu.user", &shaped(end, 1440, 30.0, 10.0, 80.0, 9));
+    put_metric(
+        &mut r,
+        "prod.web02.cpu.user",
+        &shaped(end, 1440, 30.0, 10.0, 80.0, 9),
+    );
     let mut updated = current.clone();
     updated.push(("prod.web02.cpu.user", end, 110.0));
     put_current(&mut r, &updated, 6);
@@ -467,8 +515,16 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         }
     }
     assert!(seen, "the Now page did not pick up the new anomaly");
-    assert_eq!(cdp.eval("window.__sameDocument").await, json!(42), "page reloaded");
-    assert_eq!(cdp.eval("document.getElementById('now-count').textContent").await, json!("6"));
+    assert_eq!(
+        cdp.eval("window.__sameDocument").await,
+        json!(42),
+        "page reloaded"
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('now-count').textContent")
+            .await,
+        json!("6")
+    );
     cdp.assert_clean("Now page live update");
 
     // Hostile names in Redis keys, the current anomalies, Panorama rows and rebrow.
@@ -507,7 +563,11 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         cdp.open(&web.url(path)).await;
         cdp.drain(300).await;
         cdp.assert_clean(&format!("hostile {path}"));
-        assert_eq!(cdp.eval("typeof window.__xss").await, json!("undefined"), "{path}: XSS ran");
+        assert_eq!(
+            cdp.eval("typeof window.__xss").await,
+            json!("undefined"),
+            "{path}: XSS ran"
+        );
         assert_eq!(
             cdp.eval("document.querySelectorAll('script:not([src]):not([type=\"application/json\"])').length")
                 .await,
@@ -515,14 +575,17 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
             "{path}: an inline script element appeared"
         );
         assert_eq!(
-            cdp.eval("document.querySelectorAll('img[src=\"x\"], svg[onload]').length").await,
+            cdp.eval("document.querySelectorAll('img[src=\"x\"], svg[onload]').length")
+                .await,
             json!(0),
             "{path}: markup from data"
         );
     }
     // The hostile names are shown as text.
     cdp.open(&web.url("/")).await;
-    let text = cdp.eval("document.getElementById('cards').textContent").await;
+    let text = cdp
+        .eval("document.getElementById('cards').textContent")
+        .await;
     assert!(text.as_str().unwrap().contains(hostile[0]), "{text}");
     web.stop().await;
     eprintln!("browser test screenshots in {}", out.display());

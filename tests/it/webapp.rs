@@ -36,10 +36,23 @@ async fn auth_required_and_generated_password_private_and_reused() {
         assert_eq!(mode, 0o600, "password file mode {mode:o}");
     }
     let c = client();
-    for path in ["/", "/api?metric=x", "/panorama", "/rebrow", "/metrics", "/nope", "/assets/common.js"] {
+    for path in [
+        "/",
+        "/api?metric=x",
+        "/panorama",
+        "/rebrow",
+        "/metrics",
+        "/nope",
+        "/assets/common.js",
+    ] {
         let res = c.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401, "{path} without credentials");
-        let challenge = res.headers().get("www-authenticate").unwrap().to_str().unwrap();
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(challenge.starts_with("Basic realm="), "{challenge}");
         let res = c
             .get(format!("{base}{path}"))
@@ -90,7 +103,13 @@ async fn auth_required_and_generated_password_private_and_reused() {
 #[actix_rt::test]
 async fn ip_allow_list_refuses_every_route() {
     let web = Web::start(|c| c.webapp.allowed_ips = vec!["10.1.2.3".into()]).await;
-    for path in ["/", "/health", "/api?metric=x", "/flux/metric_data?status", "/nope"] {
+    for path in [
+        "/",
+        "/health",
+        "/api?metric=x",
+        "/flux/metric_data?status",
+        "/nope",
+    ] {
         let (status, _, body) = web.get(path).await;
         assert_eq!(status, 403, "{path}: {body}");
     }
@@ -113,7 +132,10 @@ async fn security_headers_on_every_response() {
             .unwrap();
         let h = res.headers();
         let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"));
         assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
@@ -150,7 +172,10 @@ async fn now_page_and_api_with_hostile_names() {
         let body = web.page(path).await;
         assert!(body.contains("web.cpu"), "{body}");
         assert!(body.contains("999.5"));
-        assert!(body.contains("x.&lt;script&gt;alert(1)&lt;/script&gt;.&quot;quoted&quot;&amp;&lt;img"), "{body}");
+        assert!(
+            body.contains("x.&lt;script&gt;alert(1)&lt;/script&gt;.&quot;quoted&quot;&amp;&lt;img"),
+            "{body}"
+        );
         assert!(body.contains("/rebrow/key?k="));
         assert!(body.contains("id=\"empty\" class=\"empty\" hidden"));
     }
@@ -206,6 +231,31 @@ async fn api_metric_unique_metrics_and_errors() {
         .json(&format!("/api?metric={}", templates_q(XSS)), 200)
         .await;
     assert_eq!(j["results"].as_array().unwrap().len(), 2);
+    // Gzipped for clients that ask (browsers do), plain otherwise; the same JSON either way.
+    let mut plain_body = Vec::new();
+    for enc in ["identity", "gzip"] {
+        let mut res = web
+            .client
+            .get(web.url("/api?metric=a.b"))
+            .basic_auth(USER, &web.password)
+            .insert_header(("Accept-Encoding", enc))
+            .no_decompress()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers().get("vary").unwrap(), "Accept-Encoding");
+        let body = res.body().limit(1 << 24).await.unwrap().to_vec();
+        if enc == "gzip" {
+            assert_eq!(res.headers().get("content-encoding").unwrap(), "gzip");
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+                .unwrap();
+            assert_eq!(out, plain_body);
+        } else {
+            assert!(res.headers().get("content-encoding").is_none());
+            plain_body = body;
+        }
+    }
     // Same answer twice (the second from the cache), and after a change, the new data.
     let a = web.get("/api?metric=a.b").await.2;
     assert_eq!(a, web.get("/api?metric=a.b").await.2);
@@ -237,7 +287,10 @@ async fn api_metric_unique_metrics_and_errors() {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert!(m.contains(&"metrics.a.b") && m.contains(&"metrics.metrics.x"), "{m:?}");
+        assert!(
+            m.contains(&"metrics.a.b") && m.contains(&"metrics.metrics.x"),
+            "{m:?}"
+        );
     }
     let j = web
         .json(
@@ -256,10 +309,22 @@ fn templates_q(s: &str) -> String {
 fn seed_panorama(web: &Web) -> i64 {
     let t = now() - 3600;
     let rows = vec![
-        anomaly("stats.web01.cpu", t - 7200, 95.5, "analyzer", &["grubbs", "ks_test"]),
+        anomaly(
+            "stats.web01.cpu",
+            t - 7200,
+            95.5,
+            "analyzer",
+            &["grubbs", "ks_test"],
+        ),
         anomaly("stats.web01.mem", t - 3600, 70.0, "analyzer", &["grubbs"]),
         anomaly("stats.web02.cpu", t - 1800, 99.0, "mirage", &["ks_test"]),
-        anomaly("statsd.other", t - 900, 1.0, "analyzer", &["histogram_bins"]),
+        anomaly(
+            "statsd.other",
+            t - 900,
+            1.0,
+            "analyzer",
+            &["histogram_bins"],
+        ),
         anomaly(XSS, t, 3.0, "analyzer", &["grubbs"]),
         anomaly("stats.web01.cpu", t + 60, 97.0, "analyzer", &["grubbs"]),
     ];
@@ -284,17 +349,49 @@ async fn api_anomalies_every_filter() {
     assert_eq!(j["total"], 6);
     assert_eq!(metrics_of(&j)[0], "stats.web01.cpu", "newest first");
     let cases: Vec<(String, Vec<&str>)> = vec![
-        ("metric=stats.web01.cpu".into(), vec!["stats.web01.cpu", "stats.web01.cpu"]),
-        ("metric=metrics.stats.web01.mem".into(), vec!["stats.web01.mem"]),
-        ("metric_like=stats.%25.cpu&order=ASC".into(), vec!["stats.web01.cpu", "stats.web02.cpu", "stats.web01.cpu"]),
+        (
+            "metric=stats.web01.cpu".into(),
+            vec!["stats.web01.cpu", "stats.web01.cpu"],
+        ),
+        (
+            "metric=metrics.stats.web01.mem".into(),
+            vec!["stats.web01.mem"],
+        ),
+        (
+            "metric_like=stats.%25.cpu&order=ASC".into(),
+            vec!["stats.web01.cpu", "stats.web02.cpu", "stats.web01.cpu"],
+        ),
         ("metric_like=*web02*".into(), vec!["stats.web02.cpu"]),
-        ("namespace=stats".into(), vec!["stats.web01.cpu", "stats.web02.cpu", "stats.web01.mem", "stats.web01.cpu"]),
-        ("namespace=stats.web01&limit=1".into(), vec!["stats.web01.cpu"]),
-        (format!("from_timestamp={}&until_timestamp={}", t - 2000, t - 1), vec!["statsd.other", "stats.web02.cpu"]),
+        (
+            "namespace=stats".into(),
+            vec![
+                "stats.web01.cpu",
+                "stats.web02.cpu",
+                "stats.web01.mem",
+                "stats.web01.cpu",
+            ],
+        ),
+        (
+            "namespace=stats.web01&limit=1".into(),
+            vec!["stats.web01.cpu"],
+        ),
+        (
+            format!("from_timestamp={}&until_timestamp={}", t - 2000, t - 1),
+            vec!["statsd.other", "stats.web02.cpu"],
+        ),
         ("app=mirage".into(), vec!["stats.web02.cpu"]),
-        ("source=graphite&host=web-test-host&limit=2".into(), vec!["stats.web01.cpu", XSS]),
-        ("algorithm=ks_test".into(), vec!["stats.web02.cpu", "stats.web01.cpu"]),
-        ("app=all&metric=&algorithm=histogram_bins".into(), vec!["statsd.other"]),
+        (
+            "source=graphite&host=web-test-host&limit=2".into(),
+            vec!["stats.web01.cpu", XSS],
+        ),
+        (
+            "algorithm=ks_test".into(),
+            vec!["stats.web02.cpu", "stats.web01.cpu"],
+        ),
+        (
+            "app=all&metric=&algorithm=histogram_bins".into(),
+            vec!["statsd.other"],
+        ),
         ("host=nobody".into(), vec![]),
     ];
     for (q, want) in cases {
@@ -339,30 +436,51 @@ async fn panorama_page_filters_count_mode_and_escaping() {
     assert!(body.contains("Latest anomalies"), "{body}");
     assert!(body.contains("stats.web02.cpu"));
     assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(body.contains("<option value=\"mirage\">mirage</option>"), "{body}");
+    assert!(
+        body.contains("<option value=\"mirage\">mirage</option>"),
+        "{body}"
+    );
     assert!(body.contains("data-from=\""));
     let body = web
-        .page(&format!("/panorama?app=mirage&from_timestamp={}&limit=5", t - 7300))
+        .page(&format!(
+            "/panorama?app=mirage&from_timestamp={}&limit=5",
+            t - 7300
+        ))
         .await;
-    assert!(body.contains("<option value=\"mirage\" selected>"), "{body}");
+    assert!(
+        body.contains("<option value=\"mirage\" selected>"),
+        "{body}"
+    );
     assert!(body.contains("stats.web02.cpu") && !body.contains("stats.web01.mem"));
     let body = web.page("/panorama?count_by_metric=true").await;
     assert!(body.contains("Anomaly counts by metric"), "{body}");
     assert!(body.contains("limit=2&amp;order=DESC"), "{body}");
     // A hostile search term is echoed escaped; a bad parameter is a 400 page.
     let body = web
-        .page(&format!("/panorama?metric_like={}", templates_q("<script>alert(9)</script>")))
+        .page(&format!(
+            "/panorama?metric_like={}",
+            templates_q("<script>alert(9)</script>")
+        ))
         .await;
-    assert!(body.contains("value=\"&lt;script&gt;alert(9)&lt;/script&gt;\""), "{body}");
+    assert!(
+        body.contains("value=\"&lt;script&gt;alert(9)&lt;/script&gt;\""),
+        "{body}"
+    );
     let (s, ct, body) = web
         .get(&format!("/panorama?limit={}", templates_q("<b>x</b>")))
         .await;
     assert_eq!(s, 400);
     assert!(ct.starts_with("text/html"));
-    assert!(body.contains("limit: a number") && !body.contains("<b>x</b>"), "{body}");
+    assert!(
+        body.contains("limit: a number") && !body.contains("<b>x</b>"),
+        "{body}"
+    );
     let (s, _, body) = web.get("/panorama?evil=%3Cscript%3E").await;
     assert_eq!(s, 400);
-    assert!(body.contains("&quot;evil&quot;") && !body.contains("<script>"), "{body}");
+    assert!(
+        body.contains("&quot;evil&quot;") && !body.contains("<script>"),
+        "{body}"
+    );
     web.stop().await;
 }
 
@@ -377,7 +495,10 @@ fn graphite_data(end: i64) -> HashMap<String, Vec<(i64, Option<f64>)>> {
             })
             .collect(),
     );
-    m.insert("odd:name+with%chars/x".to_string(), vec![(end - 60, Some(7.0))]);
+    m.insert(
+        "odd:name+with%chars/x".to_string(),
+        vec![(end - 60, Some(7.0))],
+    );
     m
 }
 
@@ -390,18 +511,26 @@ async fn graphite_api_and_render_proxy() {
     let (from, until) = (end - 3600, end);
     let j = web
         .json(
-            &format!("/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"),
+            &format!(
+                "/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"
+            ),
             200,
         )
         .await;
     let res = j["results"].as_array().unwrap();
     assert_eq!(res.len(), 54, "nulls dropped");
-    assert_eq!(res[0], serde_json::json!([end - 3600, 0.0]), "[ts, value] order");
+    assert_eq!(
+        res[0],
+        serde_json::json!([end - 3600, 0.0]),
+        "[ts, value] order"
+    );
     assert!(res.iter().all(|p| p[0].is_i64()), "integer timestamps");
     assert_eq!(j["target"], "test.series");
     let last = fake.requests().last().unwrap().clone();
     assert!(
-        last.contains(&format!("target=test.series&from={from}&until={until}&format=json")),
+        last.contains(&format!(
+            "target=test.series&from={from}&until={until}&format=json"
+        )),
         "{last}"
     );
     // Names with characters Skyline mangled arrive intact.
@@ -417,7 +546,9 @@ async fn graphite_api_and_render_proxy() {
     assert_eq!(j["results"], serde_json::json!([[end - 60, 7.0]]));
     let j = web
         .json(
-            &format!("/api?graphite_metric=unknown.metric&from_timestamp={from}&until_timestamp={until}"),
+            &format!(
+                "/api?graphite_metric=unknown.metric&from_timestamp={from}&until_timestamp={until}"
+            ),
             200,
         )
         .await;
@@ -433,9 +564,15 @@ async fn graphite_api_and_render_proxy() {
     // Bad parameters: 400 naming them.
     let j = web.json("/api?graphite_metric=test.series", 400).await;
     let msg = j["message"].as_str().unwrap();
-    assert!(msg.contains("from_timestamp") && msg.contains("until_timestamp"), "{msg}");
+    assert!(
+        msg.contains("from_timestamp") && msg.contains("until_timestamp"),
+        "{msg}"
+    );
     let j = web
-        .json(&format!("/api?graphite_metric=&from_timestamp={from}&until_timestamp={until}"), 400)
+        .json(
+            &format!("/api?graphite_metric=&from_timestamp={from}&until_timestamp={until}"),
+            400,
+        )
         .await;
     assert!(j["message"].as_str().unwrap().contains("graphite_metric"));
     web.json(
@@ -456,19 +593,33 @@ async fn graphite_api_and_render_proxy() {
 
     // The render proxy passes anything through, status and content type kept.
     let (s, ct, body) = web
-        .get(&format!("/render?target=test.series&from={from}&until={until}&format=json"))
+        .get(&format!(
+            "/render?target=test.series&from={from}&until={until}&format=json"
+        ))
         .await;
     assert_eq!(s, 200);
     assert!(ct.starts_with("application/json"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v[0]["datapoints"][3], serde_json::json!([null, end - 3600 + 180]));
+    assert_eq!(
+        v[0]["datapoints"][3],
+        serde_json::json!([null, end - 3600 + 180])
+    );
     let (s, ct, body) = web.get("/render/?target=test.series&format=png").await;
     assert_eq!((s, ct.as_str()), (200, "image/png"));
     assert!(body.contains("PNG"));
     let (s, _, _) = web.get("/render?target=bad(x").await;
     assert_eq!(s, 400);
-    let res = web.client.get(web.url("/render?target=x")).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 401, "the proxy needs credentials too");
+    let res = web
+        .client
+        .get(web.url("/render?target=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        401,
+        "the proxy needs credentials too"
+    );
     web.stop().await;
 
     // Graphite down: 502, not Skyline's 200 with an empty string.
@@ -478,7 +629,9 @@ async fn graphite_api_and_render_proxy() {
     let web = Web::start(move |c| c.graphite.url = dead_url).await;
     let j = web
         .json(
-            &format!("/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"),
+            &format!(
+                "/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"
+            ),
             502,
         )
         .await;
@@ -490,7 +643,9 @@ async fn graphite_api_and_render_proxy() {
     let web = Web::start(|_| {}).await;
     let j = web
         .json(
-            &format!("/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"),
+            &format!(
+                "/api?graphite_metric=test.series&from_timestamp={from}&until_timestamp={until}"
+            ),
             503,
         )
         .await;
@@ -514,14 +669,38 @@ async fn rebrow_browses_by_type_pages_with_scan_and_escapes() {
     put_metric(&mut r, "web.cpu", &pts);
     put_metric(&mut r, XSS, &pts);
     let _: () = redis::pipe()
-        .cmd("RPUSH").arg("t.list").arg("a").arg("<b>")
-        .cmd("SADD").arg("t.set").arg("m1").arg("m2")
-        .cmd("ZADD").arg("t.zset").arg(1.5).arg("z1")
-        .cmd("HSET").arg("t.hash").arg("f").arg("v<i>")
-        .cmd("SET").arg("t.json").arg(r#"{"a":[1,2]}"#)
-        .cmd("SET").arg("t.bin").arg(b"\xff\x00\x01".as_slice())
-        .cmd("XADD").arg("t.stream").arg("*").arg("k").arg("v")
-        .cmd("SET").arg("t.ttl").arg("x").arg("EX").arg(100)
+        .cmd("RPUSH")
+        .arg("t.list")
+        .arg("a")
+        .arg("<b>")
+        .cmd("SADD")
+        .arg("t.set")
+        .arg("m1")
+        .arg("m2")
+        .cmd("ZADD")
+        .arg("t.zset")
+        .arg(1.5)
+        .arg("z1")
+        .cmd("HSET")
+        .arg("t.hash")
+        .arg("f")
+        .arg("v<i>")
+        .cmd("SET")
+        .arg("t.json")
+        .arg(r#"{"a":[1,2]}"#)
+        .cmd("SET")
+        .arg("t.bin")
+        .arg(b"\xff\x00\x01".as_slice())
+        .cmd("XADD")
+        .arg("t.stream")
+        .arg("*")
+        .arg("k")
+        .arg("v")
+        .cmd("SET")
+        .arg("t.ttl")
+        .arg("x")
+        .arg("EX")
+        .arg(100)
         .query(&mut r)
         .unwrap();
 
@@ -536,7 +715,10 @@ async fn rebrow_browses_by_type_pages_with_scan_and_escapes() {
     loop {
         pages += 1;
         let body = web.page(&path).await;
-        for part in body.split("<td class=\"mono metric-cell\"><a href=\"/rebrow/key?k=").skip(1) {
+        for part in body
+            .split("<td class=\"mono metric-cell\"><a href=\"/rebrow/key?k=")
+            .skip(1)
+        {
             let name = part.split('>').nth(1).unwrap().split('<').next().unwrap();
             seen.insert(name.to_string());
         }
@@ -560,12 +742,22 @@ async fn rebrow_browses_by_type_pages_with_scan_and_escapes() {
     assert_eq!(web.get("/rebrow?type=nonsense").await.0, 400);
 
     // Each type.
-    let body = web.page(&format!("/rebrow/key?k={}", k("metrics.web.cpu"))).await;
-    assert!(body.contains("Skyline msgpack series") && body.contains("50 datapoints"), "{body}");
+    let body = web
+        .page(&format!("/rebrow/key?k={}", k("metrics.web.cpu")))
+        .await;
+    assert!(
+        body.contains("Skyline msgpack series") && body.contains("50 datapoints"),
+        "{body}"
+    );
     assert!(body.contains("id=\"series-data\""));
-    let body = web.page(&format!("/rebrow/key?k={}", k(&format!("metrics.{XSS}")))).await;
+    let body = web
+        .page(&format!("/rebrow/key?k={}", k(&format!("metrics.{XSS}"))))
+        .await;
     assert!(body.contains("Skyline msgpack series"));
-    assert!(body.contains("\\u003cscript\\u003e"), "JSON config escaped for HTML");
+    assert!(
+        body.contains("\\u003cscript\\u003e"),
+        "JSON config escaped for HTML"
+    );
     let body = web.page(&format!("/rebrow/key?k={}", k("t.list"))).await;
     assert!(body.contains("<li>&lt;b&gt;</li>"), "{body}");
     let body = web.page(&format!("/rebrow/key?k={}", k("t.set"))).await;
@@ -581,9 +773,15 @@ async fn rebrow_browses_by_type_pages_with_scan_and_escapes() {
     let body = web.page(&format!("/rebrow/key?k={}", k("t.stream"))).await;
     assert!(body.contains("k v"));
     let body = web.page(&format!("/rebrow/key?k={}", k("t.ttl"))).await;
-    assert!(body.contains("1m 40s") || body.contains("1m 39s"), "TTL shown");
+    assert!(
+        body.contains("1m 40s") || body.contains("1m 39s"),
+        "TTL shown"
+    );
     assert!(!body.contains("delete-form"), "read-only: no delete form");
-    assert_eq!(web.get(&format!("/rebrow/key?k={}", k("no.such"))).await.0, 404);
+    assert_eq!(
+        web.get(&format!("/rebrow/key?k={}", k("no.such"))).await.0,
+        404
+    );
     assert_eq!(web.get("/rebrow/key?k=!!").await.0, 400);
 
     // Read-only: delete refused.
@@ -604,7 +802,11 @@ async fn rebrow_browses_by_type_pages_with_scan_and_escapes() {
 async fn rebrow_delete_needs_writable_post_and_csrf() {
     let web = Web::start(|c| c.webapp.rebrow_writable = true).await;
     let mut r = web.redis();
-    let _: () = redis::cmd("SET").arg("doomed").arg("1").query(&mut r).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("doomed")
+        .arg("1")
+        .query(&mut r)
+        .unwrap();
     let body = web.page(&format!("/rebrow/key?k={}", k("doomed"))).await;
     assert!(body.contains("id=\"delete-form\""));
     let csrf = body
@@ -625,27 +827,41 @@ async fn rebrow_delete_needs_writable_post_and_csrf() {
         }
         async move { req.send_form(&form).await.unwrap() }
     };
-    let exists = |r: &mut redis::Connection| -> i64 {
-        redis::cmd("EXISTS").arg("doomed").query(r).unwrap()
-    };
+    let exists =
+        |r: &mut redis::Connection| -> i64 { redis::cmd("EXISTS").arg("doomed").query(r).unwrap() };
     // GET is not allowed; no token, a wrong token, or another site's form: 403.
     assert_eq!(web.get("/rebrow/key/delete").await.0, 405);
-    assert_eq!(post(vec![("k", k("doomed"))], None).await.status().as_u16(), 400);
     assert_eq!(
-        post(vec![("k", k("doomed")), ("csrf", "0".repeat(64))], None).await.status().as_u16(),
-        403
+        post(vec![("k", k("doomed"))], None).await.status().as_u16(),
+        400
     );
     assert_eq!(
-        post(vec![("k", k("doomed")), ("csrf", csrf.clone())], Some("https://evil.example"))
+        post(vec![("k", k("doomed")), ("csrf", "0".repeat(64))], None)
             .await
             .status()
             .as_u16(),
         403
     );
+    assert_eq!(
+        post(
+            vec![("k", k("doomed")), ("csrf", csrf.clone())],
+            Some("https://evil.example")
+        )
+        .await
+        .status()
+        .as_u16(),
+        403
+    );
     assert_eq!(exists(&mut r), 1);
     let res = post(vec![("k", k("doomed")), ("csrf", csrf.clone())], None).await;
     assert_eq!(res.status().as_u16(), 303);
-    let location = res.headers().get("location").unwrap().to_str().unwrap().to_string();
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(exists(&mut r), 0);
     let body = web.page(&location).await;
     assert!(body.contains("Deleted key <code>doomed</code>"), "{body}");
@@ -669,21 +885,31 @@ async fn docs_monitor_errors_and_metrics() {
         assert!(body.contains("class=\"markdown\""));
     }
     assert_eq!(web.get("/docs/nope").await.0, 404);
-    assert_eq!(web.get("/docs/screenshots/..%2F..%2FCargo.toml").await.0, 404);
+    assert_eq!(
+        web.get("/docs/screenshots/..%2F..%2FCargo.toml").await.0,
+        404
+    );
 
     // Requests with secrets in their parameters, then the monitor.
     for _ in 0..25 {
         web.get("/api?metric=nothing.here").await;
     }
-    web.get("/api?metric=nothing.here&password=hunter2&key=sekrit-key").await;
+    web.get("/api?metric=nothing.here&password=hunter2&key=sekrit-key")
+        .await;
     let body = web.page("/monitor").await;
     assert!(body.contains("GET /api"), "{body}");
     assert!(body.contains("Hits per hour"));
-    assert!(!body.contains("hunter2") && !body.contains("sekrit-key"), "secrets redacted");
+    assert!(
+        !body.contains("hunter2") && !body.contains("sekrit-key"),
+        "secrets redacted"
+    );
 
     log::error!("webapp test: metric <b>bold</b> failed");
     let body = web.page("/errors").await;
-    assert!(body.contains("webapp test: metric &lt;b&gt;bold&lt;/b&gt; failed"), "{body}");
+    assert!(
+        body.contains("webapp test: metric &lt;b&gt;bold&lt;/b&gt; failed"),
+        "{body}"
+    );
 
     let (s, ct, text) = web.get("/metrics").await;
     assert_eq!(s, 200);
@@ -704,7 +930,10 @@ async fn docs_monitor_errors_and_metrics() {
         .lines()
         .find(|l| l.starts_with("skyline_http_requests_total "))
         .unwrap();
-    assert!(line.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 26, "{line}");
+    assert!(
+        line.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 26,
+        "{line}"
+    );
     web.stop().await;
 }
 
@@ -743,11 +972,15 @@ async fn seeded_anomaly_reaches_now_and_panorama() {
     assert!(found, "the seeded metric never reached /api/now");
     let body = web.page("/").await;
     assert!(body.contains(seed::SEED_METRIC));
-    let j = web.json("/api?metric=metrics.horizon.test.pickle", 200).await;
+    let j = web
+        .json("/api?metric=metrics.horizon.test.pickle", 200)
+        .await;
     assert_eq!(j["results"].as_array().unwrap().len(), seed::SEED_POINTS);
     let mut in_panorama = false;
     for _ in 0..120 {
-        let j = web.json("/api/anomalies?metric=horizon.test.pickle", 200).await;
+        let j = web
+            .json("/api/anomalies?metric=horizon.test.pickle", 200)
+            .await;
         if j["total"] == 1 {
             in_panorama = true;
             break;

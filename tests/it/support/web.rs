@@ -161,15 +161,24 @@ pub fn assert_safe_html(path: &str, body: &str) {
                 !inner.contains('<') && !inner.contains('>'),
                 "{path}: markup characters inside a JSON block: {inner}"
             );
-            serde_json::from_str::<serde_json::Value>(&body[body.len() - rest.len() + tag_end + 1..body.len() - rest.len() + close])
-                .unwrap_or_else(|e| panic!("{path}: JSON block does not parse: {e}"));
+            serde_json::from_str::<serde_json::Value>(
+                &body[body.len() - rest.len() + tag_end + 1..body.len() - rest.len() + close],
+            )
+            .unwrap_or_else(|e| panic!("{path}: JSON block does not parse: {e}"));
         } else {
             assert!(inner.trim().is_empty(), "{path}: script with content");
         }
         rest = &rest[close..];
     }
     markup.push_str(rest);
-    for bad in [" onerror=", " onload=", " onclick=", " onmouseover=", "javascript:", " style="] {
+    for bad in [
+        " onerror=",
+        " onload=",
+        " onclick=",
+        " onmouseover=",
+        "javascript:",
+        " style=",
+    ] {
         assert!(!markup.contains(bad), "{path}: contains {bad}");
     }
     assert!(
