@@ -84,12 +84,10 @@ fn render_markdown_with(md: &str, screenshot_exists: impl Fn(&str) -> bool) -> S
         let ev = match ev {
             Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
             // Column alignment would become inline `style` attributes, which the CSP refuses.
-            Event::Start(Tag::Table(aligns)) => {
-                Event::Start(Tag::Table(vec![
+            Event::Start(Tag::Table(aligns)) => Event::Start(Tag::Table(vec![
                     pulldown_cmark::Alignment::None;
                     aligns.len()
-                ]))
-            }
+                ])),
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,

@@ -992,3 +992,13 @@ async fn seeded_anomaly_reaches_now_and_panorama() {
     assert!(body.contains(seed::SEED_METRIC));
     web.stop().await;
 }
+
+#[actix_rt::test]
+async fn fixed_timezone_reaches_every_page() {
+    let web = Web::start(|c| c.webapp.timezone = "Europe/Paris".into()).await;
+    for path in ["/", "/panorama", "/rebrow", "/monitor", "/errors", "/docs"] {
+        let body = web.page(path).await;
+        assert!(body.contains(r#""timezone":"Europe/Paris""#), "{path}");
+    }
+    web.stop().await;
+}
