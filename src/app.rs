@@ -123,6 +123,14 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     if config.flux.enabled && http_socket.is_none() {
         warn!("[flux] enabled but [webapp] bind is empty: flux is off");
     }
+    // The webapp's password (generated and stored at first start) before anything runs.
+    let web_password = if config.webapp.enabled && http_socket.is_some() {
+        let (password, _) = crate::webapp::auth::resolve_password(&config.webapp, &config.data.dir)
+            .map_err(|err| AppError::Io(format!("[webapp] password: {err}")))?;
+        Some(password)
+    } else {
+        None
+    };
 
     // Redis: the managed one, or exactly the configured one (never a silent fallback).
     let managed = if config.redis.managed {
@@ -313,16 +321,17 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         Some((addr, state)) => (Some(addr), Some(state)),
         None => (None, None),
     };
-    let webapp = if config.webapp.enabled && http_socket.is_some() {
-        let stats = panorama
-            .as_ref()
-            .map(|p| p.clone().recipient::<crate::panorama::GetStats>());
-        Some(
-            crate::webapp::Webapp::new(config, &redis_url, db.clone(), stats)
-                .map_err(AppError::Io)?,
-        )
-    } else {
-        None
+    let webapp = match web_password {
+        Some(password) => {
+            let stats = panorama
+                .as_ref()
+                .map(|p| p.clone().recipient::<crate::panorama::GetStats>());
+            Some(
+                crate::webapp::Webapp::new(config, &password, &redis_url, db.clone(), stats)
+                    .map_err(AppError::Io)?,
+            )
+        }
+        None => None,
     };
     let (http, http_addr) = match http_socket {
         Some(socket) => {

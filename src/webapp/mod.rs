@@ -111,17 +111,16 @@ pub struct Webapp {
 }
 
 impl Webapp {
-    /// Builds the shared state: resolves the password (generating it at first start),
-    /// compiles the templates, opens the Redis connection. `db` and `panorama` are `None` when
+    /// Builds the shared state: compiles the templates, opens the Redis connection.
+    /// `password` comes from [`auth::resolve_password`]; `db` and `panorama` are `None` when
     /// Panorama is disabled.
     pub fn new(
         config: &Config,
+        password: &str,
         redis_url: &str,
         db: Option<crate::db::Pool>,
         panorama: Option<Recipient<GetStats>>,
     ) -> Result<Self, String> {
-        let (password, _) = auth::resolve_password(&config.webapp, &config.data.dir)
-            .map_err(|err| format!("[webapp] password: {err}"))?;
         let templates = templates::Templates::new()?;
         let redis_timeout = Duration::from_secs(config.redis.response_timeout_secs);
         let redis = crate::store::redis_conn::connect(redis_url, redis_timeout)
@@ -147,7 +146,7 @@ impl Webapp {
         };
         Ok(Webapp {
             state: web::Data::new(state),
-            creds: web::Data::new(Credentials::new(&config.webapp.auth_user, &password)),
+            creds: web::Data::new(Credentials::new(&config.webapp.auth_user, password)),
             redis,
             redis_url: redis_url.to_string(),
             redis_timeout,

@@ -122,7 +122,14 @@ async fn ip_allow_list_refuses_every_route() {
 #[actix_rt::test]
 async fn security_headers_on_every_response() {
     let web = Web::start(|_| {}).await;
-    for path in ["/", "/api/now", "/health", "/nope", "/assets/now.js"] {
+    for path in [
+        "/",
+        "/api/now",
+        "/health",
+        "/nope",
+        "/assets/now.js",
+        "/favicon.ico",
+    ] {
         let res = web
             .client
             .get(web.url(path))
