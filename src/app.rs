@@ -123,6 +123,14 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     if config.flux.enabled && http_socket.is_none() {
         warn!("[flux] enabled but [webapp] bind is empty: flux is off");
     }
+    // The webapp's password (generated and stored at first start) before anything runs.
+    let web_password = if config.webapp.enabled && http_socket.is_some() {
+        let (password, _) = crate::webapp::auth::resolve_password(&config.webapp, &config.data.dir)
+            .map_err(|err| AppError::Io(format!("[webapp] password: {err}")))?;
+        Some(password)
+    } else {
+        None
+    };
 
     // Redis: the managed one, or exactly the configured one (never a silent fallback).
     let managed = if config.redis.managed {
@@ -313,9 +321,21 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         Some((addr, state)) => (Some(addr), Some(state)),
         None => (None, None),
     };
+    let webapp = match web_password {
+        Some(password) => {
+            let stats = panorama
+                .as_ref()
+                .map(|p| p.clone().recipient::<crate::panorama::GetStats>());
+            Some(
+                crate::webapp::Webapp::new(config, &password, &redis_url, db.clone(), stats)
+                    .map_err(AppError::Io)?,
+            )
+        }
+        None => None,
+    };
     let (http, http_addr) = match http_socket {
         Some(socket) => {
-            let (handle, addr) = start_http(config, socket, flux_state)?;
+            let (handle, addr) = start_http(config, socket, flux_state, webapp)?;
             (Some(handle), Some(addr))
         }
         None => (None, None),
@@ -351,22 +371,35 @@ fn listener_addr(l: &TcpListener) -> SocketAddr {
 /// Starts the actix-web server on `socket` (bound from `[webapp] bind` with the other sockets)
 /// and returns its handle (stopped first by [`Running::shutdown`]) and real address.
 ///
-/// Mounts `flux::configure` when `flux` is given. Flux routes authenticate by API key and are
-/// deliberately outside the webapp's basic auth: add `webapp::configure` (with its auth
-/// middleware on its own scope) beside them, not around them.
+/// Every route gets the security headers, is recorded by the endpoint monitor and is limited
+/// to `[webapp] allowed_ips`. Mounts `flux::configure` when `flux` is given: flux routes
+/// authenticate by API key and are deliberately outside the webapp's basic auth, which
+/// `webapp::configure` puts on its own scope, registered after flux's.
 pub fn start_http(
-    _config: &Config,
+    config: &Config,
     socket: std::net::TcpListener,
     flux: Option<web::Data<FluxState>>,
+    webapp: Option<crate::webapp::Webapp>,
 ) -> Result<(ServerHandle, SocketAddr), AppError> {
+    use actix_web::middleware::from_fn;
     let io = |err: std::io::Error| AppError::Io(format!("[webapp] bind: {err}"));
     let addr = socket.local_addr().map_err(io)?;
+    let allow = web::Data::new(crate::webapp::AllowList::new(&config.webapp.allowed_ips));
+    let monitor = web::Data::new(crate::webapp::Monitor::new());
     let server = HttpServer::new(move || {
-        let mut app = App::new();
+        let mut app = App::new()
+            .app_data(allow.clone())
+            .app_data(monitor.clone())
+            .wrap(from_fn(crate::webapp::security::allow_list))
+            .wrap(from_fn(crate::webapp::monitor::record))
+            .wrap(crate::webapp::security::headers());
         if let Some(state) = &flux {
             app = app
                 .app_data(state.clone())
                 .configure(crate::flux::configure);
+        }
+        if let Some(w) = &webapp {
+            app = app.configure(|cfg| w.configure(cfg));
         }
         app
     })

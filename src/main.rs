@@ -130,6 +130,25 @@ enum BenchCmd {
         #[arg(long)]
         no_horizon: bool,
     },
+    /// wrk against /api?metric= (a 1,440-point metric) and the Now page (100 anomalies),
+    /// through the real middleware and basic auth (needs `wrk`).
+    Webapp {
+        /// wrk run time per target, seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// wrk threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// wrk connections.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Current anomalies on the Now page.
+        #[arg(long, default_value_t = 100)]
+        anomalies: usize,
+        /// Points of the metric /api?metric= serves.
+        #[arg(long, default_value_t = 1440)]
+        points: usize,
+    },
     /// Full analysis cycles over N metrics x 1,440 points in a private redis-server.
     Analyze {
         /// Metrics to load.
@@ -203,6 +222,19 @@ fn main() -> ExitCode {
                 batch,
                 metrics_per_thread: metrics,
                 feed_horizon: !no_horizon,
+            }),
+            BenchCmd::Webapp {
+                duration,
+                threads,
+                connections,
+                anomalies,
+                points,
+            } => bench_webapp(skyline::bench::WebappBenchOptions {
+                duration_secs: duration,
+                threads,
+                connections,
+                anomalies,
+                points,
             }),
             BenchCmd::Analyze {
                 metrics,
@@ -467,6 +499,51 @@ fn bench_flux(opts: skyline::bench::FluxBenchOptions) -> ExitCode {
         }
         Err(err) => {
             eprintln!("skyline bench flux: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
+    let mut out = std::io::stdout();
+    match skyline::bench::webapp(&opts, &mut out) {
+        Ok(r) => {
+            let mut ok = true;
+            for run in &r.runs {
+                println!(
+                    "{}: {} requests in {:.2} s = {:.0} req/s ({} bytes each), {} non-2xx, {} socket errors",
+                    run.name,
+                    run.requests,
+                    run.seconds,
+                    run.rate(),
+                    run.body_bytes,
+                    run.non_2xx,
+                    run.socket_errors
+                );
+                println!(
+                    "{}: latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    run.name,
+                    run.latency_us[0] as f64 / 1000.0,
+                    run.latency_us[1] as f64 / 1000.0,
+                    run.latency_us[2] as f64 / 1000.0,
+                    run.latency_us[3] as f64 / 1000.0
+                );
+                ok &= run.non_2xx == 0 && run.socket_errors == 0;
+            }
+            println!(
+                "load average before: {}; after: {}; cores: {}",
+                r.load.0,
+                r.load.1,
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+            if !ok {
+                eprintln!("skyline bench webapp: FAIL: errors during the run");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench webapp: {err}");
             ExitCode::FAILURE
         }
     }

@@ -189,6 +189,22 @@ counters! {
         "flux.{host}.worker.dropped.spool_full", "Datapoints for carbon dropped: memory and disk spool full, or spool unwritable.";
     FLUX_SENT_TO_HORIZON = "skyline_flux_datapoints_sent_to_horizon_total",
         "flux.{host}.worker.metrics_sent_to_horizon", "Datapoints handed to our own metric actors (feed_horizon).";
+    HTTP_REQUESTS = "skyline_http_requests_total",
+        "webapp.{host}.http.requests", "HTTP requests answered on [webapp] bind (webapp and flux).";
+    HTTP_CLIENT_ERRORS = "skyline_http_responses_client_error_total",
+        "webapp.{host}.http.responses_4xx", "HTTP responses with a 4xx status.";
+    HTTP_SERVER_ERRORS = "skyline_http_responses_server_error_total",
+        "webapp.{host}.http.responses_5xx", "HTTP responses with a 5xx status.";
+    HTTP_AUTH_FAILURES = "skyline_http_auth_failures_total",
+        "webapp.{host}.http.auth_failures", "Webapp requests refused with 401 (no or wrong basic-auth credentials).";
+    HTTP_FORBIDDEN_IP = "skyline_http_forbidden_ip_total",
+        "webapp.{host}.http.forbidden_ip", "Requests refused with 403 because the client is not in [webapp] allowed_ips.";
+    WEBAPP_GRAPHITE_REQUESTS = "skyline_webapp_graphite_requests_total",
+        "webapp.{host}.graphite.requests", "Requests sent to Graphite's render API (/api?graphite_metric, /render).";
+    WEBAPP_GRAPHITE_ERRORS = "skyline_webapp_graphite_errors_total",
+        "webapp.{host}.graphite.errors", "Graphite requests that failed (down, timeout, unusable answer).";
+    WEBAPP_REBROW_DELETES = "skyline_webapp_rebrow_keys_deleted_total",
+        "webapp.{host}.rebrow.deleted", "Redis keys deleted through rebrow.";
 }
 
 gauges! {

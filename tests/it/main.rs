@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
 mod analyzer;
+mod browser;
 mod cli;
 mod flux;
 mod ingest;
 mod pipeline;
 mod support;
 mod vectors;
+mod webapp;

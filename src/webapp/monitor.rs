@@ -1,0 +1,602 @@
+//! Endpoint monitoring: a middleware that records every HTTP request (webapp and flux) into a
+//! bounded in-memory [`Monitor`], shown at `/monitor`.
+//!
+//! Per route (the registered pattern, e.g. `/api`, so the set is bounded; unmatched paths
+//! share one entry): hits, errors, mean, max, and median and p99 from a log-linear latency
+//! histogram (about 6% resolution, fixed size), plus hits in each of the last 24 hours. A
+//! request slower than 2.5× its route's mean (once the route has 20 hits) is kept in a ring of
+//! the last [`SLOW_KEPT`] slow requests with its time, path and parameters; parameters named
+//! like secrets (`key`, `password`, `token`, …) are replaced by `***`.
+//!
+//! Cost: one uncontended mutex lock and a few array updates per request. Latency is measured
+//! until the response head is ready (streamed bodies are not included).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use serde::Serialize;
+
+use crate::telemetry::metrics as m;
+
+/// Slow requests kept.
+pub const SLOW_KEPT: usize = 200;
+/// Routes tracked (more share the `(other)` entry).
+pub const MAX_ROUTES: usize = 128;
+/// A request is slow when over this many times its route's mean.
+pub const SLOW_FACTOR: f64 = 2.5;
+/// Hits a route needs before its mean is trusted for "slow".
+pub const SLOW_MIN_HITS: u64 = 20;
+const HOURS: usize = 24;
+const LINEAR: u64 = 64;
+const SUB: u64 = 16;
+const BUCKETS: usize = (LINEAR + 58 * SUB) as usize;
+
+fn bucket(us: u64) -> usize {
+    if us < LINEAR {
+        return us as usize;
+    }
+    let log = 63 - us.leading_zeros() as u64; // >= 6
+    let sub = (us >> (log - 4)) & (SUB - 1);
+    (LINEAR + (log - 6) * SUB + sub) as usize
+}
+
+/// The upper bound (µs) of bucket `i`.
+fn bucket_upper(i: usize) -> u64 {
+    let i = i as u64;
+    if i < LINEAR {
+        return i;
+    }
+    let log = (i - LINEAR) / SUB + 6;
+    let sub = (i - LINEAR) % SUB;
+    ((SUB + sub + 1) << (log - 4)).saturating_sub(1)
+}
+
+struct RouteStats {
+    hits: u64,
+    errors: u64,
+    sum_us: u64,
+    max_us: u64,
+    hist: Box<[u32; BUCKETS]>,
+    /// (hour since epoch, hits) per slot `hour % 24`.
+    hours: [(u64, u64); HOURS],
+}
+
+impl RouteStats {
+    fn new() -> Self {
+        RouteStats {
+            hits: 0,
+            errors: 0,
+            sum_us: 0,
+            max_us: 0,
+            hist: Box::new([0; BUCKETS]),
+            hours: [(0, 0); HOURS],
+        }
+    }
+
+    fn mean_us(&self) -> f64 {
+        if self.hits == 0 {
+            0.0
+        } else {
+            self.sum_us as f64 / self.hits as f64
+        }
+    }
+
+    fn quantile_us(&self, q: f64) -> u64 {
+        let total: u64 = self.hist.iter().map(|&c| c as u64).sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, &c) in self.hist.iter().enumerate() {
+            seen += c as u64;
+            if seen >= rank {
+                return bucket_upper(i).min(self.max_us);
+            }
+        }
+        self.max_us
+    }
+}
+
+/// One slow request.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowRequest {
+    /// Epoch seconds when it finished.
+    pub time: i64,
+    /// HTTP method.
+    pub method: String,
+    /// Route pattern.
+    pub route: String,
+    /// Path as requested.
+    pub path: String,
+    /// Query string, secrets redacted, at most 300 characters.
+    pub query: String,
+    /// Response status.
+    pub status: u16,
+    /// Latency, µs.
+    pub latency_us: u64,
+    /// The route's mean when it happened, µs.
+    pub route_mean_us: u64,
+}
+
+/// One route's figures, for the page and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteReport {
+    /// `GET /api`.
+    pub route: String,
+    /// Requests.
+    pub hits: u64,
+    /// 5xx responses.
+    pub errors: u64,
+    /// Mean latency, µs.
+    pub mean_us: u64,
+    /// Median latency, µs (histogram resolution).
+    pub median_us: u64,
+    /// 99th percentile latency, µs (histogram resolution).
+    pub p99_us: u64,
+    /// Slowest, µs.
+    pub max_us: u64,
+    /// Hits in each of the last 24 hours, oldest first (the last is the current hour).
+    pub per_hour: Vec<u64>,
+}
+
+/// Everything `/monitor` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorReport {
+    /// Epoch seconds when recording started.
+    pub since: i64,
+    /// Routes, busiest first.
+    pub routes: Vec<RouteReport>,
+    /// All routes' hits per hour, oldest first.
+    pub per_hour: Vec<u64>,
+    /// The hour (epoch seconds) of the last `per_hour` entry.
+    pub current_hour: i64,
+    /// Slow requests, slowest first.
+    pub slow: Vec<SlowRequest>,
+}
+
+struct Inner {
+    routes: HashMap<String, RouteStats>,
+    slow: VecDeque<SlowRequest>,
+}
+
+/// The bounded request recorder.
+pub struct Monitor {
+    since: i64,
+    inner: Mutex<Inner>,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+const SECRET_PARAMS: &[&str] = &[
+    "key", "api_key", "apikey", "password", "passwd", "pass", "pw",
+];
+
+/// The query string with the values of secret-looking parameters replaced by `***`, cut to
+/// 300 characters.
+pub fn redact_query(query: &str) -> String {
+    let mut out = String::with_capacity(query.len().min(300));
+    for (i, part) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let name = percent_encoding::percent_decode_str(k)
+            .decode_utf8_lossy()
+            .to_ascii_lowercase();
+        let secret = SECRET_PARAMS.contains(&name.as_str())
+            || ["password", "secret", "token", "csrf", "auth"]
+                .iter()
+                .any(|s| name.contains(s));
+        out.push_str(k);
+        if part.contains('=') {
+            out.push('=');
+            out.push_str(if secret && !v.is_empty() { "***" } else { v });
+        }
+    }
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+impl Monitor {
+    /// An empty monitor.
+    pub fn new() -> Self {
+        Monitor {
+            since: now_secs(),
+            inner: Mutex::new(Inner {
+                routes: HashMap::new(),
+                slow: VecDeque::with_capacity(SLOW_KEPT),
+            }),
+        }
+    }
+
+    /// Records one finished request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        path: &str,
+        query: &str,
+        status: u16,
+        latency_us: u64,
+        now: i64,
+    ) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let key = match route {
+            Some(r) => format!("{method} {r}"),
+            None => format!("{method} (unmatched)"),
+        };
+        let key = if inner.routes.contains_key(&key) || inner.routes.len() < MAX_ROUTES {
+            key
+        } else {
+            "(other)".to_string()
+        };
+        let stats = inner
+            .routes
+            .entry(key.clone())
+            .or_insert_with(RouteStats::new);
+        let mean = stats.mean_us();
+        let slow = stats.hits >= SLOW_MIN_HITS && latency_us as f64 > SLOW_FACTOR * mean;
+        stats.hits += 1;
+        stats.sum_us += latency_us;
+        stats.max_us = stats.max_us.max(latency_us);
+        if status >= 500 {
+            stats.errors += 1;
+        }
+        stats.hist[bucket(latency_us).min(BUCKETS - 1)] += 1;
+        let hour = (now / 3600) as u64;
+        let slot = &mut stats.hours[(hour % HOURS as u64) as usize];
+        if slot.0 != hour {
+            *slot = (hour, 0);
+        }
+        slot.1 += 1;
+        if slow {
+            if inner.slow.len() == SLOW_KEPT {
+                inner.slow.pop_front();
+            }
+            inner.slow.push_back(SlowRequest {
+                time: now,
+                method: method.to_string(),
+                route: route.unwrap_or("(unmatched)").to_string(),
+                path: path.chars().take(300).collect(),
+                query: redact_query(query),
+                status,
+                latency_us,
+                route_mean_us: mean as u64,
+            });
+        }
+    }
+
+    /// A snapshot for `/monitor`.
+    pub fn report(&self) -> MonitorReport {
+        let now = now_secs();
+        let hour = (now / 3600) as u64;
+        let hours_of = |s: &RouteStats| -> Vec<u64> {
+            (0..HOURS as u64)
+                .map(|back| {
+                    let h = hour - (HOURS as u64 - 1 - back);
+                    let slot = s.hours[(h % HOURS as u64) as usize];
+                    if slot.0 == h {
+                        slot.1
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        };
+        let Ok(inner) = self.inner.lock() else {
+            return MonitorReport {
+                since: self.since,
+                routes: Vec::new(),
+                per_hour: vec![0; HOURS],
+                current_hour: (hour * 3600) as i64,
+                slow: Vec::new(),
+            };
+        };
+        let mut routes: Vec<RouteReport> = inner
+            .routes
+            .iter()
+            .map(|(k, s)| RouteReport {
+                route: k.clone(),
+                hits: s.hits,
+                errors: s.errors,
+                mean_us: s.mean_us() as u64,
+                median_us: s.quantile_us(0.5),
+                p99_us: s.quantile_us(0.99),
+                max_us: s.max_us,
+                per_hour: hours_of(s),
+            })
+            .collect();
+        routes.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.route.cmp(&b.route)));
+        let mut per_hour = vec![0; HOURS];
+        for r in &routes {
+            for (t, h) in per_hour.iter_mut().zip(&r.per_hour) {
+                *t += h;
+            }
+        }
+        let mut slow: Vec<SlowRequest> = inner.slow.iter().cloned().collect();
+        slow.sort_by_key(|s| std::cmp::Reverse(s.latency_us));
+        MonitorReport {
+            since: self.since,
+            routes,
+            per_hour,
+            current_hour: (hour * 3600) as i64,
+            slow,
+        }
+    }
+}
+
+/// Middleware: times the request, records it, counts HTTP responses.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let monitor = req.app_data::<web::Data<Monitor>>().cloned();
+    let res = next.call(req).await?;
+    let latency = started.elapsed().as_micros() as u64;
+    let status = res.status().as_u16();
+    m::HTTP_REQUESTS.inc();
+    if status >= 500 {
+        m::HTTP_SERVER_ERRORS.inc();
+    } else if status >= 400 {
+        m::HTTP_CLIENT_ERRORS.inc();
+    }
+    if let Some(mon) = monitor {
+        let r = res.request();
+        mon.record(
+            r.method().as_str(),
+            r.match_pattern().as_deref(),
+            r.path(),
+            r.query_string(),
+            status,
+            latency,
+            now_secs(),
+        );
+    }
+    Ok(res)
+}
+
+fn fmt_us(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2} s", us as f64 / 1e6)
+    } else if us >= 1000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// Bars for `counts` as an SVG of `w`×`h` (numbers only, nothing to escape).
+fn bars_svg(counts: &[u64], w: f64, h: f64, class: &str) -> String {
+    use std::fmt::Write as _;
+    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = counts.len().max(1) as f64;
+    let bw = w / n;
+    let mut out = format!(
+        "<svg class=\"{class}\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"hits per hour\">"
+    );
+    for (i, &c) in counts.iter().enumerate() {
+        let bh = if c == 0 {
+            0.0
+        } else {
+            (c as f64 / max * (h - 2.0)).max(1.5)
+        };
+        let _ = write!(
+            out,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{} hits</title></rect>",
+            i as f64 * bw + 0.5,
+            h - bh,
+            (bw - 1.0).max(0.5),
+            bh,
+            c
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    route: String,
+    hits: u64,
+    errors: u64,
+    mean: String,
+    median: String,
+    p99: String,
+    max: String,
+    spark: String,
+}
+
+#[derive(Serialize)]
+struct SlowView {
+    time: i64,
+    time_iso: String,
+    time_utc: String,
+    method: String,
+    route: String,
+    path: String,
+    query: String,
+    status: u16,
+    latency: String,
+    factor: String,
+}
+
+#[derive(Serialize)]
+struct MonitorView {
+    title: &'static str,
+    nav_monitor: bool,
+    scripts: &'static [&'static str],
+    page_config: String,
+    since_iso: String,
+    since_utc: String,
+    since: i64,
+    total: u64,
+    per_hour_svg: String,
+    per_hour_max: u64,
+    routes: Vec<RouteView>,
+    slow: Vec<SlowView>,
+    slow_factor: f64,
+    slow_min_hits: u64,
+}
+
+/// `GET /monitor`.
+pub async fn page(
+    state: web::Data<super::WebState>,
+    monitor: Option<web::Data<Monitor>>,
+) -> Result<actix_web::HttpResponse, super::PageError> {
+    use super::templates::{fmt_utc, iso_utc, json_for_html};
+    let report = monitor
+        .map(|m| m.report())
+        .unwrap_or_else(|| Monitor::new().report());
+    let view = MonitorView {
+        title: "Monitor",
+        nav_monitor: true,
+        scripts: &["common.js"],
+        page_config: json_for_html(&serde_json::json!({
+            "page": "monitor",
+            "timezone": state.settings.timezone,
+        }))?,
+        since_iso: iso_utc(report.since),
+        since_utc: fmt_utc(report.since),
+        since: report.since,
+        total: report.routes.iter().map(|r| r.hits).sum(),
+        per_hour_svg: bars_svg(&report.per_hour, 720.0, 90.0, "bars"),
+        per_hour_max: report.per_hour.iter().copied().max().unwrap_or(0),
+        routes: report
+            .routes
+            .iter()
+            .map(|r| RouteView {
+                route: r.route.clone(),
+                hits: r.hits,
+                errors: r.errors,
+                mean: fmt_us(r.mean_us),
+                median: fmt_us(r.median_us),
+                p99: fmt_us(r.p99_us),
+                max: fmt_us(r.max_us),
+                spark: bars_svg(&r.per_hour, 120.0, 22.0, "spark"),
+            })
+            .collect(),
+        slow: report
+            .slow
+            .iter()
+            .take(100)
+            .map(|s| SlowView {
+                time: s.time,
+                time_iso: iso_utc(s.time),
+                time_utc: fmt_utc(s.time),
+                method: s.method.clone(),
+                route: s.route.clone(),
+                path: s.path.clone(),
+                query: s.query.clone(),
+                status: s.status,
+                latency: fmt_us(s.latency_us),
+                factor: format!(
+                    "{:.1}×",
+                    s.latency_us as f64 / s.route_mean_us.max(1) as f64
+                ),
+            })
+            .collect(),
+        slow_factor: SLOW_FACTOR,
+        slow_min_hits: SLOW_MIN_HITS,
+    };
+    Ok(super::panorama::html_response(
+        actix_web::http::StatusCode::OK,
+        state.templates.render("monitor", &view)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for us in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            100,
+            1000,
+            10_000,
+            1_000_000,
+            u32::MAX as u64,
+        ] {
+            let b = bucket(us);
+            assert!(b >= last, "{us}");
+            last = b;
+            assert!(bucket_upper(b) >= us, "{us} > upper {}", bucket_upper(b));
+            if us >= 64 {
+                assert!((bucket_upper(b) - us) as f64 / us as f64 <= 0.0625, "{us}");
+            }
+        }
+        assert!(bucket(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn quantiles_and_slow_requests() {
+        let m = Monitor::new();
+        let now = 1_800_000_000;
+        for i in 0..100 {
+            m.record("GET", Some("/api"), "/api", "metric=x", 200, 1000 + i, now);
+        }
+        m.record(
+            "GET",
+            Some("/api"),
+            "/api",
+            "metric=x&key=sekrit",
+            200,
+            50_000,
+            now,
+        );
+        m.record("GET", None, "/nope", "", 404, 10, now);
+        let r = m.report();
+        let api = r.routes.iter().find(|r| r.route == "GET /api").unwrap();
+        assert_eq!(api.hits, 101);
+        assert!((1000..1150).contains(&api.median_us), "{}", api.median_us);
+        assert!(api.p99_us >= 1090, "{}", api.p99_us);
+        assert_eq!(api.max_us, 50_000);
+        assert_eq!(r.slow.len(), 1);
+        assert_eq!(r.slow[0].query, "metric=x&key=***");
+        assert!(r.routes.iter().any(|r| r.route == "GET (unmatched)"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_query("metric=a&password=x&Key=y&auth_token=z&k=v&flag"),
+            "metric=a&password=***&Key=***&auth_token=***&k=v&flag"
+        );
+        assert_eq!(redact_query("my%5Fpassword=1"), "my%5Fpassword=***");
+        assert!(redact_query(&"a=b&".repeat(200)).chars().count() <= 301);
+    }
+}

@@ -1,0 +1,274 @@
+//! The page templates (`templates/*.hbs`) and static assets (`assets/*`), compiled into the
+//! binary, and the few escaping and formatting helpers every page uses.
+//!
+//! Escaping rules: handlebars escapes every `{{value}}` for HTML (`& < > " ' \` =`); the only
+//! triple-stash `{{{…}}}` values are HTML built here from escaped parts (rendered markdown,
+//! SVG of numbers) and JSON made safe for a `<script type="application/json">` block by
+//! [`json_for_html`] (`<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes, so no metric name can
+//! close the block). URLs put in attributes are percent-encoded first ([`query_value`]).
+//!
+//! Every page loads only `/assets/*.js` (no inline script: the CSP forbids it).
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use super::error::WebError;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout", include_str!("../../templates/layout.hbs")),
+    ("now", include_str!("../../templates/now.hbs")),
+    ("panorama", include_str!("../../templates/panorama.hbs")),
+    ("rebrow", include_str!("../../templates/rebrow.hbs")),
+    ("rebrow_key", include_str!("../../templates/rebrow_key.hbs")),
+    ("docs", include_str!("../../templates/docs.hbs")),
+    ("monitor", include_str!("../../templates/monitor.hbs")),
+    ("errors", include_str!("../../templates/errors.hbs")),
+];
+
+/// `(path under /assets/, content type, bytes)`.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "skyline.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/skyline.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/common.js"),
+    ),
+    (
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/chart.js"),
+    ),
+    (
+        "now.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/now.js"),
+    ),
+    (
+        "panorama.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/panorama.js"),
+    ),
+    (
+        "rebrow.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/rebrow.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../assets/favicon.svg"),
+    ),
+];
+
+/// A static asset by name: `(content type, bytes)`.
+pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, t, b)| (*t, *b))
+}
+
+/// The compiled templates.
+pub struct Templates {
+    hb: Handlebars<'static>,
+}
+
+impl Templates {
+    /// Registers every template. Fails only on a syntax error in a template (a bug, caught by
+    /// the tests).
+    pub fn new() -> Result<Self, String> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(false);
+        for (name, text) in TEMPLATES {
+            hb.register_template_string(name, *text)
+                .map_err(|err| format!("template {name}: {err}"))?;
+        }
+        Ok(Templates { hb })
+    }
+
+    /// Renders `name` with `data`; a render failure is logged and becomes a 500.
+    pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, WebError> {
+        self.hb
+            .render(name, data)
+            .map_err(|err| WebError::internal(&format!("rendering template {name}"), &err))
+    }
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JSON text safe inside `<script type="application/json">…</script>`: nothing in it can end
+/// the element or be read as markup.
+pub fn json_for_html<T: Serialize>(value: &T) -> Result<String, WebError> {
+    let json = serde_json::to_string(value)
+        .map_err(|err| WebError::internal("serialising page data", &err))?;
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Percent-encodes a query-string value (everything but unreserved characters).
+pub fn query_value(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-21 10:00:00 UTC` (the server-side rendering; the pages' script re-renders every
+/// `<time data-ts>` in the configured or browser zone).
+pub fn fmt_utc(ts: i64) -> String {
+    let (y, mo, d) = civil_from_days(ts.div_euclid(86_400));
+    let s = ts.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// `2026-11-21T10:00:00Z` for `<time datetime>`.
+pub fn iso_utc(ts: i64) -> String {
+    let (y, mo, d) = civil_from_days(ts.div_euclid(86_400));
+    let s = ts.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// `1h 5m`, `3d 2h`, `42s`.
+pub fn fmt_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d {}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+/// A value for display: integers without decimals, others with up to 6 significant decimals.
+pub fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compile_and_assets_exist() {
+        Templates::new().unwrap();
+        for name in [
+            "skyline.css",
+            "common.js",
+            "chart.js",
+            "now.js",
+            "panorama.js",
+            "rebrow.js",
+        ] {
+            assert!(asset(name).is_some(), "{name}");
+        }
+        assert!(asset("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn json_cannot_close_a_script_block() {
+        let j =
+            json_for_html(&serde_json::json!({"m": "</script><script>alert(1)</script>&\u{2028}"}))
+                .unwrap();
+        assert!(!j.contains('<') && !j.contains('>') && !j.contains('&'));
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back["m"], "</script><script>alert(1)</script>&\u{2028}");
+    }
+
+    #[test]
+    fn escaping_and_encoding() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
+        assert_eq!(query_value("a.b c&d=<e>"), "a.b%20c%26d%3D%3Ce%3E");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(fmt_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(iso_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(days_from_civil(2023, 11, 14), 1_700_000_000 / 86_400);
+        for d in [-1000, 0, 59, 60, 365, 19_000, 20_000, 100_000] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+        assert_eq!(fmt_duration(90), "1m 30s");
+        assert_eq!(fmt_duration(86_400 + 7200), "1d 2h");
+        assert_eq!(fmt_value(12.0), "12");
+        assert_eq!(fmt_value(1.25), "1.25");
+        assert_eq!(fmt_value(0.1 + 0.2), "0.3");
+    }
+}
