@@ -68,6 +68,8 @@ pub struct Running {
     pub redis_url: String,
     /// Send side of the metric actors (flux and tests feed through it).
     pub ingestor: Ingestor,
+    /// The alert actor's anomaly input (the Analyzer sends here; tests may too).
+    pub alert_anomalies: Recipient<AlertAnomaly>,
     http: Option<ServerHandle>,
     forwarder: Option<Addr<Forwarder>>,
     tcp_listeners: Vec<Addr<TcpListener>>,
@@ -388,6 +390,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         http_addr,
         redis_url,
         ingestor,
+        alert_anomalies: alerts.recipient(),
         http,
         forwarder,
         tcp_listeners,

@@ -2,7 +2,9 @@
 //! sockets, the real `skyline` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
+mod alerts;
 mod cli;
+mod deploy;
 mod flux;
 mod ingest;
 mod pipeline;

@@ -7,6 +7,8 @@ use skyline::config::Config;
 
 pub use skyline::testkit::TestRedis;
 
+pub mod sinks;
+
 /// `../shared` beside the repository (CI clones it there too). Fails, never skips.
 pub fn shared(path: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
