@@ -210,13 +210,13 @@ counters! {
     ALERTS_SENT = "skyline_alerts_sent_total",
         "analyzer.{host}.alerts.sent", "Alerts delivered (every alerter, Thunder's included).";
     ALERTS_FAILED = "skyline_alerts_failed_total",
-        "analyzer.{host}.alerts.failed", "Alerts given up after [alerters] max_attempts.";
+        "analyzer.{host}.alerts.failed", "Alerts given up after max_attempts delivery attempts.";
     ALERTS_RETRIES = "skyline_alerts_retries_total",
         "analyzer.{host}.alerts.retries", "Failed delivery attempts that were retried.";
     ALERTS_DROPPED_QUEUE_FULL = "skyline_alerts_dropped_queue_full_total",
         "analyzer.{host}.alerts.dropped.queue_full", "Alerts dropped because their alerter's queue held queue_max.";
     ALERTS_SUPPRESSED = "skyline_alerts_suppressed_expiration_total",
-        "analyzer.{host}.alerts.suppressed_expiration", "Alerts not sent because last_alert.<alerter>.<metric> was set.";
+        "analyzer.{host}.alerts.suppressed_expiration", "Alerts not sent because their last_alert key had not expired yet.";
     ALERTS_REDIS_ERRORS = "skyline_alerts_redis_errors_total",
         "analyzer.{host}.alerts.redis_errors", "Failed last_alert.* checks (decided from the in-memory record instead).";
     THUNDER_ALERTS = "skyline_thunder_alerts_total",

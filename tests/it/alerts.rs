@@ -743,3 +743,28 @@ url = "{webhook_url}"
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no [[alerts]] rule matches"));
 }
+
+/// The README's alert example loads and routes as the README says.
+#[test]
+fn readme_alert_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let at = readme.find("<!-- alert-example").expect("marker");
+    let rest = &readme[at..];
+    let start = rest.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let end = rest[start..].find("```").expect("end of block");
+    let cfg = skyline::config::from_str_with_env(&rest[start..start + end], &[])
+        .unwrap_or_else(|e| panic!("README example: {e}"));
+    let rules = skyline::alert::RuleSet::new(&cfg.alerts).unwrap();
+    let routed = |m: &str| -> Vec<String> {
+        rules
+            .matching(m)
+            .into_iter()
+            .map(|(r, _)| r.alerter.clone())
+            .collect()
+    };
+    assert_eq!(routed("web.h1.requests"), ["smtp", "webhook"]);
+    assert_eq!(routed("web.h1.errors"), ["webhook"]);
+    assert_eq!(routed("db.primary.qps"), ["slack", "webhook"]);
+    assert!(routed("cpu.idle").is_empty());
+    assert!(cfg.alerters.syslog.unwrap().all_anomalies);
+}
