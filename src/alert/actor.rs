@@ -324,8 +324,9 @@ async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) 
                 Err(e) if attempt < p.max_attempts && e.retryable() => {
                     m::ALERTS_RETRIES.inc();
                     warn!(
-                        "alert :: {} alert for {label} failed (attempt {attempt} of {}): {e}; retrying in {pause:?}",
+                        "alert :: {} alert for {label} to {} failed (attempt {attempt} of {}): {e}; retrying in {pause:?}",
                         ch.name(),
+                        ch.peer(),
                         p.max_attempts
                     );
                     tokio::time::sleep(pause).await;
@@ -334,8 +335,9 @@ async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) 
                 Err(e) => {
                     m::ALERTS_FAILED.inc();
                     error!(
-                        "alert :: {} alert for {label} not delivered after {attempt} attempt(s): {e}",
-                        ch.name()
+                        "alert :: {} alert for {label} to {} not delivered after {attempt} attempt(s): {e}",
+                        ch.name(),
+                        ch.peer()
                     );
                     break;
                 }

@@ -1,6 +1,6 @@
 //! The configured alerters as one enum, built from `[alerters]`, and `skyline alert-test`.
 //! Every delivery goes through [`Channel::deliver`], which caps the attempt at
-//! `[alerters] timeout_secs`.
+//! `[alerters] timeout_secs` (the only bound needed: callers send one alert at a time).
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! `[[alerts]]` (Skyline's `ALERTS` tuples) and `[alerters]` (`SMTP_OPTS`, `SLACK_OPTS`,
-//! `SYSLOG_OPTS`, …): the settings types and their checks. Pure: no I/O.
+//! `SYSLOG_OPTS`, …): the settings types and their checks. Pure: no I/O, no actors, nothing
+//! queued.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -1,7 +1,8 @@
 //! The Slack alerter: a message per alert to an incoming webhook (`[alerters.slack]
 //! webhook_url`, which is the secret: only `https://hooks.slack.com` is ever logged). Text in
 //! Skyline G's phrasing (`*Skyline Analyzer - ALERT* on <metric> at 24 hours - <value>`),
-//! with a graphite-web link when `[graphite] url` is set. Delivery and retries as the webhook.
+//! with a graphite-web link when `[graphite] url` is set. Delivery, retries and backpressure
+//! as the webhook (one request at a time from its own delivery task).
 
 use std::time::Duration;
 

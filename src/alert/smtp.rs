@@ -4,7 +4,8 @@
 //! `metrics.<metric>` when the alert is sent; "no data" when Redis does not answer within
 //! 5 s), and the same SVG attached. Thunder events are text only. A new connection per
 //! email (alerts are rare); a refusal or timeout is retried by the delivery worker. The
-//! password is only handed to lettre, never formatted.
+//! password is only handed to lettre, never formatted. Backpressure: called by the smtp
+//! delivery task, one email at a time, each attempt capped by `[alerters] timeout_secs`.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -3,7 +3,8 @@
 //! Python's `syslog` module writes) or RFC 5424, to a unix datagram socket (`/dev/log`) or
 //! a UDP address. One datagram per alert; a send error is retried by the delivery worker.
 //! Thunder events go at severity err when firing and notice when recovered. Timestamps are
-//! UTC.
+//! UTC. Backpressure: a datagram send never waits on a reader; a missing socket is an error
+//! retried by the delivery task.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

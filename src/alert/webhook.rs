@@ -2,7 +2,8 @@
 //! with the configured extra headers. Also the POST helper the Slack alerter uses. A 2xx
 //! answer is success; anything else (or no answer within the timeout) is retried by the
 //! delivery worker. Errors name the peer as `scheme://host:port` only; header values are
-//! never logged.
+//! never logged. Backpressure: one request at a time per alerter (its delivery task), each
+//! capped by `[alerters] timeout_secs`.
 
 use std::time::Duration;
 

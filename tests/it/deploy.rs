@@ -21,6 +21,30 @@ fn version_flag_prints_name_and_version() {
     }
 }
 
+/// Kills the daemon if the test fails half-way (a panicking test must not leave it running).
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Polls `path` until it contains `needle` (10 s at most).
+fn wait_for(path: &std::path::Path, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 #[allow(unsafe_code)]
 fn signal(pid: u32, sig: i32) {
     // SAFETY: signalling our own child process.
@@ -50,13 +74,16 @@ fn sighup_reopens_the_log_file() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = daemon.stderr.take().unwrap();
+    let mut daemon = Daemon(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = daemon.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -74,29 +101,20 @@ fn sighup_reopens_the_log_file() {
         }
     }
     assert!(ready, "daemon did not report running");
-    assert!(std::fs::read_to_string(&log).unwrap().contains("running:"));
+    // stderr gets each line a moment before the file does.
+    assert!(wait_for(&log, "running:"), "start-up lines in the log file");
 
     std::fs::rename(&log, &rotated).unwrap();
-    signal(daemon.id(), libc::SIGHUP);
-    let wait_for = |path: &std::path::Path, needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    };
+    signal(daemon.0.id(), libc::SIGHUP);
     assert!(
         wait_for(&log, "SIGHUP: log file reopened"),
         "a new log file at the configured path"
     );
 
-    signal(daemon.id(), libc::SIGTERM);
+    signal(daemon.0.id(), libc::SIGTERM);
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = daemon.try_wait().unwrap() {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
             break s;
         }
         assert!(
