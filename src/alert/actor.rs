@@ -159,7 +159,7 @@ impl Alerts {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
         {
             error!(
-                "alert :: {} queue full (queue_max) for {}: dropped {} alert(s), latest for {what}",
+                "{} queue full (queue_max) for {}: dropped {} alert(s), latest for {what}",
                 q.name, q.peer, q.dropped_since_log
             );
             q.dropped_since_log = 0;
@@ -278,7 +278,7 @@ impl Alerts {
                         if has_redis {
                             m::ALERTS_REDIS_ERRORS.inc();
                             error!(
-                                "alert :: cannot check {key} in Redis ({e}); deciding from memory for metric {}",
+                                "cannot check {key} in Redis ({e}); deciding from memory for metric {}",
                                 job.n.label()
                             );
                         }
@@ -286,12 +286,12 @@ impl Alerts {
                     }
                 };
                 if send {
-                    debug!("alert :: {key} set by rule {pattern}; queueing");
+                    debug!("{key} set by rule {pattern}; queueing");
                     permit.send(job);
                     m::ALERTS_QUEUED.add(1);
                 } else {
                     m::ALERTS_SUPPRESSED.inc();
-                    debug!("alert :: {key} present: no {alerter} alert within its expiration");
+                    debug!("{key} present: no {alerter} alert within its expiration");
                 }
             }));
         }
@@ -310,7 +310,7 @@ async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) 
                 Ok(()) => {
                     m::ALERTS_SENT.inc();
                     info!(
-                        "alert :: sent {} alert for {label} to {}{}",
+                        "sent {} alert for {label} to {}{}",
                         ch.name(),
                         ch.peer(),
                         if attempt > 1 {
@@ -324,7 +324,7 @@ async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) 
                 Err(e) if attempt < p.max_attempts && e.retryable() => {
                     m::ALERTS_RETRIES.inc();
                     warn!(
-                        "alert :: {} alert for {label} to {} failed (attempt {attempt} of {}): {e}; retrying in {pause:?}",
+                        "{} alert for {label} to {} failed (attempt {attempt} of {}): {e}; retrying in {pause:?}",
                         ch.name(),
                         ch.peer(),
                         p.max_attempts
@@ -335,7 +335,7 @@ async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) 
                 Err(e) => {
                     m::ALERTS_FAILED.inc();
                     error!(
-                        "alert :: {} alert for {label} to {} not delivered after {attempt} attempt(s): {e}",
+                        "{} alert for {label} to {} not delivered after {attempt} attempt(s): {e}",
                         ch.name(),
                         ch.peer()
                     );
@@ -352,7 +352,7 @@ impl Actor for Alerts {
     fn started(&mut self, _ctx: &mut Self::Context) {
         let names: Vec<&str> = self.queues.iter().map(|q| q.name).collect();
         info!(
-            "alert :: {} rule(s), alerters: {}{}",
+            "{} rule(s), alerters: {}{}",
             self.rules.len(),
             if names.is_empty() {
                 "none".to_string()
@@ -378,7 +378,7 @@ impl Handler<AlertAnomaly> for Alerts {
         let a = msg.0;
         // SYSLOG_ENABLED-style catch-all: every anomaly is in the log, whatever the rules say.
         info!(
-            "alert :: Analyzer - Anomalous metric: {} (value: {})",
+            "Analyzer - Anomalous metric: {} (value: {})",
             a.metric,
             super::notification::value_str(a.datapoint)
         );
@@ -397,7 +397,7 @@ impl Handler<SystemAlert> for Alerts {
         }
         let targets = self.thunder_alerters.clone();
         debug!(
-            "alert :: thunder {} {} for {}",
+            "thunder {} {} for {}",
             msg.check,
             match msg.status {
                 SystemStatus::Firing => "alert",

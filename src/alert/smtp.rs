@@ -59,11 +59,11 @@ pub async fn fetch_series(
         Ok(Ok(Some(b))) => b,
         Ok(Ok(None)) => return Some(Vec::new()),
         Ok(Err(e)) => {
-            log::warn!("alert :: smtp graph for {metric}: reading {key}: {e}");
+            log::warn!("smtp graph for {metric}: reading {key}: {e}");
             return None;
         }
         Err(_) => {
-            log::warn!("alert :: smtp graph for {metric}: Redis did not answer within 5 s");
+            log::warn!("smtp graph for {metric}: Redis did not answer within 5 s");
             return None;
         }
     };

@@ -126,12 +126,12 @@ impl Thunder {
                         let status = match e.step {
                             Step::Alert => {
                                 m::THUNDER_ALERTS.inc();
-                                error!("thunder :: {}: {}", e.check, e.summary);
+                                error!("{}: {}", e.check, e.summary);
                                 SystemStatus::Firing
                             }
                             Step::Recover => {
                                 m::THUNDER_RECOVERIES.inc();
-                                info!("thunder :: {} recovered: {}", e.check, e.summary);
+                                info!("{} recovered: {}", e.check, e.summary);
                                 if !act.recovery_notices {
                                     continue;
                                 }
@@ -158,7 +158,7 @@ impl Actor for Thunder {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        info!("thunder :: checking every {:?}", self.interval);
+        info!("checking every {:?}", self.interval);
         ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
     }
 }
