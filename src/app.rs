@@ -18,6 +18,7 @@ use actix_web::{web, App, HttpServer};
 use log::{error, info, warn};
 use thiserror::Error;
 
+use crate::alert::{self, AlertAnomaly, Alerts, AlertsSetup, RetryPolicy, RuleSet};
 use crate::analyze::{AnalysisWorker, Analyzer, RunnerSettings};
 use crate::config::{parse_bind, Config};
 use crate::flux::{Drain, FluxState, Forwarder, ForwarderSettings, QueueGauge};
@@ -26,7 +27,9 @@ use crate::panorama::{Flush as PanoramaFlush, Panorama, PanoramaSettings, Record
 use crate::store::managed::ManagedRedis;
 use crate::store::skip::SkipRules;
 use crate::store::{redis_conn, Flush, Ingestor, MetricShard, Pressure, Roomba, ShardSettings};
+use crate::telemetry::graphite::{SelfMetrics, SelfMetricsSettings};
 use crate::telemetry::redact_url;
+use crate::thunder::{Checks, Labels, Probes, ReceivedCounter, Thunder};
 
 /// How long shutdown waits for the metric actors to write their buffers.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(6);
@@ -65,6 +68,8 @@ pub struct Running {
     pub redis_url: String,
     /// Send side of the metric actors (flux and tests feed through it).
     pub ingestor: Ingestor,
+    /// The alert actor's anomaly input (the Analyzer sends here; tests may too).
+    pub alert_anomalies: Recipient<AlertAnomaly>,
     http: Option<ServerHandle>,
     forwarder: Option<Addr<Forwarder>>,
     tcp_listeners: Vec<Addr<TcpListener>>,
@@ -254,6 +259,61 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         (None, None)
     };
 
+    // Monitoring arbiter: the alert actor, Thunder and the self-metrics sender (async I/O
+    // only, so a slow mail server or carbon never shares a thread with the analysis loop).
+    let host = crate::telemetry::hostname(&config.graphite.host_name);
+    let monitor = Arbiter::new();
+    let alerts = start_alerts(config, &monitor, &redis_url, timeout, &host)?;
+    if config.thunder.enabled {
+        let flux_only = config.flux.enabled && !config.flux.feed_horizon;
+        let ing = ingestor.clone();
+        let received: ReceivedCounter = Box::new(move || {
+            ing.accepted_total()
+                + if flux_only {
+                    crate::telemetry::metrics::FLUX_ACCEPTED.get()
+                } else {
+                    0
+                }
+        });
+        let probes = Probes {
+            received,
+            redis: Some(redis_conn::connect(&redis_url, timeout)?),
+            database: db.clone(),
+        };
+        let labels = Labels {
+            redis: redact_url(&redis_url),
+            database: db
+                .as_ref()
+                .map(|p| p.target().to_string())
+                .unwrap_or_default(),
+        };
+        let run_every = config
+            .analyzer
+            .enabled
+            .then_some(config.analyzer.run_every_secs as f64);
+        let checks = Checks::new(config.thunder.clone(), run_every, labels, 0.0);
+        let interval = Duration::from_secs(config.thunder.check_interval_secs);
+        let recovery = config.thunder.recovery_notices;
+        let sinks = vec![alerts.clone().recipient()];
+        let th_host = host.clone();
+        Thunder::start_in_arbiter(&monitor.handle(), move |_| {
+            Thunder::new(checks, probes, interval, recovery, sinks, th_host)
+        });
+    }
+    let carbon = config.graphite.carbon_plaintext_addr.trim();
+    if !carbon.is_empty() {
+        let g = &config.graphite;
+        let settings = SelfMetricsSettings {
+            addr: carbon.to_string(),
+            host: host.clone(),
+            interval: Duration::from_secs(g.send_interval_secs),
+            reconnect_max: Duration::from_secs(g.reconnect_max_secs),
+            max_pending_lines: g.max_pending_lines,
+        };
+        SelfMetrics::start_in_arbiter(&monitor.handle(), move |_| SelfMetrics::new(settings));
+    }
+    arbiters.push(monitor);
+
     // Analyzer: the run loop on this arbiter, the algorithms on a SyncArbiter pool.
     if config.analyzer.enabled {
         let settings = config.analyzer.algorithm_settings(h.full_duration_secs);
@@ -271,11 +331,13 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             anomaly_dump: (!config.analyzer.anomaly_dump.is_empty())
                 .then(|| config.analyzer.anomaly_dump.clone().into()),
         };
+        let alert_recipients: Vec<Recipient<AlertAnomaly>> = vec![alerts.clone().recipient()];
         Analyzer::new(
             redis_conn::connect(&redis_url, timeout)?,
             pool,
             runner,
             recipients,
+            alert_recipients,
         )
         .start();
     }
@@ -348,6 +410,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         http_addr,
         redis_url,
         ingestor,
+        alert_anomalies: alerts.recipient(),
         http,
         forwarder,
         tcp_listeners,
@@ -362,6 +425,48 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
 
 fn listener_addr(l: &TcpListener) -> SocketAddr {
     l.local_addr()
+}
+
+/// Starts the alert actor on `arbiter` with every configured alerter (none configured: it
+/// still logs every anomaly).
+fn start_alerts(
+    config: &Config,
+    arbiter: &Arbiter,
+    redis_url: &str,
+    timeout: Duration,
+    host: &str,
+) -> Result<Addr<Alerts>, AppError> {
+    let a = &config.alerters;
+    let ctx = alert::Context {
+        graphite_url: config.graphite.url.clone(),
+        full_duration_secs: config.horizon.full_duration_secs as i64,
+    };
+    let rules =
+        RuleSet::new(&config.alerts).map_err(|e| AppError::Io(format!("[[alerts]] {e}")))?;
+    let channels = alert::build_channels(
+        a,
+        Some(redis_conn::connect(redis_url, timeout)?),
+        &ctx,
+        host,
+    )
+    .map_err(|e| AppError::Io(format!("[alerters] {e}")))?;
+    let thunder_alerters = if config.thunder.alerters.is_empty() {
+        a.configured_names().into_iter().map(String::from).collect()
+    } else {
+        config.thunder.alerters.clone()
+    };
+    let setup = AlertsSetup {
+        rules,
+        enabled: a.enabled,
+        queue_max: a.queue_max,
+        policy: RetryPolicy::from_settings(a),
+        syslog_all: a.syslog.as_ref().is_some_and(|s| s.all_anomalies),
+        thunder_alerters,
+    };
+    let redis = redis_conn::connect(redis_url, timeout)?;
+    Ok(Alerts::start_in_arbiter(&arbiter.handle(), move |_| {
+        Alerts::new(setup, channels, Some(redis))
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

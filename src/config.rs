@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::alert::config::{AlertRule, AlertersSettings};
 pub use crate::analyze::config::AnalyzerSettings;
 pub use crate::flux::config::FluxSettings;
+pub use crate::thunder::config::ThunderSettings;
 pub use crate::webapp::config::WebappSettings;
 
 /// The default config file, relative to the working directory.
@@ -219,7 +221,7 @@ impl PanoramaConfig {
 }
 
 /// `[graphite]`: the Graphite this Skyline sits beside.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphiteSettings {
     /// graphite-web's base URL for the render API, e.g. `http://127.0.0.1:8080`. Empty = none.
@@ -228,6 +230,25 @@ pub struct GraphiteSettings {
     pub carbon_plaintext_addr: String,
     /// The `<host>` element of self-metric names (`SERVER_METRICS_NAME`). Empty = hostname.
     pub host_name: String,
+    /// Seconds between two batches of self-metrics (Skyline sends once a minute).
+    pub send_interval_secs: u64,
+    /// Longest pause between reconnections to `carbon_plaintext_addr`.
+    pub reconnect_max_secs: u64,
+    /// Self-metric lines kept in memory while carbon is unreachable (oldest dropped first).
+    pub max_pending_lines: usize,
+}
+
+impl Default for GraphiteSettings {
+    fn default() -> Self {
+        GraphiteSettings {
+            url: String::new(),
+            carbon_plaintext_addr: String::new(),
+            host_name: String::new(),
+            send_interval_secs: 60,
+            reconnect_max_secs: 60,
+            max_pending_lines: 100_000,
+        }
+    }
 }
 
 /// The whole, validated configuration.
@@ -252,6 +273,12 @@ pub struct Config {
     pub graphite: GraphiteSettings,
     /// `[flux]`
     pub flux: FluxSettings,
+    /// `[[alerts]]`: Skyline's `ALERTS` tuples, in order.
+    pub alerts: Vec<AlertRule>,
+    /// `[alerters]` and `[alerters.<name>]`.
+    pub alerters: AlertersSettings,
+    /// `[thunder]`
+    pub thunder: ThunderSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -315,6 +342,9 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "webapp" => section(value, &slot, &mut config.webapp, &mut problems),
             "graphite" => section(value, &slot, &mut config.graphite, &mut problems),
             "flux" => section(value, &slot, &mut config.flux, &mut problems),
+            "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
+            "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
+            "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             other => problems.push(format!("[{other}]: unknown section")),
         }
     }
@@ -359,6 +389,66 @@ fn section<T: DeserializeOwned>(
             } else if let Ok(v) = toml::Value::Table(good).try_into::<T>() {
                 *out = v;
             }
+        }
+    }
+}
+
+/// `[alerters]`: its own keys, then each `[alerters.<name>]` table reported under its own
+/// name, every bad key at once.
+fn alerters_section(value: toml::Value, out: &mut AlertersSettings, problems: &mut Vec<String>) {
+    let toml::Value::Table(mut table) = value else {
+        problems.push("[alerters]: must be a table".into());
+        return;
+    };
+    let mut subs: Vec<(String, toml::Value)> = Vec::new();
+    for name in ["smtp", "slack", "webhook", "syslog"] {
+        if let Some(v) = table.remove(name) {
+            subs.push((name.to_string(), v));
+        }
+    }
+    section(toml::Value::Table(table), "[alerters]", out, problems);
+    for (name, v) in subs {
+        let slot = format!("[alerters.{name}]");
+        match name.as_str() {
+            "smtp" => {
+                let mut s = crate::alert::config::SmtpSettings::default();
+                section(v, &slot, &mut s, problems);
+                out.smtp = Some(s);
+            }
+            "slack" => {
+                let mut s = crate::alert::config::SlackSettings::default();
+                section(v, &slot, &mut s, problems);
+                out.slack = Some(s);
+            }
+            "webhook" => {
+                let mut s = crate::alert::config::WebhookSettings::default();
+                section(v, &slot, &mut s, problems);
+                out.webhook = Some(s);
+            }
+            _ => {
+                let mut s = crate::alert::config::SyslogSettings::default();
+                section(v, &slot, &mut s, problems);
+                out.syslog = Some(s);
+            }
+        }
+    }
+}
+
+/// `[[alerts]]`: an array of tables, each checked on its own.
+fn alert_rules(value: toml::Value, out: &mut Vec<AlertRule>, problems: &mut Vec<String>) {
+    let toml::Value::Array(items) = value else {
+        problems.push("[[alerts]]: must be an array of tables ([[alerts]] entries)".into());
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let slot = format!("[[alerts]] #{}", i + 1);
+        let toml::Value::Table(t) = item else {
+            problems.push(format!("{slot}: must be a table"));
+            continue;
+        };
+        match toml::Value::Table(t.clone()).try_into::<AlertRule>() {
+            Ok(rule) => out.push(rule),
+            Err(err) => problems.push(format!("{slot}: {}", err.message().trim())),
         }
     }
 }
@@ -486,10 +576,18 @@ impl Config {
             problems.push("[graphite] url: must start with http:// or https://".into());
         }
         if !self.graphite.carbon_plaintext_addr.is_empty()
-            && !self.graphite.carbon_plaintext_addr.contains(':')
+            && crate::alert::config::split_host_port(&self.graphite.carbon_plaintext_addr).is_none()
         {
             problems.push("[graphite] carbon_plaintext_addr: expected host:port".into());
         }
+        if self.graphite.send_interval_secs == 0 || self.graphite.reconnect_max_secs == 0 {
+            problems
+                .push("[graphite] send_interval_secs/reconnect_max_secs: must be positive".into());
+        }
+        self.alerters.validate(problems);
+        crate::alert::config::validate_rules(&self.alerts, &self.alerters, problems);
+        self.thunder
+            .validate(&self.alerters.configured_names(), problems);
         self.analyzer.validate(problems);
         self.webapp.validate(problems);
         self.flux.validate(problems);
@@ -574,6 +672,88 @@ level = "loud"
         assert!(all.contains("[nosuch]: unknown section"), "{all}");
         assert!(all.contains("[logging] level"), "{all}");
         assert!(err.problems.len() >= 3, "{all}");
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+[[alerts]]
+pattern = "web.*.requests"     # glob on the metric name (regex allowed when it starts with ^)
+alerter = "smtp"               # smtp | slack | webhook | syslog
+expiration_secs = 3600
+
+[alerters.smtp]
+server = "127.0.0.1:25"
+from = "skyline@example.org"
+to = ["ops@example.org"]
+
+[alerters.webhook]
+url = "https://hooks.example.org/skyline"
+
+[graphite]
+carbon_plaintext_addr = "127.0.0.1:2003"   # where self-metrics go
+"#;
+
+    #[test]
+    fn alert_config_loads() {
+        let cfg = from_str_with_env(ISSUE_EXAMPLE, &[]).unwrap();
+        assert_eq!(cfg.alerts.len(), 1);
+        assert_eq!(cfg.alerts[0].pattern, "web.*.requests");
+        assert_eq!(cfg.alerts[0].expiration_secs, 3600);
+        let smtp = cfg.alerters.smtp.as_ref().unwrap();
+        assert_eq!(smtp.server, "127.0.0.1:25");
+        assert_eq!(smtp.to, vec!["ops@example.org".to_string()]);
+        assert_eq!(
+            cfg.alerters.webhook.as_ref().unwrap().url,
+            "https://hooks.example.org/skyline"
+        );
+        assert!(cfg.alerters.slack.is_none() && cfg.alerters.syslog.is_none());
+        assert_eq!(cfg.graphite.carbon_plaintext_addr, "127.0.0.1:2003");
+        assert!(cfg.thunder.enabled);
+    }
+
+    #[test]
+    fn alert_config_problems_all_reported() {
+        let text = r#"
+[[alerts]]
+pattern = "^web("
+alerter = "pager"
+[[alerts]]
+pattern = "db"
+alerter = "slack"
+typo = 1
+[alerters]
+queue_max = 0
+[alerters.smtp]
+server = "nohost"
+form = "x"
+[alerters.webhook]
+url = "ftp://x"
+headers = { "Bad Header" = "v" }
+[alerters.syslog]
+format = "json"
+facility = "local9"
+[thunder]
+checks = ["no_data", "moon"]
+alerters = ["slack"]
+"#;
+        let err = from_str_with_env(text, &[]).unwrap_err();
+        let all = err.problems.join("\n");
+        for needle in [
+            "[[alerts]] #1 (\"^web(\") pattern",
+            "alerter: \"pager\" must be one of",
+            "[[alerts]] #2: unknown field `typo`",
+            "[alerters] queue_max",
+            "[alerters.smtp] form",
+            "[alerters.smtp] server",
+            "[alerters.smtp] from: must be set",
+            "[alerters.webhook] url",
+            "[alerters.webhook] headers",
+            "[alerters.syslog] format",
+            "[alerters.syslog] facility",
+            "[thunder] checks",
+            "[thunder] alerters",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //!
 //! - [`listen`]: Horizon's listeners (pickle TCP, msgpack UDP, plaintext TCP) → `store`.
 //! - [`store`]: the metric actors writing Skyline's Redis layout, and Roomba.
-//! - [`analyze`]: the Analyzer: pure algorithms and the analysis actors → `panorama`.
+//! - [`analyze`]: the Analyzer: pure algorithms and the analysis actors → `panorama`, `alert`.
+//! - [`alert`]: alert rules and alerters (SMTP, Slack, webhook, syslog); [`thunder`]: the
+//!   daemon's self-monitoring checks → `alert`.
 //! - [`flux`], [`webapp`]: the HTTP side.
 //! - [`model`] (plain data) and [`telemetry`] (logs, self-metrics) sit below every stage.
 //! - [`config`] loads and validates `conf/skyline.toml`; [`app`] alone wires actors together.
 
+pub mod alert;
 pub mod analyze;
 pub mod app;
 pub mod bench;
@@ -24,4 +27,5 @@ pub mod seed;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;
+pub mod thunder;
 pub mod webapp;

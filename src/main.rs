@@ -39,6 +39,13 @@ enum Cmd {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Send a test alert for METRIC through every alerter whose [[alerts]] rule matches it;
+    /// exits 1 naming each alerter that failed, 2 when no rule matches.
+    AlertTest {
+        /// The metric name to match against the [[alerts]] patterns.
+        #[arg(long)]
+        metric: String,
+    },
     /// Print lines of the log file.
     Logs {
         /// Only ERROR lines.
@@ -192,6 +199,7 @@ fn main() -> ExitCode {
         Cmd::Migrate => migrate(cli.config.as_deref()),
         Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
         Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
+        Cmd::AlertTest { metric } => alert_test(cli.config.as_deref(), &metric),
         Cmd::Analyze { input, csv, now } => analyze(cli.config.as_deref(), input, csv, now),
         Cmd::Nab {
             data,
@@ -338,6 +346,99 @@ fn migrate(path: Option<&Path>) -> ExitCode {
     }
 }
 
+/// The Redis a running daemon with this config uses (its managed socket when managed).
+fn daemon_redis_url(config: &Config) -> String {
+    if config.redis.managed {
+        let dir = std::env::current_dir()
+            .unwrap_or_default()
+            .join(&config.data.dir);
+        format!("unix://{}", dir.join("redis").join("redis.sock").display())
+    } else {
+        config.redis.url.clone()
+    }
+}
+
+fn alert_test(path: Option<&Path>, metric: &str) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.alerts.is_empty() {
+        eprintln!("skyline alert-test: no [[alerts]] rules are configured");
+        return ExitCode::from(2);
+    }
+    let redis_url = daemon_redis_url(&config);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        // The metric's last value and graph come from Redis when it answers quickly.
+        let redis = match skyline::store::redis_conn::connect(&redis_url, Duration::from_secs(3)) {
+            Ok(mut conn) => {
+                let cmd = redis::cmd("PING");
+                let ping = cmd.query_async::<String>(&mut conn);
+                match tokio::time::timeout(Duration::from_secs(3), ping).await {
+                    Ok(Ok(_)) => Some(conn),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
+        if redis.is_none() {
+            eprintln!(
+                "skyline alert-test: Redis {} unreachable: the test alert carries no value or graph",
+                skyline::telemetry::redact_url(&redis_url)
+            );
+        }
+        let ctx = skyline::alert::Context {
+            graphite_url: config.graphite.url.clone(),
+            full_duration_secs: config.horizon.full_duration_secs as i64,
+        };
+        let host = skyline::telemetry::hostname(&config.graphite.host_name);
+        let outcomes = match skyline::alert::test_alert(
+            &config.alerts,
+            &config.alerters,
+            &ctx,
+            &host,
+            metric,
+            redis,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(err) => {
+                eprintln!("skyline alert-test: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if outcomes.is_empty() {
+            eprintln!("skyline alert-test: no [[alerts]] rule matches {metric:?}");
+            return ExitCode::from(2);
+        }
+        let mut failed = Vec::new();
+        for o in &outcomes {
+            match &o.result {
+                Ok(()) => println!(
+                    "{:<8} OK      {} (rule {:?})",
+                    o.alerter, o.peer, o.pattern
+                ),
+                Err(err) => {
+                    println!(
+                        "{:<8} FAILED  {} (rule {:?}): {err}",
+                        o.alerter, o.peer, o.pattern
+                    );
+                    failed.push(o.alerter);
+                }
+            }
+        }
+        if failed.is_empty() {
+            println!("alert-test: {} alert(s) sent for {metric}", outcomes.len());
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("skyline alert-test: FAILED: {}", failed.join(", "));
+            ExitCode::FAILURE
+        }
+    })
+}
+
 fn seed(path: Option<&Path>, addr: Option<String>) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => c,
@@ -348,14 +449,7 @@ fn seed(path: Option<&Path>, addr: Option<String>) -> ExitCode {
         eprintln!("skyline seed: {addr:?} is not host:port");
         return ExitCode::FAILURE;
     };
-    let redis_url = if config.redis.managed {
-        let dir = std::env::current_dir()
-            .unwrap_or_default()
-            .join(&config.data.dir);
-        format!("unix://{}", dir.join("redis").join("redis.sock").display())
-    } else {
-        config.redis.url.clone()
-    };
+    let redis_url = daemon_redis_url(&config);
     let mut out = std::io::stdout();
     match skyline::seed::run(addr, &redis_url, &mut out) {
         Ok(true) => ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 //! Actors: [`Analyzer`] (the run loop, on the system arbiter: timer-driven, reads Redis,
 //! writes the run's outputs) and [`AnalysisWorker`] (a `SyncArbiter` pool of
 //! `[analyzer] workers` threads running the algorithms). Messages: `AnalyzeBatch` (loop →
-//! pool, internal); outbound `panorama::RecordAnomaly` to every anomaly recipient.
+//! pool, internal); outbound `panorama::RecordAnomaly` and `alert::AlertAnomaly` to every
+//! anomaly recipient.
 //!
 //! Redis keys read: `metrics.unique_metrics`, `metrics.<name>`. Written: SREM of empty keys
 //! from `metrics.unique_metrics` (as Skyline), `analyzer.current_anomalies`,

@@ -2,8 +2,9 @@
 //! `metrics.unique_metrics`, MGETs the series in chunks of `mget_chunk`, fans the chunks out to
 //! the `AnalysisWorker` pool, and then, for the run as a whole:
 //! - removes `EmptyTimeseries` keys from `metrics.unique_metrics` (as Skyline does);
-//! - sends each anomaly to every anomaly recipient (Panorama, alerters) with `do_send`: a low
-//!   rate edge (at most one message per anomalous metric per run), never blocking the loop;
+//! - sends each anomaly to every anomaly recipient (Panorama's `RecordAnomaly`, the alert
+//!   actor's `AlertAnomaly`) with `do_send`: a low rate edge (at most one message per
+//!   anomalous metric per run), never blocking the loop;
 //! - writes `analyzer.current_anomalies` (JSON list, rewritten every run, so the dashboard
 //!   never shows a stale list), the `analyzer` heartbeat (TTL 120 s), `analyzer.run_stats`
 //!   (JSON: counts of each exception and algorithm, run time), and, when `anomaly_dump` is
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use super::messages::{AnalyzeBatch, BatchOutcome, EXCEPTION_NAMES};
 use super::worker::AnalysisWorker;
+use crate::alert::AlertAnomaly;
 use crate::model::Anomaly;
 use crate::panorama::RecordAnomaly;
 use crate::telemetry::metrics as m;
@@ -161,22 +163,25 @@ pub struct Analyzer {
     pool: Addr<AnalysisWorker>,
     settings: RunnerSettings,
     recipients: Vec<Recipient<RecordAnomaly>>,
+    alert_recipients: Vec<Recipient<AlertAnomaly>>,
     running: bool,
 }
 
 impl Analyzer {
-    /// `recipients` receive every anomaly (Panorama, alerters).
+    /// `recipients` (Panorama) and `alert_recipients` (the alert actor) receive every anomaly.
     pub fn new(
         conn: ConnectionManager,
         pool: Addr<AnalysisWorker>,
         settings: RunnerSettings,
         recipients: Vec<Recipient<RecordAnomaly>>,
+        alert_recipients: Vec<Recipient<AlertAnomaly>>,
     ) -> Self {
         Analyzer {
             conn,
             pool,
             settings,
             recipients,
+            alert_recipients,
             running: false,
         }
     }
@@ -207,6 +212,11 @@ impl Analyzer {
                         for r in &act.recipients {
                             // Low rate (one per anomalous metric per run): do_send never blocks.
                             r.do_send(RecordAnomaly(a.clone()));
+                        }
+                        for r in &act.alert_recipients {
+                            // The alert actor never waits on I/O in its handler (bounded
+                            // queues behind it), so its mailbox drains as fast as this.
+                            r.do_send(AlertAnomaly(a.clone()));
                         }
                     }
                     record(&report, act.settings.run_every);

@@ -127,6 +127,8 @@ pub struct Panorama {
     /// When the count summary was last refreshed, and the highest anomaly id seen then.
     counts_refreshed_at: Instant,
     counts_seen_max: Option<i64>,
+    /// The stats last added to the process-wide self-metrics (for deltas).
+    published: PanoramaStats,
 }
 
 fn now_epoch() -> i64 {
@@ -158,6 +160,7 @@ impl Panorama {
             retry_queued: Arc::new(AtomicBool::new(false)),
             counts_refreshed_at: Instant::now(),
             counts_seen_max: None,
+            published: PanoramaStats::default(),
         }
     }
 
@@ -656,6 +659,39 @@ impl Panorama {
         }
     }
 
+    /// Adds what changed since the last call to the self-metrics (`telemetry::metrics`):
+    /// counters by their increase, the spool depth and database state as gauges. Observes
+    /// only; called at the end of every handler.
+    fn publish(&mut self) {
+        use crate::telemetry::metrics as m;
+        let now = self.snapshot();
+        let p = &self.published;
+        for (c, new, old) in [
+            (&m::PANORAMA_RECEIVED, now.received, p.received),
+            (&m::PANORAMA_INSERTED, now.inserted, p.inserted),
+            (&m::PANORAMA_SPOOLED, now.spooled, p.spooled),
+            (
+                &m::PANORAMA_DEDUPLICATED,
+                now.dedup_skipped,
+                p.dedup_skipped,
+            ),
+            (&m::PANORAMA_TOO_OLD, now.too_old, p.too_old),
+            (&m::PANORAMA_INVALID, now.invalid, p.invalid),
+            (
+                &m::PANORAMA_INSERT_FAILURES,
+                now.insert_failures,
+                p.insert_failures,
+            ),
+            (&m::PANORAMA_REJECTED, now.rejected, p.rejected),
+            (&m::PANORAMA_LOST, now.lost, p.lost),
+        ] {
+            c.add(new.saturating_sub(old));
+        }
+        m::PANORAMA_SPOOL_DEPTH.set(now.spool_depth as i64);
+        m::PANORAMA_DB_AVAILABLE.set(i64::from(now.db_available));
+        self.published = now;
+    }
+
     fn snapshot(&self) -> PanoramaStats {
         let mut s = self.stats.clone();
         s.spool_depth = self.backlog();
@@ -700,6 +736,7 @@ impl Actor for Panorama {
                 Err(e) => self.on_db_failure(&e, "database unavailable at start"),
             }
         }
+        self.publish();
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -716,6 +753,7 @@ impl Handler<RecordAnomaly> for Panorama {
 
     fn handle(&mut self, msg: RecordAnomaly, ctx: &mut Self::Context) {
         self.accept(msg.0, ctx);
+        self.publish();
     }
 }
 
@@ -723,6 +761,13 @@ impl Handler<Retry> for Panorama {
     type Result = ();
 
     fn handle(&mut self, _msg: Retry, _ctx: &mut Self::Context) {
+        self.handle_retry();
+        self.publish();
+    }
+}
+
+impl Panorama {
+    fn handle_retry(&mut self) {
         self.retry_queued.store(false, Ordering::Release);
         self.flush();
         self.open_spool();
@@ -749,6 +794,7 @@ impl Handler<Flush> for Panorama {
     fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) {
         self.flush_scheduled = false;
         self.flush();
+        self.publish();
     }
 }
 
@@ -758,6 +804,7 @@ impl Handler<GetStats> for Panorama {
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
         // Report what was accepted before this request as inserted or spooled.
         self.flush();
+        self.publish();
         MessageResult(self.snapshot())
     }
 }

@@ -29,6 +29,10 @@
 //!   `rejected.jsonl` rather than blocking the rest. The actor's mailbox is unbounded and in
 //!   memory: anomalies queued there when the process dies are lost (the Analyzer finds them
 //!   again on its next run if they are still anomalous).
+//! * **Self-metrics**: after every message the actor adds the change in its [`PanoramaStats`]
+//!   to the process-wide counters (`skyline_panorama_anomalies_inserted_total`, …) and sets
+//!   the `skyline_panorama_spool_depth` and `skyline_panorama_database_available` gauges
+//!   (`telemetry::metrics`); observing only, it changes nothing of the above.
 
 pub mod actor;
 pub mod dedup;

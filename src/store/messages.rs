@@ -10,7 +10,7 @@
 //! `max_buffered_points`). [`Ingestor::try_ingest`] never waits: a full mailbox drops the
 //! points and says how many (UDP and flux use it and count or refuse).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -83,6 +83,7 @@ pub struct Ingestor {
     /// Keyed per process (DoS-resistant, unlike a fixed hash), fast on short names.
     hasher: ahash::RandomState,
     pressure: Pressure,
+    accepted: Arc<AtomicU64>,
 }
 
 impl Ingestor {
@@ -92,7 +93,14 @@ impl Ingestor {
             shards: shards.into(),
             hasher: Default::default(),
             pressure,
+            accepted: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Datapoints this instance's metric actors have been handed so far (Thunder's "data
+    /// received" signal; per instance, unlike the process-wide counters).
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// The shared buffer gauge.
@@ -132,10 +140,12 @@ impl Ingestor {
             return Ok(());
         }
         for (i, part) in self.split(points) {
+            let n = part.len() as u64;
             self.shards[i]
                 .send(Ingest(part))
                 .await
                 .map_err(|_| super::StoreError::Unavailable("metric actor stopped"))?;
+            self.accepted.fetch_add(n, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -151,6 +161,8 @@ impl Ingestor {
             let n = part.len();
             if self.shards[i].try_send(Ingest(part)).is_err() {
                 dropped += n;
+            } else {
+                self.accepted.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
         dropped

@@ -191,6 +191,46 @@ counters! {
         "flux.{host}.worker.metrics_sent_to_horizon", "Datapoints handed to our own metric actors (feed_horizon).";
     HTTP_REQUESTS = "skyline_http_requests_total",
         "webapp.{host}.http.requests", "HTTP requests answered on [webapp] bind (webapp and flux).";
+    PANORAMA_RECEIVED = "skyline_panorama_anomalies_received_total",
+        "panorama.{host}.received", "Anomalies handed to Panorama.";
+    PANORAMA_INSERTED = "skyline_panorama_anomalies_inserted_total",
+        "panorama.{host}.inserted", "Anomalies inserted into the database (directly or from the spool).";
+    PANORAMA_SPOOLED = "skyline_panorama_anomalies_spooled_total",
+        "panorama.{host}.spooled", "Anomalies written to the spool while the database was unavailable.";
+    PANORAMA_DEDUPLICATED = "skyline_panorama_anomalies_deduplicated_total",
+        "panorama.{host}.dedup_skipped", "Anomalies dropped by the expiry window (one per metric per app per expiry_secs).";
+    PANORAMA_TOO_OLD = "skyline_panorama_anomalies_too_old_total",
+        "panorama.{host}.too_old", "Anomalies older than check_max_age_secs on arrival.";
+    PANORAMA_INVALID = "skyline_panorama_anomalies_invalid_total",
+        "panorama.{host}.invalid", "Anomalies dropped as unusable (empty name, non-finite value).";
+    PANORAMA_INSERT_FAILURES = "skyline_panorama_insert_failures_total",
+        "panorama.{host}.insert_failures", "Failed insert attempts (each failed batch once).";
+    PANORAMA_REJECTED = "skyline_panorama_anomalies_rejected_total",
+        "panorama.{host}.rejected", "Anomalies the database refused repeatedly, moved to rejected.jsonl.";
+    PANORAMA_LOST = "skyline_panorama_anomalies_lost_total",
+        "panorama.{host}.lost", "Anomalies that could be neither inserted nor spooled.";
+    ALERTS_SENT = "skyline_alerts_sent_total",
+        "analyzer.{host}.alerts.sent", "Alerts delivered (every alerter, Thunder's included).";
+    ALERTS_FAILED = "skyline_alerts_failed_total",
+        "analyzer.{host}.alerts.failed", "Alerts given up after max_attempts delivery attempts.";
+    ALERTS_RETRIES = "skyline_alerts_retries_total",
+        "analyzer.{host}.alerts.retries", "Failed delivery attempts that were retried.";
+    ALERTS_DROPPED_QUEUE_FULL = "skyline_alerts_dropped_queue_full_total",
+        "analyzer.{host}.alerts.dropped.queue_full", "Alerts dropped because their alerter's queue held queue_max.";
+    ALERTS_SUPPRESSED = "skyline_alerts_suppressed_expiration_total",
+        "analyzer.{host}.alerts.suppressed_expiration", "Alerts not sent because their last_alert key had not expired yet.";
+    ALERTS_REDIS_ERRORS = "skyline_alerts_redis_errors_total",
+        "analyzer.{host}.alerts.redis_errors", "Failed last_alert.* checks (decided from the in-memory record instead).";
+    THUNDER_ALERTS = "skyline_thunder_alerts_total",
+        "thunder.{host}.alerts", "Self-monitoring alerts raised (each repeat after its expiry too).";
+    THUNDER_RECOVERIES = "skyline_thunder_recoveries_total",
+        "thunder.{host}.recoveries", "Self-monitoring conditions that cleared after an alert.";
+    SELFMETRICS_SENT = "skyline_selfmetrics_lines_sent_total",
+        "selfmetrics.{host}.lines_sent", "Self-metric lines written to carbon.";
+    SELFMETRICS_ERRORS = "skyline_selfmetrics_send_errors_total",
+        "selfmetrics.{host}.send_errors", "Failed connections or writes to carbon_plaintext_addr (retried with back-off).";
+    SELFMETRICS_DROPPED = "skyline_selfmetrics_lines_dropped_total",
+        "selfmetrics.{host}.lines_dropped", "Self-metric lines dropped while carbon was unreachable (oldest first).";
     HTTP_CLIENT_ERRORS = "skyline_http_responses_client_error_total",
         "webapp.{host}.http.responses_4xx", "HTTP responses with a 4xx status.";
     HTTP_SERVER_ERRORS = "skyline_http_responses_server_error_total",
@@ -205,6 +245,18 @@ counters! {
         "webapp.{host}.graphite.errors", "Graphite requests that failed (down, timeout, unusable answer).";
     WEBAPP_REBROW_DELETES = "skyline_webapp_rebrow_keys_deleted_total",
         "webapp.{host}.rebrow.deleted", "Redis keys deleted through rebrow.";
+    LOGGED_ERRORS_HORIZON = "skyline_horizon_logged_errors_total",
+        "horizon.{host}.logged_errors", "ERROR log lines from the listeners, metric actors and Roomba.";
+    LOGGED_ERRORS_ANALYZER = "skyline_analyzer_logged_errors_total",
+        "analyzer.{host}.logged_errors", "ERROR log lines from the Analyzer and the alerters.";
+    LOGGED_ERRORS_PANORAMA = "skyline_panorama_logged_errors_total",
+        "panorama.{host}.logged_errors", "ERROR log lines from Panorama and its database.";
+    LOGGED_ERRORS_FLUX = "skyline_flux_logged_errors_total",
+        "flux.{host}.logged_errors", "ERROR log lines from flux.";
+    LOGGED_ERRORS_WEBAPP = "skyline_webapp_logged_errors_total",
+        "webapp.{host}.logged_errors", "ERROR log lines from the webapp.";
+    LOGGED_ERRORS_OTHER = "skyline_thunder_logged_errors_total",
+        "thunder.{host}.logged_errors", "ERROR log lines from Thunder, start-up and everything else.";
 }
 
 gauges! {
@@ -224,6 +276,16 @@ gauges! {
         "flux.{host}.worker.carbon_pending", "Datapoints held in memory for carbon, not yet written.";
     FLUX_SPOOL_BYTES = "skyline_flux_spool_bytes",
         "flux.{host}.worker.spool_bytes", "Bytes of pickle frames waiting in the disk spool for carbon.";
+    PANORAMA_SPOOL_DEPTH = "skyline_panorama_spool_depth",
+        "panorama.{host}.spool_depth", "Anomalies waiting in Panorama's spool for the database.";
+    PANORAMA_DB_AVAILABLE = "skyline_panorama_database_available",
+        "panorama.{host}.db_available", "1 when Panorama's last database operation succeeded, else 0.";
+    ALERTS_QUEUED = "skyline_alerts_queued",
+        "analyzer.{host}.alerts.queued", "Alerts waiting in the alerters' queues.";
+    THUNDER_FAILING = "skyline_thunder_failing_checks",
+        "thunder.{host}.failing_checks", "Self-monitoring checks currently failing.";
+    SELFMETRICS_PENDING = "skyline_selfmetrics_pending_lines",
+        "selfmetrics.{host}.pending_lines", "Self-metric lines waiting for carbon.";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

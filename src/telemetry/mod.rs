@@ -1,14 +1,17 @@
 //! Logging and self-metrics.
 //!
 //! Owns: the log format and sinks (stderr, the `[logging] file`, an in-memory ring of the last
-//! ERROR lines for `/errors`), and every self-metric counter (declared once in [`metrics`]).
-//! No actors, no Redis keys, no tables. Writing a log line never blocks on anything but the
-//! file write itself; counters are lock-free atomics.
+//! ERROR lines for `/errors`), every self-metric counter (declared once in [`metrics`]), the
+//! actor sending them to Graphite ([`graphite::SelfMetrics`]); HTTP requests are counted by
+//! the webapp's monitor middleware. No Redis keys, no tables. Writing a log line never
+//! blocks on anything but the file write itself; counters are lock-free atomics; ERROR lines
+//! are counted per Skyline app (`<app>.logged_errors`).
 //!
 //! Log line format: `2026-11-21T10:00:01.123Z ERROR horizon.listen :: error :: <message>`.
 //! Operators grep the file for ` ERROR `; Skyline's own `error :: ` marker is kept so the
 //! reference's greps keep working.
 
+pub mod graphite;
 pub mod metrics;
 
 use std::collections::VecDeque;
@@ -95,6 +98,20 @@ fn component(target: &str) -> &str {
     }
 }
 
+/// The `<app>.logged_errors` counter an ERROR record from `target` counts towards (Skyline's
+/// `skyline.<app>.<host>.logged_errors`).
+fn error_counter(target: &str) -> &'static metrics::Counter {
+    let t = target.strip_prefix("skyline::").unwrap_or(target);
+    match t.split("::").next().unwrap_or(t) {
+        "listen" | "store" => &metrics::LOGGED_ERRORS_HORIZON,
+        "analyze" | "alert" => &metrics::LOGGED_ERRORS_ANALYZER,
+        "panorama" | "db" => &metrics::LOGGED_ERRORS_PANORAMA,
+        "flux" => &metrics::LOGGED_ERRORS_FLUX,
+        "webapp" => &metrics::LOGGED_ERRORS_WEBAPP,
+        _ => &metrics::LOGGED_ERRORS_OTHER,
+    }
+}
+
 /// Starts logging. `level` is an env_logger filter (`RUST_LOG` wins when set); `file` empty
 /// means stderr only. Safe to call once per process; later calls only reopen the file.
 pub fn init(level: &str, file: &str) -> io::Result<()> {
@@ -113,6 +130,9 @@ pub fn init(level: &str, file: &str) -> io::Result<()> {
         .format(|buf, record| {
             let level = record.level();
             let msg = record.args().to_string();
+            if level == log::Level::Error {
+                error_counter(record.target()).inc();
+            }
             let marker = if level == log::Level::Error && !msg.starts_with("error :: ") {
                 "error :: "
             } else {

@@ -2,9 +2,11 @@
 //! sockets, the real `skyline` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail loudly by design
 
+mod alerts;
 mod analyzer;
 mod browser;
 mod cli;
+mod deploy;
 mod flux;
 mod ingest;
 mod pipeline;

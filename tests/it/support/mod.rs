@@ -7,6 +7,7 @@ use skyline::config::Config;
 
 pub use skyline::testkit::TestRedis;
 
+pub mod sinks;
 pub mod web;
 
 /// `../shared` beside the repository (CI clones it there too). Fails, never skips.

@@ -1,0 +1,44 @@
+//! Messages the alert actor accepts. Senders hold only these types (and a `Recipient`).
+//!
+//! Both are sent with `do_send`: the handler never waits on I/O (it reserves room in an
+//! alerter's bounded queue and hands the Redis expiration check to a task), so the mailbox
+//! drains as fast as messages arrive.
+
+use actix::Message;
+use serde::Serialize;
+
+use crate::model::Anomaly;
+
+/// An anomaly found by the Analyzer: logged, sent to syslog when `all_anomalies`, and alerted
+/// through every alerter whose rule matches and whose `last_alert.<alerter>.<metric>` key is
+/// absent.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct AlertAnomaly(pub Anomaly);
+
+/// Whether a self-monitoring condition started or cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemStatus {
+    /// The condition holds (sent again every expiry while it lasts).
+    Firing,
+    /// The condition cleared after an alert was sent.
+    Recovered,
+}
+
+/// A Thunder event (the daemon's own health): delivered to `[thunder] alerters` without any
+/// `last_alert` key; Thunder spaces them out itself.
+#[derive(Debug, Clone, Message, Serialize)]
+#[rtype(result = "()")]
+pub struct SystemAlert {
+    /// The check: `no_data`, `analyzer_overrun`, `redis`, `database`, `spool`.
+    pub check: String,
+    /// Started or cleared.
+    pub status: SystemStatus,
+    /// One line for subjects and chat.
+    pub summary: String,
+    /// Host name of this instance.
+    pub host: String,
+    /// Epoch seconds of the observation.
+    pub timestamp: i64,
+}

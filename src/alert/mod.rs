@@ -1,0 +1,47 @@
+//! Alert: Skyline's alerters (`ALERTS`, `alert_smtp`, `alert_slack`, `alert_http`,
+//! `alert_syslog`), fed by the Analyzer and by Thunder.
+//!
+//! * **Actor**: [`Alerts`] (on the monitoring arbiter): matches each anomaly against the
+//!   `[[alerts]]` rules ([`rules`], pure), applies the per-metric, per-alerter expiration and
+//!   queues the alert for that alerter's delivery worker, an async task per alerter
+//!   ([`Channel`]: [`smtp`], [`slack`], [`webhook`], [`syslog`]).
+//! * **Messages** ([`messages`]): [`AlertAnomaly`] from the Analyzer and [`SystemAlert`] from
+//!   Thunder, both sent with `do_send`; senders import nothing else from here.
+//! * **Redis keys**: `last_alert.<alerter>.<metric>` — string, value `int(anomaly
+//!   timestamp)` (Skyline G's), TTL = the matching rule's `expiration_secs`; written with
+//!   `SET … EX … NX`, so one alert per metric per alerter per expiration, compatible with a
+//!   Python Skyline sharing the Redis. Read by nothing else.
+//! * **Catch-all**: every anomaly is logged (`Analyzer - Anomalous metric: <name> (value:
+//!   <v>)`) and, with `[alerters.syslog] all_anomalies`, sent to syslog without expiration
+//!   (Skyline's `SYSLOG_ENABLED`), whatever the rules say. Panorama records every anomaly on
+//!   its own.
+//! * **Backpressure**: nothing here ever makes the Analyzer wait. Each alerter has a bounded
+//!   queue (`[alerters] queue_max`); when it is full the alert is dropped, counted and logged,
+//!   and its `last_alert` key is left unset so the next run alerts again. Deliveries are
+//!   retried with back-off (`max_attempts`, `retry_initial_ms` doubling to
+//!   `retry_max_secs`), each attempt capped at `timeout_secs`; failures are logged at ERROR
+//!   naming the alerter, the metric and the peer (never a password, webhook path or header
+//!   value). See [`actor`].
+//! * [`graph`] draws the SVG graph for emails (pure); [`channel::test_alert`] backs
+//!   `skyline alert-test`.
+
+pub mod actor;
+pub mod channel;
+pub mod config;
+mod error;
+pub mod graph;
+pub mod messages;
+pub mod notification;
+pub mod rules;
+pub mod slack;
+pub mod smtp;
+pub mod syslog;
+pub mod webhook;
+
+pub use actor::{last_alert_key, Alerts, AlertsSetup, RetryPolicy};
+pub use channel::{build_channels, test_alert, Channel, TestOutcome};
+pub use config::{AlertRule, AlertersSettings};
+pub use error::AlertError;
+pub use messages::{AlertAnomaly, SystemAlert, SystemStatus};
+pub use notification::{Context, Notification};
+pub use rules::RuleSet;
