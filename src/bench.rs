@@ -29,6 +29,13 @@ pub struct IngestReport {
     pub rss_kb: (u64, u64),
 }
 
+/// Built-in defaults plus `SKYLINE__…` environment overrides (no config file), so a benchmark
+/// can be repeated with one setting changed.
+fn bench_config() -> Result<Config, String> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    crate::config::from_str_with_env("", &env).map_err(|err| err.to_string())
+}
+
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -107,7 +114,7 @@ pub fn ingest(
 ) -> Result<IngestReport, String> {
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-{}", std::process::id()));
-    let mut config = Config::default();
+    let mut config = bench_config()?;
     config.data.dir = dir.clone();
     config.redis.url = redis.url();
     config.horizon.pickle_bind = "127.0.0.1:0".into();
@@ -343,7 +350,7 @@ pub fn flux(opts: &FluxBenchOptions, out: &mut dyn Write) -> Result<FluxReport, 
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-flux-{}", std::process::id()));
     let (sink_addr, sink_count) = counting_sink()?;
-    let mut config = Config::default();
+    let mut config = bench_config()?;
     config.data.dir = dir.clone();
     config.redis.url = redis.url();
     config.horizon.pickle_bind = String::new();
@@ -723,7 +730,7 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-webapp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut config = Config::default();
+    let mut config = bench_config()?;
     config.data.dir = dir.clone();
     config.redis.url = redis.url();
     config.horizon.pickle_bind = String::new();
