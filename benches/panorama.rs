@@ -23,17 +23,7 @@ use skyline::panorama::{GetStats, Panorama, PanoramaSettings, RecordAnomaly};
 const METRICS: usize = 10_000;
 const STEP: i64 = 30;
 const T0: i64 = 1_700_000_000;
-const ALGORITHMS: [&str; 9] = [
-    "histogram_bins",
-    "first_hour_average",
-    "stddev_from_average",
-    "grubbs",
-    "ks_test",
-    "mean_subtraction_cumulation",
-    "median_absolute_deviation",
-    "stddev_from_moving_average",
-    "least_squares",
-];
+const ALGORITHMS: [&str; 9] = skyline::analyze::config::ALGORITHM_NAMES;
 
 fn rows() -> usize {
     std::env::var("SKYLINE_BENCH_ROWS")

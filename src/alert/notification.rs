@@ -52,39 +52,7 @@ pub fn value_str(v: f64) -> String {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// UTC calendar fields of an epoch: (year, month, day, hour, minute, second).
-pub fn utc_fields(epoch: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let (y, m, d) = civil_from_days(epoch.div_euclid(86_400));
-    let s = epoch.rem_euclid(86_400);
-    (
-        y,
-        m,
-        d,
-        (s / 3600) as u32,
-        (s / 60 % 60) as u32,
-        (s % 60) as u32,
-    )
-}
-
-/// `2026-11-21T02:14:04Z`.
-pub fn rfc3339(epoch: i64) -> String {
-    let (y, mo, d, h, mi, s) = utc_fields(epoch);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
+pub use crate::model::time::{rfc3339, utc_fields};
 
 /// Percent-encodes everything but ASCII letters, digits and `.-_` (for Graphite targets).
 pub fn url_encode(s: &str) -> String {

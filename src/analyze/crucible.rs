@@ -332,28 +332,7 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
     let hour: u32 = t.next()?.parse().ok()?;
     let minute: u32 = t.next()?.parse().ok()?;
     let second: f64 = t.next().unwrap_or("0").parse().ok()?;
-    let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && hour < 24
-        && minute < 60
-        && (0.0..61.0).contains(&second);
-    if !valid {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60) as f64 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (the era-based civil calendar
-/// arithmetic: 400-year eras of 146,097 days, years starting in March).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::model::time::epoch_from_utc(year, month, day, hour, minute, second)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for epoch seconds, for display.
@@ -361,30 +340,7 @@ pub fn format_timestamp(t: f64) -> String {
     if !t.is_finite() {
         return t.to_string();
     }
-    let secs = t.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    crate::model::time::format_utc(t.floor() as i64)
 }
 
 fn vote_label(vote: Option<bool>) -> &'static str {

@@ -61,3 +61,18 @@ impl config::AnalyzerSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::algorithms::Algorithm;
+    use super::config::ALGORITHM_NAMES;
+
+    #[test]
+    fn config_names_are_the_algorithms_in_skyline_order() {
+        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        assert_eq!(names, ALGORITHM_NAMES.to_vec());
+        for n in ALGORITHM_NAMES {
+            assert_eq!(n.parse::<Algorithm>().map(|a| a.name()), Ok(n));
+        }
+    }
+}

@@ -203,20 +203,10 @@ pub(crate) fn anomaly(metric: &str, ts: i64, app: &str, triggered: &[&str]) -> A
         datapoint: 1.5,
         from_timestamp: ts - 86_400 + 60,
         full_duration: 86_400 - 60,
-        algorithms_run: [
-            "histogram_bins",
-            "first_hour_average",
-            "stddev_from_average",
-            "grubbs",
-            "ks_test",
-            "mean_subtraction_cumulation",
-            "median_absolute_deviation",
-            "stddev_from_moving_average",
-            "least_squares",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        algorithms_run: crate::analyze::config::ALGORITHM_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         triggered_algorithms: triggered.iter().map(|s| s.to_string()).collect(),
         app: app.to_string(),
         source: "graphite".to_string(),

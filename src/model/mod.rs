@@ -7,6 +7,7 @@ mod anomaly;
 mod datapoint;
 mod metric_name;
 pub mod msgpack;
+pub mod time;
 
 pub use anomaly::Anomaly;
 pub use datapoint::{Datapoint, Number, Point};

@@ -257,19 +257,9 @@ pub fn anomaly(metric: &str, ts: i64, value: f64, app: &str, triggered: &[&str])
         datapoint: value,
         from_timestamp: ts - 86_400,
         full_duration: 86_400,
-        algorithms_run: [
-            "histogram_bins",
-            "first_hour_average",
-            "stddev_from_average",
-            "grubbs",
-            "ks_test",
-            "mean_subtraction_cumulation",
-            "median_absolute_deviation",
-            "stddev_from_moving_average",
-            "least_squares",
-        ]
-        .map(String::from)
-        .to_vec(),
+        algorithms_run: skyline::analyze::config::ALGORITHM_NAMES
+            .map(String::from)
+            .to_vec(),
         triggered_algorithms: triggered.iter().map(|s| s.to_string()).collect(),
         app: app.into(),
         source: "graphite".into(),
