@@ -36,6 +36,20 @@ fn bench_config() -> Result<Config, String> {
     crate::config::from_str_with_env("", &env).map_err(|err| err.to_string())
 }
 
+/// The `BENCH …` summary line our wrk Lua script prints, or an error quoting wrk's output.
+fn wrk_summary(stdout: &str, stderr: &[u8]) -> Result<String, String> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("BENCH "))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "wrk printed no summary: {stdout}{}",
+                String::from_utf8_lossy(stderr)
+            )
+        })
+}
+
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -409,16 +423,7 @@ pub fn flux(opts: &FluxBenchOptions, out: &mut dyn Write) -> Result<FluxReport, 
             .map_err(|e| format!("wrk: {e}"))?;
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         let _ = write!(out, "{text}");
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("BENCH "))
-            .ok_or_else(|| {
-                format!(
-                    "wrk printed no summary: {text}{}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            })?
-            .to_string();
+        let line = wrk_summary(&text, &output.stderr)?;
         let accepted = m::FLUX_ACCEPTED.get() - accepted_before;
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut forwarded;
@@ -878,16 +883,7 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                 .map_err(|_| "wrk thread died".to_string())?
                 .map_err(|e| format!("wrk: {e}"))?;
             let text = String::from_utf8_lossy(&output.stdout).to_string();
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("BENCH "))
-                .ok_or_else(|| {
-                    format!(
-                        "wrk printed no summary: {text}{}",
-                        String::from_utf8_lossy(&output.stderr)
-                    )
-                })?
-                .to_string();
+            let line = wrk_summary(&text, &output.stderr)?;
             runs.push(WrkResult {
                 name,
                 command,
