@@ -7,12 +7,20 @@
 //! error**: GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST, OBJ, NEWOBJ, NEWOBJ_EX, PERSID,
 //! BINPERSID, EXT1/2/4 and the out-of-band buffer opcodes. Nothing is ever executed or imported.
 //!
-//! Hostile-input limits: nesting deeper than [`MAX_DEPTH`] and memo copies beyond a budget
-//! proportional to the frame size are errors, so a small frame cannot blow the stack or the
-//! memory. Memo entries are copies (a list mutated after it was memoised is not seen through
-//! the memo), which is exact for every payload a Graphite sender produces.
+//! Hostile-input limits: nesting deeper than [`MAX_DEPTH`] is an error, and **every copy**
+//! (PUT, BINPUT, LONG_BINPUT, MEMOIZE, GET and DUP alike) is charged its weight against one
+//! budget linear in the frame's size ([`copy_budget`]); a frame that exceeds it is refused.
+//! Weights are kept beside each stack entry, so pricing a copy never walks it. Every other
+//! opcode does O(1) work per byte it consumes, so the work and memory of one frame are bounded
+//! by a constant times its length (about 100 bytes of memory per frame byte at worst), and a
+//! small frame cannot blow the stack, the memory or the CPU. Memo entries are copies (a list
+//! mutated after it was memoised is not seen through the memo), which is exact for every
+//! payload a Graphite sender produces. Dict keys and values are flattened to scalars (dicts
+//! never carry datapoints), so dicts cannot hide nesting.
 //!
 //! The pure functions here are I/O-free; [`decode_datapoints`] turns a frame into datapoints.
+
+use std::collections::HashMap;
 
 use thiserror::Error;
 
@@ -100,16 +108,10 @@ pub enum Value {
 }
 
 impl Value {
-    /// Number of nodes (for the memo-copy budget).
-    fn weight(&self) -> usize {
+    /// Cost of copying a scalar, in nodes (16 string bytes count as one node). Containers
+    /// are never walked: their weight is kept in their [`Slot`] as they are built.
+    fn scalar_weight(&self) -> usize {
         match self {
-            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::weight).sum::<usize>(),
-            Value::Dict(v) => {
-                1 + v
-                    .iter()
-                    .map(|(a, b)| a.weight() + b.weight())
-                    .sum::<usize>()
-            }
             Value::Str(s) => 1 + s.len() / 16,
             Value::Bytes(b) => 1 + b.len() / 16,
             _ => 1,
@@ -117,8 +119,10 @@ impl Value {
     }
 }
 
-/// A stack entry: a value and its nesting depth (kept so containers never re-walk children).
-struct Slot(Value, u32);
+/// A stack entry: a value, its nesting depth and its weight (nodes, as
+/// [`Value::scalar_weight`] counts them, summed over the whole tree). Both are kept so that
+/// nothing ever re-walks a container: a copy costs O(1) to price and its weight to make.
+struct Slot(Value, u32, usize);
 
 struct Machine<'a> {
     data: &'a [u8],
@@ -126,7 +130,9 @@ struct Machine<'a> {
     stack: Vec<Slot>,
     /// Stack heights at each MARK, innermost last.
     marks: Vec<usize>,
-    memo: Vec<Option<(Value, u32)>>,
+    /// Memoised copies by id (a map: ids may be sparse, and at most one entry per PUT opcode).
+    memo: HashMap<usize, Slot>,
+    /// Nodes every copy (PUT, BINPUT, LONG_BINPUT, MEMOIZE, GET, DUP) still may make.
     budget: usize,
 }
 
@@ -203,11 +209,18 @@ impl<'a> Machine<'a> {
 
     /// Pushes a scalar (depth 0).
     fn push(&mut self, v: Value) {
-        self.stack.push(Slot(v, 0));
+        let w = v.scalar_weight();
+        self.stack.push(Slot(v, 0, w));
     }
 
-    /// Pushes a container whose children's deepest nesting is `child_depth`.
-    fn push_container(&mut self, v: Value, child_depth: u32) -> Result<(), PickleError> {
+    /// Pushes a container whose children's deepest nesting is `child_depth` and whose
+    /// children weigh `child_weight` together.
+    fn push_container(
+        &mut self,
+        v: Value,
+        child_depth: u32,
+        child_weight: usize,
+    ) -> Result<(), PickleError> {
         let d = child_depth + 1;
         if d > MAX_DEPTH {
             return Err(PickleError::TooComplex {
@@ -215,8 +228,37 @@ impl<'a> Machine<'a> {
                 pos: self.pos,
             });
         }
-        self.stack.push(Slot(v, d));
+        self.stack
+            .push(Slot(v, d, child_weight.saturating_add(1)));
         Ok(())
+    }
+
+    /// Takes `w` nodes from the copy budget, or refuses the frame.
+    fn charge(&mut self, w: usize, at: usize) -> Result<(), PickleError> {
+        if w > self.budget {
+            return Err(PickleError::TooComplex {
+                what: "copies over the frame's budget",
+                pos: at,
+            });
+        }
+        self.budget -= w;
+        Ok(())
+    }
+
+    /// A charged copy of the top of the stack.
+    fn copy_top(&mut self, what: &'static str, at: usize) -> Result<Slot, PickleError> {
+        if self.stack.len() <= self.floor() {
+            return Err(self.malformed(what));
+        }
+        let w = match self.stack.last() {
+            Some(s) => s.2,
+            None => return Err(self.malformed(what)),
+        };
+        self.charge(w, at)?;
+        match self.stack.last() {
+            Some(Slot(v, d, w)) => Ok(Slot(v.clone(), *d, *w)),
+            None => Err(self.malformed(what)),
+        }
     }
 
     /// The stack height below which values belong to an enclosing MARK (or 0).
@@ -237,75 +279,50 @@ impl<'a> Machine<'a> {
         self.pop_slot().map(|s| s.0)
     }
 
-    fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
-        let pos = self.pos;
-        let floor = self.floor();
-        if self.stack.len() <= floor {
-            return Err(PickleError::Malformed {
-                what: "stack underflow",
-                pos,
-            });
-        }
-        match self.stack.last_mut() {
-            Some(Slot(v, _)) => Ok(v),
-            None => Err(PickleError::Malformed {
-                what: "stack underflow",
-                pos,
-            }),
-        }
-    }
-
-    /// Pops everything above the topmost MARK (and the MARK), with their deepest nesting.
-    fn pop_mark(&mut self) -> Result<(Vec<Value>, u32), PickleError> {
+    /// Pops everything above the topmost MARK (and the MARK), with their deepest nesting and
+    /// their total weight.
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, u32, usize), PickleError> {
         let mark = self.marks.pop().ok_or_else(|| self.malformed("no MARK"))?;
         let mut depth = 0;
+        let mut weight = 0usize;
         let items = self
             .stack
             .drain(mark..)
-            .map(|Slot(v, d)| {
+            .map(|Slot(v, d, w)| {
                 depth = depth.max(d);
+                weight = weight.saturating_add(w);
                 v
             })
             .collect();
-        Ok((items, depth))
+        Ok((items, depth, weight))
     }
 
-    fn memo_put(&mut self, id: usize) -> Result<(), PickleError> {
+    /// PUT, BINPUT, LONG_BINPUT, MEMOIZE: memoise a copy of the top, charged like any copy.
+    fn memo_put(&mut self, id: usize, at: usize) -> Result<(), PickleError> {
         // A memo id cannot exceed the number of objects, which cannot exceed the byte count.
         if id > self.data.len() {
             return Err(self.malformed("memo id out of range"));
         }
-        if self.stack.len() <= self.floor() {
-            return Err(self.malformed("PUT on empty stack"));
-        }
-        let (v, d) = match self.stack.last() {
-            Some(Slot(v, d)) => (v.clone(), *d),
-            None => return Err(self.malformed("PUT on empty stack")),
-        };
-        if self.memo.len() <= id {
-            self.memo.resize(id + 1, None);
-        }
-        self.memo[id] = Some((v, d));
+        let slot = self.copy_top("PUT on empty stack", at)?;
+        self.memo.insert(id, slot);
         Ok(())
     }
 
-    fn memo_get(&mut self, id: usize) -> Result<(), PickleError> {
-        let (v, d) = self
-            .memo
-            .get(id)
-            .and_then(|m| m.as_ref())
-            .ok_or_else(|| self.malformed("memo id not found"))?;
-        let w = v.weight();
-        if w > self.budget {
-            return Err(PickleError::TooComplex {
-                what: "memo expansion over budget",
-                pos: self.pos,
-            });
+    /// GET, BINGET, LONG_BINGET: push a copy of a memo entry, charged like any copy.
+    fn memo_get(&mut self, id: usize, at: usize) -> Result<(), PickleError> {
+        let w = match self.memo.get(&id) {
+            Some(s) => s.2,
+            None => return Err(self.malformed("memo id not found")),
+        };
+        self.charge(w, at)?;
+        match self.memo.get(&id) {
+            Some(Slot(v, d, w)) => {
+                let slot = Slot(v.clone(), *d, *w);
+                self.stack.push(slot);
+                Ok(())
+            }
+            None => Err(self.malformed("memo id not found")),
         }
-        self.budget -= w;
-        let (v, d) = (v.clone(), *d);
-        self.stack.push(Slot(v, d));
-        Ok(())
     }
 
     fn run(mut self) -> Result<Value, PickleError> {
@@ -354,22 +371,8 @@ impl<'a> Machine<'a> {
                     self.pop_mark()?;
                 }
                 b'2' => {
-                    if self.stack.len() <= self.floor() {
-                        return Err(self.malformed("DUP on empty stack"));
-                    }
-                    let (v, d) = match self.stack.last() {
-                        Some(Slot(v, d)) => (v.clone(), *d),
-                        None => return Err(self.malformed("DUP on empty stack")),
-                    };
-                    let w = v.weight();
-                    if w > self.budget {
-                        return Err(PickleError::TooComplex {
-                            what: "copy over budget",
-                            pos: at,
-                        });
-                    }
-                    self.budget -= w;
-                    self.stack.push(Slot(v, d));
+                    let slot = self.copy_top("DUP on empty stack", at)?;
+                    self.stack.push(slot);
                 }
                 b'N' => self.push(Value::None),
                 0x88 => self.push(Value::Bool(true)),
@@ -483,12 +486,12 @@ impl<'a> Machine<'a> {
                 b'}' => self.push(Value::Dict(Vec::new())),
                 0x8f => self.push(Value::List(Vec::new())), // EMPTY_SET: kept as a list
                 b'l' | 0x91 => {
-                    let (items, d) = self.pop_mark()?;
-                    self.push_container(Value::List(items), d)?;
+                    let (items, d, w) = self.pop_mark()?;
+                    self.push_container(Value::List(items), d, w)?;
                 }
                 b't' => {
-                    let (items, d) = self.pop_mark()?;
-                    self.push_container(Value::Tuple(items), d)?;
+                    let (items, d, w) = self.pop_mark()?;
+                    self.push_container(Value::Tuple(items), d, w)?;
                 }
                 0x85..=0x87 => {
                     let n = (code - 0x84) as usize;
@@ -497,75 +500,83 @@ impl<'a> Machine<'a> {
                     }
                     let start = self.stack.len() - n;
                     let mut depth = 0;
+                    let mut weight = 0usize;
                     let items: Vec<Value> = self
                         .stack
                         .drain(start..)
-                        .map(|Slot(v, d)| {
+                        .map(|Slot(v, d, w)| {
                             depth = depth.max(d);
+                            weight = weight.saturating_add(w);
                             v
                         })
                         .collect();
-                    self.push_container(Value::Tuple(items), depth)?;
+                    self.push_container(Value::Tuple(items), depth, weight)?;
                 }
                 b'a' => {
-                    let Slot(v, d) = self.pop_slot()?;
-                    self.extend_top(vec![v], d)?;
+                    let Slot(v, d, w) = self.pop_slot()?;
+                    self.extend_top(vec![v], d, w)?;
                 }
                 b'e' | 0x90 => {
-                    let (items, d) = self.pop_mark()?;
-                    self.extend_top(items, d)?;
+                    let (items, d, w) = self.pop_mark()?;
+                    self.extend_top(items, d, w)?;
                 }
                 b'd' => {
-                    let (items, _) = self.pop_mark()?;
-                    let pairs = pairs(items).ok_or_else(|| self.malformed("odd DICT"))?;
-                    self.push_container(Value::Dict(pairs), 0)?;
+                    let (items, _, _) = self.pop_mark()?;
+                    let pairs = flat_pairs(items).ok_or_else(|| self.malformed("odd DICT"))?;
+                    let w = pairs_weight(&pairs);
+                    self.push_container(Value::Dict(pairs), 0, w)?;
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
+                    let v = flat(self.pop()?);
+                    let k = flat(self.pop()?);
                     self.set_items(vec![(k, v)])?;
                 }
                 b'u' => {
-                    let (items, _) = self.pop_mark()?;
-                    let p = pairs(items).ok_or_else(|| self.malformed("odd SETITEMS"))?;
+                    let (items, _, _) = self.pop_mark()?;
+                    let p = flat_pairs(items).ok_or_else(|| self.malformed("odd SETITEMS"))?;
                     self.set_items(p)?;
                 }
                 b'p' => {
                     let l = self.line()?;
                     let id = parse_usize(l).ok_or_else(|| self.malformed("bad PUT"))?;
-                    self.memo_put(id)?;
+                    self.memo_put(id, at)?;
                 }
                 b'q' => {
                     let id = self.u8()? as usize;
-                    self.memo_put(id)?;
+                    self.memo_put(id, at)?;
                 }
                 b'r' => {
                     let id = self.u32()? as usize;
-                    self.memo_put(id)?;
+                    self.memo_put(id, at)?;
                 }
                 0x94 => {
                     let id = self.memo.len();
-                    self.memo_put(id)?;
+                    self.memo_put(id, at)?;
                 }
                 b'g' => {
                     let l = self.line()?;
                     let id = parse_usize(l).ok_or_else(|| self.malformed("bad GET"))?;
-                    self.memo_get(id)?;
+                    self.memo_get(id, at)?;
                 }
                 b'h' => {
                     let id = self.u8()? as usize;
-                    self.memo_get(id)?;
+                    self.memo_get(id, at)?;
                 }
                 b'j' => {
                     let id = self.u32()? as usize;
-                    self.memo_get(id)?;
+                    self.memo_get(id, at)?;
                 }
                 _ => return Err(PickleError::Unknown { code, pos: at }),
             }
         }
     }
 
-    fn extend_top(&mut self, items: Vec<Value>, child_depth: u32) -> Result<(), PickleError> {
+    fn extend_top(
+        &mut self,
+        items: Vec<Value>,
+        child_depth: u32,
+        child_weight: usize,
+    ) -> Result<(), PickleError> {
         let pos = self.pos;
         let added = child_depth + 1;
         if self.stack.len() <= self.floor() {
@@ -574,8 +585,8 @@ impl<'a> Machine<'a> {
                 pos,
             });
         }
-        let (target, depth) = match self.stack.last_mut() {
-            Some(Slot(v, d)) => (v, d),
+        let (target, depth, weight) = match self.stack.last_mut() {
+            Some(Slot(v, d, w)) => (v, d, w),
             None => {
                 return Err(PickleError::Malformed {
                     what: "APPEND without a list",
@@ -593,6 +604,7 @@ impl<'a> Machine<'a> {
             }
         }
         *depth = (*depth).max(added);
+        *weight = weight.saturating_add(child_weight);
         if *depth > MAX_DEPTH {
             return Err(PickleError::TooComplex {
                 what: "nesting too deep",
@@ -602,18 +614,20 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// SETITEM(S) with pairs already flattened by [`flat`].
     fn set_items(&mut self, items: Vec<(Value, Value)>) -> Result<(), PickleError> {
         let pos = self.pos;
-        match self.top_mut()? {
-            Value::Dict(d) => {
-                // Dicts never carry datapoints; keep them shallow so depth stays bounded.
-                d.extend(items.into_iter().map(|(k, v)| {
-                    let flat = |x: Value| match x {
-                        Value::List(_) | Value::Tuple(_) | Value::Dict(_) => Value::None,
-                        other => other,
-                    };
-                    (flat(k), flat(v))
-                }));
+        let added = pairs_weight(&items);
+        if self.stack.len() <= self.floor() {
+            return Err(PickleError::Malformed {
+                what: "stack underflow",
+                pos,
+            });
+        }
+        match self.stack.last_mut() {
+            Some(Slot(Value::Dict(d), _, w)) => {
+                d.extend(items);
+                *w = w.saturating_add(added);
                 Ok(())
             }
             _ => Err(PickleError::Malformed {
@@ -644,16 +658,33 @@ impl<'a> Machine<'a> {
     }
 }
 
-fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
+/// Dicts never carry datapoints; their keys and values are kept shallow (containers become
+/// `None`) so depth and weight stay bounded.
+fn flat(x: Value) -> Value {
+    match x {
+        Value::List(_) | Value::Tuple(_) | Value::Dict(_) => Value::None,
+        other => other,
+    }
+}
+
+/// Pairs up a MARK's items for DICT / SETITEMS, flattened.
+fn flat_pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
     if items.len() % 2 != 0 {
         return None;
     }
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
+        out.push((flat(k), flat(v)));
     }
     Some(out)
+}
+
+/// Weight of flattened dict pairs (all scalars).
+fn pairs_weight(p: &[(Value, Value)]) -> usize {
+    p.iter()
+        .map(|(k, v)| k.scalar_weight() + v.scalar_weight())
+        .fold(0usize, usize::saturating_add)
 }
 
 /// Little-endian two's-complement int of LONG1/LONG4.
@@ -764,6 +795,14 @@ fn raw_unicode_escape(l: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// Nodes a frame of `len` bytes may copy through the memo and DUP: linear in its size.
+/// Python's pickler memoises every string and tuple once, which costs a Graphite frame about
+/// 0.2–0.75 nodes per byte; twice the size leaves room and bounds a hostile frame's work and
+/// memory to a small multiple of its length.
+pub fn copy_budget(len: usize) -> usize {
+    len.saturating_mul(2).saturating_add(1024)
+}
+
 /// Decodes one pickle payload (without its length header) into a plain value.
 pub fn decode_value(payload: &[u8]) -> Result<Value, PickleError> {
     Machine {
@@ -771,8 +810,8 @@ pub fn decode_value(payload: &[u8]) -> Result<Value, PickleError> {
         pos: 0,
         stack: Vec::with_capacity(16),
         marks: Vec::with_capacity(4),
-        memo: Vec::new(),
-        budget: payload.len() * 4 + 1024,
+        memo: HashMap::new(),
+        budget: copy_budget(payload.len()),
     }
     .run()
 }
@@ -927,6 +966,108 @@ mod tests {
             decode_value(&p),
             Err(PickleError::TooComplex { .. })
         ));
+    }
+
+    /// The frames: `]( N×4000 e` then MEMOIZE 4,000 times (each copying the
+    /// 4,000-item list; ~480 MB before every copy was charged), and a list copied by
+    /// `q\x00` repeats. Both must be refused after a linear amount of work.
+    #[test]
+    fn memoize_and_binput_bombs_are_refused() {
+        let mut p = vec![0x80, 4, b']', b'('];
+        p.extend(std::iter::repeat_n(b'N', 4000));
+        p.push(b'e');
+        p.extend(std::iter::repeat_n(0x94u8, 4000));
+        p.push(b'.');
+        assert!(matches!(
+            decode_value(&p),
+            Err(PickleError::TooComplex { .. })
+        ));
+
+        let mut p = vec![0x80, 2, b']', b'('];
+        p.extend(std::iter::repeat_n(b'N', 20_000));
+        p.push(b'e');
+        for _ in 0..130_000 {
+            p.extend_from_slice(b"q\x00");
+        }
+        p.push(b'.');
+        assert!(matches!(
+            decode_value(&p),
+            Err(PickleError::TooComplex { .. })
+        ));
+
+        // LONG_BINPUT to sparse ids and protocol-0 PUT pay as well.
+        let mut p = vec![b']', b'('];
+        p.extend(std::iter::repeat_n(b'N', 1000));
+        p.push(b'e');
+        for i in 0..200u32 {
+            p.push(b'r');
+            p.extend_from_slice(&(i * 7).to_le_bytes());
+            p.extend_from_slice(format!("p{i}\n").as_bytes());
+        }
+        p.push(b'.');
+        assert!(matches!(
+            decode_value(&p),
+            Err(PickleError::TooComplex { .. })
+        ));
+    }
+
+    /// What Python's pickler writes for a Graphite list (protocol 2: every string and tuple
+    /// memoised, appends in batches of 1,000) with the shortest names and values, the
+    /// costliest legitimate frame per byte, decodes within the budget.
+    #[test]
+    fn pythons_memo_heavy_frames_fit_the_budget() {
+        let n = 5000u32;
+        let mut p = vec![0x80, 2, b']', b'q', 0];
+        let mut memo = 1u32;
+        let mut put = |p: &mut Vec<u8>| {
+            if memo < 256 {
+                p.extend_from_slice(&[b'q', memo as u8]);
+            } else {
+                p.push(b'r');
+                p.extend_from_slice(&memo.to_le_bytes());
+            }
+            memo += 1;
+        };
+        for i in 0..n {
+            if i % 1000 == 0 {
+                p.push(b'(');
+            }
+            p.extend_from_slice(b"X\x01\x00\x00\x00a");
+            put(&mut p);
+            p.extend_from_slice(b"K\x01K\x02\x86");
+            put(&mut p);
+            p.push(0x86);
+            put(&mut p);
+            if i % 1000 == 999 {
+                p.push(b'e');
+            }
+        }
+        p.push(b'.');
+        let d = decode_datapoints(&p).unwrap();
+        assert_eq!(d.points.len(), n as usize);
+    }
+
+    /// Dicts cannot hide nesting: their keys and values are kept as scalars.
+    #[test]
+    fn dict_values_are_flattened() {
+        assert_eq!(
+            decode_value(b"(K\x01]K\x02]d.").unwrap(),
+            Value::Dict(vec![(Value::Int(1), Value::None), (Value::Int(2), Value::None)])
+        );
+        // 10,000 levels of list-in-dict-in-list: refused or flat, never deep.
+        let mut p = Vec::new();
+        for _ in 0..10_000 {
+            p.extend_from_slice(b"(K\x00(");
+        }
+        p.push(b'N');
+        for _ in 0..10_000 {
+            p.extend_from_slice(b"ld");
+        }
+        p.push(b'.');
+        assert_eq!(
+            decode_value(&p).unwrap(),
+            Value::Dict(vec![(Value::Int(0), Value::None)])
+        );
     }
 
     #[test]
