@@ -358,6 +358,9 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             protocol,
             max_frame_bytes: h.max_frame_bytes,
             max_connections: h.max_connections,
+            idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+            frame_timeout: Duration::from_secs(h.frame_timeout_secs),
+            max_future_secs: h.max_future_secs,
         };
         let listener = TcpListener::new(socket, settings, ingestor.clone(), worker_handles.clone())
             .map_err(io)?;
@@ -373,7 +376,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     if let Some(socket) = udp_socket {
         udp_addr = Some(socket.local_addr().map_err(io)?);
         udp_listeners.push(
-            UdpListener::new(socket, ingestor.clone())
+            UdpListener::new(socket, ingestor.clone(), h.max_future_secs)
                 .map_err(io)?
                 .start(),
         );

@@ -92,8 +92,17 @@ pub struct HorizonSettings {
     /// While Redis is unreachable each metric actor keeps up to this many datapoints, then
     /// drops the oldest (counted as `dropped_redis_unavailable`).
     pub max_buffered_points: usize,
-    /// Concurrent TCP connections per listener; more are refused (counted).
+    /// Concurrent TCP connections per listener. At the limit the connection idle the longest
+    /// is closed to admit the new one; only when none is idle is the new one refused (counted).
     pub max_connections: usize,
+    /// A TCP connection that sends no byte for this long (between frames or lines) is closed.
+    pub idle_timeout_secs: u64,
+    /// A pickle frame (or plaintext line) whose first byte has arrived must be complete
+    /// within this long, or the connection is closed.
+    pub frame_timeout_secs: u64,
+    /// Datapoints stamped more than this far ahead of the clock are refused at every
+    /// listener (counted as `dropped_future`).
+    pub max_future_secs: u64,
 }
 
 impl Default for HorizonSettings {
@@ -140,6 +149,9 @@ impl Default for HorizonSettings {
             flush_max_points: 20_000,
             max_buffered_points: 2_000_000,
             max_connections: 1024,
+            idle_timeout_secs: 300,
+            frame_timeout_secs: 60,
+            max_future_secs: 300,
         }
     }
 }
@@ -525,6 +537,12 @@ impl Config {
         }
         if h.max_frame_bytes < 64 {
             problems.push("[horizon] max_frame_bytes: must be at least 64".into());
+        }
+        if h.idle_timeout_secs == 0 {
+            problems.push("[horizon] idle_timeout_secs: must be positive".into());
+        }
+        if h.frame_timeout_secs == 0 {
+            problems.push("[horizon] frame_timeout_secs: must be positive".into());
         }
         if h.flush_interval_ms == 0 {
             problems.push("[horizon] flush_interval_ms: must be positive".into());

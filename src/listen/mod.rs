@@ -14,11 +14,14 @@
 //! counts. Details in each actor's module.
 
 mod error;
+pub mod future;
 pub mod pickle;
 pub mod plaintext;
 mod tcp;
 mod udp;
 
 pub use error::ListenError;
-pub use tcp::{Protocol, StopListening, TcpListener, TcpSettings, MAX_LINE_BYTES};
+pub use tcp::{
+    Protocol, StopListening, TcpListener, TcpSettings, INLINE_DECODE_BYTES, MAX_LINE_BYTES,
+};
 pub use udp::UdpListener;

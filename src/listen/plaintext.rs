@@ -17,6 +17,17 @@ pub enum LineError {
     NonFinite,
 }
 
+impl LineError {
+    /// A short sentence for logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LineError::Shape => "not `name value timestamp` with numeric value and timestamp",
+            LineError::Name => "empty name, control characters or invalid UTF-8",
+            LineError::NonFinite => "NaN or infinite value or timestamp",
+        }
+    }
+}
+
 /// Parses one line (without its newline). `now` replaces a `-1` timestamp.
 pub fn parse_line(line: &[u8], now: f64) -> Result<Datapoint, LineError> {
     let text = std::str::from_utf8(line).map_err(|_| LineError::Name)?;

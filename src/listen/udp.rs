@@ -1,24 +1,31 @@
 //! `UdpListener` actor: Skyline's msgpack-over-UDP protocol, one `[name, [ts, value]]` per
 //! datagram. Unlike Skyline (which truncated at 1,024 bytes and whose listener died on an
 //! undecodable packet), datagrams up to 64 KiB are read and a bad one costs only itself:
-//! counted, the first of each minute logged with the peer.
+//! counted, logged at most once a minute with the count (a [`LogLimiter`]). A datapoint
+//! stamped more than `max_future_secs` ahead of the clock is refused the same way.
 //!
 //! Backpressure (edge to the metric actors): UDP has no flow control, so the listener never
 //! waits: `try_ingest`, and a full mailbox drops the datapoint, counted as
 //! `dropped_queue_full` (Skyline's `udp_chunks_dropped`).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use log::{error, info, warn};
+use log::{error, info};
 use tokio::sync::watch;
 
+use super::future::is_future;
 use super::tcp::StopListening;
 use crate::model::msgpack::decode_datagram;
 use crate::model::validate_metric_name;
 use crate::store::Ingestor;
 use crate::telemetry::metrics as m;
+use crate::telemetry::ratelimit::LogLimiter;
+
+static LOG_RECV: LogLimiter = LogLimiter::new();
+static LOG_BAD: LogLimiter = LogLimiter::new();
+static LOG_FUTURE: LogLimiter = LogLimiter::new();
 
 /// Datagrams decoded before their datapoints are handed on together.
 const BATCH: usize = 256;
@@ -29,11 +36,17 @@ pub struct UdpListener {
     addr: SocketAddr,
     ingestor: Ingestor,
     shutdown: watch::Sender<bool>,
+    max_future_secs: u64,
 }
 
 impl UdpListener {
-    /// Wraps an already bound socket.
-    pub fn new(socket: std::net::UdpSocket, ingestor: Ingestor) -> std::io::Result<Self> {
+    /// Wraps an already bound socket; datapoints stamped more than `max_future_secs` ahead
+    /// of the clock are refused.
+    pub fn new(
+        socket: std::net::UdpSocket,
+        ingestor: Ingestor,
+        max_future_secs: u64,
+    ) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
         Ok(UdpListener {
@@ -41,6 +54,7 @@ impl UdpListener {
             addr,
             ingestor,
             shutdown: watch::channel(false).0,
+            max_future_secs,
         })
     }
 }
@@ -63,17 +77,17 @@ impl Actor for UdpListener {
         info!("udp msgpack listener on {}", self.addr);
         let ingestor = self.ingestor.clone();
         let mut stop = self.shutdown.subscribe();
+        let max_future_secs = self.max_future_secs;
         ctx.spawn(
             async move {
                 let mut buf = vec![0u8; 65_536];
                 let mut batch = Vec::with_capacity(BATCH);
-                let mut last_log: Option<Instant> = None;
                 loop {
                     let (n, peer) = tokio::select! {
                         r = socket.recv_from(&mut buf) => match r {
                             Ok(x) => x,
                             Err(err) => {
-                                warn!("udp receive failed: {err}");
+                                LOG_RECV.warn(format_args!("udp receive failed: {err}"));
                                 continue;
                             }
                         },
@@ -89,13 +103,18 @@ impl Actor for UdpListener {
                         {
                             m::DROPPED_NON_FINITE.inc();
                         }
+                        Ok(dp) if is_future(&dp, now(), max_future_secs) => {
+                            m::DROPPED_FUTURE.inc();
+                            LOG_FUTURE.warn(format_args!(
+                                "udp datapoint for {:?} from {peer} refused: stamped more than \
+                                 {max_future_secs} s in the future (max_future_secs)",
+                                dp.metric
+                            ));
+                        }
                         Ok(dp) => batch.push(dp),
                         Err(err) => {
                             m::DROPPED_DECODE.inc();
-                            if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                                error!("udp datagram from {peer} refused: {err}");
-                                last_log = Some(Instant::now());
-                            }
+                            LOG_BAD.error(format_args!("udp datagram from {peer} refused: {err}"));
                         }
                     }
                     // Hand on when the batch is full or no further datagram is queued.
@@ -119,4 +138,11 @@ impl Handler<StopListening> for UdpListener {
     fn handle(&mut self, _: StopListening, _ctx: &mut Self::Context) {
         let _ = self.shutdown.send(true);
     }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -125,6 +125,12 @@ counters! {
         "horizon.{host}.listen.dropped.non_finite", "Datapoints with a NaN or infinite value or timestamp.";
     DROPPED_BAD_SHAPE = "skyline_horizon_dropped_bad_shape_total",
         "horizon.{host}.listen.dropped.bad_shape", "Items that are not (name, (timestamp, value)) or hold out-of-range ints.";
+    DROPPED_FUTURE = "skyline_horizon_dropped_future_total",
+        "horizon.{host}.listen.dropped.future", "Datapoints stamped more than max_future_secs ahead of the clock.";
+    CONNECTIONS_EVICTED = "skyline_horizon_connections_evicted_total",
+        "horizon.{host}.listen.connections_evicted", "Idle TCP connections closed at max_connections to admit a new one.";
+    CONNECTIONS_TIMED_OUT = "skyline_horizon_connections_timed_out_total",
+        "horizon.{host}.listen.connections_timed_out", "TCP connections closed by idle_timeout_secs or frame_timeout_secs.";
     DROPPED_TOO_OLD = "skyline_horizon_dropped_too_old_total",
         "horizon.{host}.worker.dropped.too_old", "Datapoints older than max_resolution_secs (Skyline's MAX_RESOLUTION).";
     DROPPED_SKIPPED = "skyline_horizon_dropped_skip_list_total",

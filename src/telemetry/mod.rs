@@ -13,6 +13,7 @@
 
 pub mod graphite;
 pub mod metrics;
+pub mod ratelimit;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
