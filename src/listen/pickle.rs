@@ -228,8 +228,7 @@ impl<'a> Machine<'a> {
                 pos: self.pos,
             });
         }
-        self.stack
-            .push(Slot(v, d, child_weight.saturating_add(1)));
+        self.stack.push(Slot(v, d, child_weight.saturating_add(1)));
         Ok(())
     }
 
@@ -1052,7 +1051,10 @@ mod tests {
     fn dict_values_are_flattened() {
         assert_eq!(
             decode_value(b"(K\x01]K\x02]d.").unwrap(),
-            Value::Dict(vec![(Value::Int(1), Value::None), (Value::Int(2), Value::None)])
+            Value::Dict(vec![
+                (Value::Int(1), Value::None),
+                (Value::Int(2), Value::None)
+            ])
         );
         // 10,000 levels of list-in-dict-in-list: refused or flat, never deep.
         let mut p = Vec::new();
