@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod deploy;
 mod flux;
+mod fuzz_corpus;
 mod hostile;
 mod ingest;
 mod pipeline;

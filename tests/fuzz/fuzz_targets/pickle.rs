@@ -9,6 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode_value(data);
     if let Ok(d) = decode_datapoints(data) {
         let items = d.points.len() as u64 + d.bad_shape + d.bad_name + d.non_finite;
-        assert!(items <= data.len() as u64, "{items} items from {} bytes", data.len());
+        assert!(
+            items <= data.len() as u64,
+            "{items} items from {} bytes",
+            data.len()
+        );
     }
 });
