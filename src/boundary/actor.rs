@@ -115,7 +115,9 @@ pub async fn run_cycle(
         ..Default::default()
     };
     for c in &report.capped_rules {
-        warn!("[[boundary.rules]] {c} metrics, over max_metrics_per_rule: rule not applied to them");
+        warn!(
+            "[[boundary.rules]] {c} metrics, over max_metrics_per_rule: rule not applied to them"
+        );
     }
 
     // The metrics to fetch, in order, each with its checks.

@@ -353,7 +353,10 @@ mod tests {
     fn gates_in_skyline_order() {
         let g = Gates::default();
         let cliff = params(Algorithm::DetectDropOffCliff);
-        assert_eq!(evaluate(&[], &cliff, &g, NOW), Err(Exception::EmptyTimeseries));
+        assert_eq!(
+            evaluate(&[], &cliff, &g, NOW),
+            Err(Exception::EmptyTimeseries)
+        );
         // Appendix B: the cliff fires; fewer than 100 points is TooShort.
         assert_eq!(evaluate(&cliff_series(), &cliff, &g, NOW), Ok(true));
         let short = &cliff_series()[20..];
@@ -369,7 +372,10 @@ mod tests {
             evaluate(&s(&[5.0, 9.0, 6.0]), &lt, &g, NOW + 501.0),
             Err(Exception::Stale)
         );
-        assert_eq!(evaluate(&s(&[5.0, 9.0, 6.0]), &lt, &g, NOW + 500.0), Ok(true));
+        assert_eq!(
+            evaluate(&s(&[5.0, 9.0, 6.0]), &lt, &g, NOW + 500.0),
+            Ok(true)
+        );
         // Boring for less_than and the cliff, not for greater_than.
         let flat = s(&[3.0; 150]);
         assert_eq!(evaluate(&flat, &lt, &g, NOW), Err(Exception::Boring));

@@ -125,9 +125,7 @@ impl BoundarySettings {
                 ));
             }
             if !r.trigger_value.is_finite() || !r.min_average.is_finite() {
-                problems.push(format!(
-                    "{slot} trigger_value/min_average: must be finite"
-                ));
+                problems.push(format!("{slot} trigger_value/min_average: must be finite"));
             }
             if r.min_average_seconds < 0 {
                 problems.push(format!("{slot} min_average_seconds: must not be negative"));
@@ -197,5 +195,68 @@ mod tests {
         }
         assert_eq!(problems.len(), 6, "{all}");
         assert!(!all.contains("#1"), "{all}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_example {
+    /// The worked example in conf/skyline.toml loads once uncommented, with its alerters.
+    #[test]
+    fn the_worked_example_in_the_shipped_config_is_valid() {
+        let shipped = include_str!("../../conf/skyline.toml");
+        let start = shipped.find("# BEGIN boundary example").unwrap();
+        let end = shipped.find("# END boundary example").unwrap();
+        let example: String = shipped[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!(
+            "{example}\n[alerters.smtp]\nfrom = \"s@example.org\"\nto = [\"o@example.org\"]\n\
+             [alerters.slack]\nwebhook_url = \"https://hooks.slack.com/services/x\"\n"
+        );
+        let cfg = crate::config::from_str_with_env(&text, &[]).unwrap();
+        let rules = &cfg.boundary.rules;
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].algorithm, "detect_drop_off_cliff");
+        assert_eq!(rules[0].min_average_seconds, 600);
+        assert_eq!(rules[1].trigger_value, 5000.0);
+        assert_eq!(rules[2].alerters, vec!["smtp".to_string()]);
+        let book = super::super::RuleBook::new(rules, 200).unwrap();
+        let names = [
+            "shop.eu.orders",
+            "shop.test.orders",
+            "jobs.queue.mail.depth",
+            "web.logins",
+        ];
+        assert_eq!(book.resolve(&names).checks.len(), 3);
+    }
+
+    /// Bad rules in a file are named by their position, every one at once.
+    #[test]
+    fn check_config_names_each_bad_rule() {
+        let text = r#"
+[boundary]
+run_every_secs = 0
+[[boundary.rules]]
+pattern = "a"
+algorithm = "less_than"
+typo = 1
+[[boundary.rules]]
+pattern = "b"
+algorithm = "median"
+alerters = ["webhook"]
+"#;
+        let err = crate::config::from_str_with_env(text, &[]).unwrap_err();
+        let all = err.problems.join("\n");
+        for needle in [
+            "[boundary] run_every_secs: must be positive",
+            "[[boundary.rules]] #1: unknown field `typo`",
+            "[[boundary.rules]] #2 (\"b\") algorithm: \"median\" must be one of",
+            "[[boundary.rules]] #2 (\"b\") alerters: \"webhook\" but [alerters.webhook] is not configured",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in\n{all}");
+        }
     }
 }

@@ -33,8 +33,8 @@ pub mod messages;
 pub mod rules;
 
 pub use actor::{
-    alerts_of, anomaly_seen_key, last_alert_key, run_cycle, Boundary, BoundarySetup,
-    CycleSettings, CURRENT_ANOMALIES_KEY, HEARTBEAT_KEY, RUN_STATS_KEY,
+    alerts_of, anomaly_seen_key, last_alert_key, run_cycle, Boundary, BoundarySetup, CycleSettings,
+    CURRENT_ANOMALIES_KEY, HEARTBEAT_KEY, RUN_STATS_KEY,
 };
 pub use config::{BoundaryRule, BoundarySettings};
 pub use error::BoundaryError;

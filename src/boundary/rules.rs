@@ -84,14 +84,17 @@ impl RuleBook {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let at = |e: String| format!("[[boundary.rules]] #{} ({:?}): {e}", i + 1, r.pattern);
+                let at =
+                    |e: String| format!("[[boundary.rules]] #{} ({:?}): {e}", i + 1, r.pattern);
                 Ok(CompiledRule {
                     algorithm: r.algorithm.parse().map_err(at)?,
                     matcher: Matcher::parse(&r.pattern).map_err(|e| at(format!("pattern: {e}")))?,
                     excludes: r
                         .excludes
                         .iter()
-                        .map(|e| Matcher::parse(e).map_err(|err| at(format!("excludes {e:?}: {err}"))))
+                        .map(|e| {
+                            Matcher::parse(e).map_err(|err| at(format!("excludes {e:?}: {err}")))
+                        })
                         .collect::<Result<_, _>>()?,
                     rule: r.clone(),
                 })
@@ -180,7 +183,11 @@ mod tests {
             .iter()
             .map(|c| {
                 let r = &book.rules()[c.rule];
-                (names[c.metric].to_string(), r.rule.algorithm.clone(), r.rule.trigger_value)
+                (
+                    names[c.metric].to_string(),
+                    r.rule.algorithm.clone(),
+                    r.rule.trigger_value,
+                )
             })
             .collect()
     }
@@ -197,14 +204,25 @@ mod tests {
             200,
         )
         .unwrap();
-        let got = pairs(&book, &["web.h1.requests", "web.h2.requests", "db.cpu", "cpu"]);
+        let got = pairs(
+            &book,
+            &["web.h1.requests", "web.h2.requests", "db.cpu", "cpu"],
+        );
         assert_eq!(
             got,
             vec![
                 ("web.h1.requests".into(), "less_than".into(), 3.0),
-                ("web.h1.requests".into(), "detect_drop_off_cliff".into(), 0.0),
+                (
+                    "web.h1.requests".into(),
+                    "detect_drop_off_cliff".into(),
+                    0.0
+                ),
                 ("web.h2.requests".into(), "less_than".into(), 10.0),
-                ("web.h2.requests".into(), "detect_drop_off_cliff".into(), 0.0),
+                (
+                    "web.h2.requests".into(),
+                    "detect_drop_off_cliff".into(),
+                    0.0
+                ),
                 ("db.cpu".into(), "greater_than".into(), 90.0),
             ]
         );
@@ -250,7 +268,11 @@ mod tests {
         let got = pairs(&book, &refs);
         assert_eq!(
             got,
-            vec![("web.h7.requests".into(), "detect_drop_off_cliff".into(), 0.0)]
+            vec![(
+                "web.h7.requests".into(),
+                "detect_drop_off_cliff".into(),
+                0.0
+            )]
         );
         // At the cap exactly, nothing is removed.
         let r = book.resolve(&refs[..200]);
@@ -260,8 +282,11 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused_with_their_number() {
-        let err = RuleBook::new(&[rule("a", "less_than", 1.0), rule("b", "median", 1.0)], 200)
-            .unwrap_err();
+        let err = RuleBook::new(
+            &[rule("a", "less_than", 1.0), rule("b", "median", 1.0)],
+            200,
+        )
+        .unwrap_err();
         assert!(err.contains("#2") && err.contains("median"), "{err}");
         let err = RuleBook::new(&[rule("^a(", "less_than", 1.0)], 200).unwrap_err();
         assert!(err.contains("#1") && err.contains("pattern"), "{err}");
