@@ -473,7 +473,10 @@ fn boundary_section(value: toml::Value, out: &mut BoundarySettings, problems: &m
     for (i, item) in items.into_iter().enumerate() {
         let slot = format!("[[boundary.rules]] #{}", i + 1);
         match item.try_into::<BoundaryRule>() {
-            Ok(rule) => out.rules.push(rule),
+            Ok(rule) => out.rules.push(BoundaryRule {
+                position: i + 1,
+                ..rule
+            }),
             Err(err) => problems.push(format!("{slot}: {}", err.message().trim())),
         }
     }

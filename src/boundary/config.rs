@@ -81,6 +81,9 @@ pub struct BoundaryRule {
     /// Metrics matching any of these patterns are skipped by this rule (`EXCLUDES`).
     #[serde(default)]
     pub excludes: Vec<String>,
+    /// 1-based position in the file, for problems (set by the loader; 0 = its index here).
+    #[serde(skip)]
+    pub position: usize,
 }
 
 fn one() -> u32 {
@@ -108,7 +111,8 @@ impl BoundarySettings {
             problems.push("[boundary] max_metrics_per_rule: must be positive".into());
         }
         for (i, r) in self.rules.iter().enumerate() {
-            let slot = format!("[[boundary.rules]] #{} ({:?})", i + 1, r.pattern);
+            let n = if r.position > 0 { r.position } else { i + 1 };
+            let slot = format!("[[boundary.rules]] #{n} ({:?})", r.pattern);
             if let Err(err) = Matcher::parse(&r.pattern) {
                 problems.push(format!("{slot} pattern: {err}"));
             }
@@ -164,6 +168,7 @@ mod tests {
             alerters: alerters.iter().map(|s| s.to_string()).collect(),
             expiration_secs: 1800,
             excludes: vec![],
+            position: 0,
         }
     }
 

@@ -84,8 +84,8 @@ impl RuleBook {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let at =
-                    |e: String| format!("[[boundary.rules]] #{} ({:?}): {e}", i + 1, r.pattern);
+                let n = if r.position > 0 { r.position } else { i + 1 };
+                let at = |e: String| format!("[[boundary.rules]] #{n} ({:?}): {e}", r.pattern);
                 Ok(CompiledRule {
                     algorithm: r.algorithm.parse().map_err(at)?,
                     matcher: Matcher::parse(&r.pattern).map_err(|e| at(format!("pattern: {e}")))?,
@@ -174,6 +174,7 @@ mod tests {
             alerters: vec![],
             expiration_secs: 1800,
             excludes: vec![],
+            position: 0,
         }
     }
 

@@ -29,6 +29,7 @@ fn rule(pattern: &str, algorithm: &str) -> BoundaryRule {
         alerters: vec![],
         expiration_secs: 3600,
         excludes: vec![],
+        position: 0,
     }
 }
 
