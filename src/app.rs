@@ -20,6 +20,7 @@ use thiserror::Error;
 
 use crate::alert::{self, AlertAnomaly, Alerts, AlertsSetup, RetryPolicy, RuleSet};
 use crate::analyze::{AnalysisWorker, Analyzer, RunnerSettings};
+use crate::boundary::{Boundary, BoundarySetup, CycleSettings, RuleBook};
 use crate::config::{parse_bind, Config};
 use crate::flux::{Drain, FluxState, Forwarder, ForwarderSettings, QueueGauge};
 use crate::listen::{Protocol, StopListening, TcpListener, TcpSettings, UdpListener};
@@ -340,6 +341,28 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             alert_recipients,
         )
         .start();
+    }
+
+    // Boundary: operator rules on key metrics, its own timer on this arbiter.
+    if config.boundary.enabled && !config.boundary.rules.is_empty() {
+        let b = &config.boundary;
+        let book = RuleBook::new(&b.rules, b.max_metrics_per_rule).map_err(AppError::Io)?;
+        let setup = BoundarySetup {
+            cycle: CycleSettings {
+                book,
+                gates: b.gates(),
+                mget_chunk: b.mget_chunk,
+                host: crate::telemetry::hostname(&config.graphite.host_name),
+            },
+            run_every: Duration::from_secs(b.run_every_secs),
+            first_run_after: Duration::from_secs(b.run_every_secs.min(2)),
+            enable_alerts: b.enable_alerts,
+        };
+        let recipients: Vec<Recipient<RecordAnomaly>> =
+            panorama.iter().map(|p| p.clone().recipient()).collect();
+        let conn = redis_conn::connect(&redis_url, timeout)?;
+        let alert_to = vec![alerts.clone().recipient()];
+        Boundary::new(conn, setup, recipients, alert_to).start();
     }
 
     // Listeners; their connections run on the worker arbiters.

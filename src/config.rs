@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::alert::config::{AlertRule, AlertersSettings};
 pub use crate::analyze::config::AnalyzerSettings;
+pub use crate::boundary::config::{BoundaryRule, BoundarySettings};
 pub use crate::flux::config::FluxSettings;
 pub use crate::thunder::config::ThunderSettings;
 pub use crate::webapp::config::WebappSettings;
@@ -291,6 +292,8 @@ pub struct Config {
     pub alerters: AlertersSettings,
     /// `[thunder]`
     pub thunder: ThunderSettings,
+    /// `[boundary]` and `[[boundary.rules]]`
+    pub boundary: BoundarySettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -357,6 +360,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
+            "boundary" => boundary_section(value, &mut config.boundary, &mut problems),
             other => problems.push(format!("[{other}]: unknown section")),
         }
     }
@@ -460,6 +464,31 @@ fn alert_rules(value: toml::Value, out: &mut Vec<AlertRule>, problems: &mut Vec<
         };
         match toml::Value::Table(t.clone()).try_into::<AlertRule>() {
             Ok(rule) => out.push(rule),
+            Err(err) => problems.push(format!("{slot}: {}", err.message().trim())),
+        }
+    }
+}
+
+/// `[boundary]`: its own keys, then each `[[boundary.rules]]` entry checked on its own.
+fn boundary_section(value: toml::Value, out: &mut BoundarySettings, problems: &mut Vec<String>) {
+    let toml::Value::Table(mut table) = value else {
+        problems.push("[boundary]: must be a table".into());
+        return;
+    };
+    let rules = table.remove("rules");
+    section(toml::Value::Table(table), "[boundary]", out, problems);
+    let Some(rules) = rules else { return };
+    let toml::Value::Array(items) = rules else {
+        problems.push("[[boundary.rules]]: must be an array of tables".into());
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let slot = format!("[[boundary.rules]] #{}", i + 1);
+        match item.try_into::<BoundaryRule>() {
+            Ok(rule) => out.rules.push(BoundaryRule {
+                position: i + 1,
+                ..rule
+            }),
             Err(err) => problems.push(format!("{slot}: {}", err.message().trim())),
         }
     }
@@ -607,6 +636,7 @@ impl Config {
         self.thunder
             .validate(&self.alerters.configured_names(), problems);
         self.analyzer.validate(problems);
+        self.boundary.validate(&self.alerters, problems);
         self.webapp.validate(problems);
         self.flux.validate(problems);
     }

@@ -7,6 +7,8 @@
 //! - [`listen`]: Horizon's listeners (pickle TCP, msgpack UDP, plaintext TCP) → `store`.
 //! - [`store`]: the metric actors writing Skyline's Redis layout, and Roomba.
 //! - [`analyze`]: the Analyzer: pure algorithms and the analysis actors → `panorama`, `alert`.
+//! - [`boundary`]: operator rules (thresholds, drop-off cliffs) on key metrics → `panorama`,
+//!   `alert`.
 //! - [`alert`]: alert rules and alerters (SMTP, Slack, webhook, syslog); [`thunder`]: the
 //!   daemon's self-monitoring checks → `alert`.
 //! - [`flux`], [`webapp`]: the HTTP side.
@@ -17,6 +19,7 @@ pub mod alert;
 pub mod analyze;
 pub mod app;
 pub mod bench;
+pub mod boundary;
 pub mod config;
 pub mod db;
 pub mod flux;

@@ -8,6 +8,9 @@
 //! was absent (Skyline G's GET + SETEX, made atomic). If Redis fails, an in-memory record of
 //! the keys decides instead (counted, logged), so an outage neither floods nor silences.
 //!
+//! Per [`AlertRouted`] (Boundary): the same, but through exactly the alerters and keys the
+//! message names (no `[[alerts]]` rule is consulted).
+//!
 //! Per [`SystemAlert`] (Thunder): queue it for every `[thunder] alerters` alerter.
 //!
 //! Backpressure: the handlers never wait. Each alerter's queue is a bounded channel of
@@ -29,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::channel::{http_client, Channel};
 use super::config::AlertersSettings;
-use super::messages::{AlertAnomaly, SystemAlert, SystemStatus};
+use super::messages::{AlertAnomaly, AlertRouted, SystemAlert, SystemStatus};
 use super::notification::{AnomalyNotice, Notification};
 use super::rules::RuleSet;
 use crate::telemetry::metrics as m;
@@ -226,75 +229,90 @@ impl Alerts {
             if alerter == "syslog" && self.syslog_all {
                 continue; // already sent above
             }
-            let Some(q) = self.queue(&alerter) else {
-                continue;
-            };
-            let permit = match q.tx.clone().try_reserve_owned() {
-                Ok(p) => p,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    Self::dropped(q, &a.metric);
-                    continue;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => continue,
-            };
             let key = last_alert_key(&alerter, &a.metric);
-            let job = Job {
-                n: Notification::Anomaly(AnomalyNotice {
-                    anomaly: a.clone(),
-                    expiration_secs: expiration,
-                    to,
-                    test: false,
-                }),
+            let notice = AnomalyNotice {
+                anomaly: a.clone(),
+                expiration_secs: expiration,
+                to,
+                test: false,
             };
-            let claim = match self.redis.clone() {
-                Some(mut conn) => {
-                    let (k, ts) = (key.clone(), a.timestamp);
-                    async move {
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(&k).arg(ts).arg("EX").arg(expiration).arg("NX");
-                        let set = cmd.query_async::<Option<String>>(&mut conn);
-                        match tokio::time::timeout(Duration::from_secs(5), set).await {
-                            Ok(Ok(v)) => Ok(v.is_some()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err("no answer within 5 s".to_string()),
-                        }
-                    }
-                    .boxed_local()
-                }
-                None => async { Err("no Redis connection".to_string()) }.boxed_local(),
-            };
-            let has_redis = self.redis.is_some();
-            ctx.spawn(claim.into_actor(self).map(move |res, act, _| {
-                let send = match res {
-                    Ok(set) => {
-                        // An alert sent from the in-memory record during an outage still counts.
-                        let remembered = act
-                            .fallback
-                            .get(&key)
-                            .is_some_and(|exp| *exp > now_epoch());
-                        set && !remembered
-                    }
-                    Err(e) => {
-                        if has_redis {
-                            m::ALERTS_REDIS_ERRORS.inc();
-                            error!(
-                                "cannot check {key} in Redis ({e}); deciding from memory for metric {}",
-                                job.n.label()
-                            );
-                        }
-                        act.fallback_claim(&key, expiration)
-                    }
-                };
-                if send {
-                    debug!("{key} set by rule {pattern}; queueing");
-                    permit.send(job);
-                    m::ALERTS_QUEUED.add(1);
-                } else {
-                    m::ALERTS_SUPPRESSED.inc();
-                    debug!("{key} present: no {alerter} alert within its expiration");
-                }
-            }));
+            self.claim_and_queue(&alerter, key, expiration, notice, pattern, ctx);
         }
+    }
+
+    /// Reserves a slot in `alerter`'s queue, then (in a task) `SET key <int(ts)> EX
+    /// <expiration> NX` and queues `notice` only when the key was absent. `why` is for logs.
+    fn claim_and_queue(
+        &mut self,
+        alerter: &str,
+        key: String,
+        expiration: u64,
+        notice: AnomalyNotice,
+        why: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(q) = self.queue(alerter) else {
+            return;
+        };
+        let permit = match q.tx.clone().try_reserve_owned() {
+            Ok(p) => p,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Self::dropped(q, &notice.anomaly.metric);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        };
+        let ts = notice.anomaly.timestamp;
+        let job = Job {
+            n: Notification::Anomaly(notice),
+        };
+        let alerter = alerter.to_string();
+        let claim = match self.redis.clone() {
+            Some(mut conn) => {
+                let k = key.clone();
+                async move {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(&k).arg(ts).arg("EX").arg(expiration).arg("NX");
+                    let set = cmd.query_async::<Option<String>>(&mut conn);
+                    match tokio::time::timeout(Duration::from_secs(5), set).await {
+                        Ok(Ok(v)) => Ok(v.is_some()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("no answer within 5 s".to_string()),
+                    }
+                }
+                .boxed_local()
+            }
+            None => async { Err("no Redis connection".to_string()) }.boxed_local(),
+        };
+        let has_redis = self.redis.is_some();
+        let pattern = why;
+        ctx.spawn(claim.into_actor(self).map(move |res, act, _| {
+            let send = match res {
+                Ok(set) => {
+                    // An alert sent from the in-memory record during an outage still counts.
+                    let remembered = act.fallback.get(&key).is_some_and(|exp| *exp > now_epoch());
+                    set && !remembered
+                }
+                Err(e) => {
+                    if has_redis {
+                        m::ALERTS_REDIS_ERRORS.inc();
+                        error!(
+                            "cannot check {key} in Redis ({e}); deciding from memory for metric {}",
+                            job.n.label()
+                        );
+                    }
+                    act.fallback_claim(&key, expiration)
+                }
+            };
+            if send {
+                debug!("{key} set ({pattern}); queueing");
+                permit.send(job);
+                m::ALERTS_QUEUED.add(1);
+            } else {
+                m::ALERTS_SUPPRESSED.inc();
+                debug!("{key} present: no {alerter} alert within its expiration");
+            }
+        }));
     }
 }
 
@@ -384,6 +402,40 @@ impl Handler<AlertAnomaly> for Alerts {
         );
         if self.enabled {
             self.alert_anomaly(a, ctx);
+        }
+    }
+}
+
+impl Handler<AlertRouted> for Alerts {
+    type Result = ();
+
+    fn handle(&mut self, msg: AlertRouted, ctx: &mut Self::Context) {
+        let a = msg.anomaly;
+        let notice = |expiration_secs| AnomalyNotice {
+            anomaly: a.clone(),
+            expiration_secs,
+            to: Vec::new(),
+            test: false,
+        };
+        let context = Notification::Anomaly(notice(0)).context();
+        info!(
+            "{context} - Anomalous metric: {} (value: {}, algorithm: {})",
+            a.metric,
+            super::notification::value_str(a.datapoint),
+            a.triggered_algorithms.join(", ")
+        );
+        if !self.enabled {
+            return;
+        }
+        if self.syslog_all {
+            self.enqueue("syslog", Notification::Anomaly(notice(0)));
+        }
+        for r in msg.routes {
+            if r.alerter == "syslog" && self.syslog_all {
+                continue; // already sent above
+            }
+            let n = notice(r.expiration_secs);
+            self.claim_and_queue(&r.alerter, r.key, r.expiration_secs, n, context.into(), ctx);
         }
     }
 }

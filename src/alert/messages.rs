@@ -16,6 +16,29 @@ use crate::model::Anomaly;
 #[rtype(result = "()")]
 pub struct AlertAnomaly(pub Anomaly);
 
+/// An anomaly from a stage that routes its own alerts (Boundary): sent through exactly the
+/// listed alerters, each at most once per `expiration_secs` per `key` (`SET key … EX … NX`),
+/// whatever the `[[alerts]]` rules say.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct AlertRouted {
+    /// The anomaly (its `app` names the stage in the alert's wording).
+    pub anomaly: Anomaly,
+    /// Where it goes.
+    pub routes: Vec<AlertRoute>,
+}
+
+/// One alerter of an [`AlertRouted`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRoute {
+    /// `smtp`, `slack`, `webhook` or `syslog` (an alerter that is not configured is skipped).
+    pub alerter: String,
+    /// The Redis key whose presence suppresses the alert (the sender's own naming).
+    pub key: String,
+    /// TTL of `key`.
+    pub expiration_secs: u64,
+}
+
 /// Whether a self-monitoring condition started or cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

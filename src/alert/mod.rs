@@ -7,6 +7,7 @@
 //!   ([`Channel`]: [`smtp`], [`slack`], [`webhook`], [`syslog`]).
 //! * **Messages** ([`messages`]): [`AlertAnomaly`] from the Analyzer and [`SystemAlert`] from
 //!   Thunder, both sent with `do_send`; senders import nothing else from here.
+//!   [`AlertRouted`] (Boundary) names its alerters and `last_alert` keys itself.
 //! * **Redis keys**: `last_alert.<alerter>.<metric>` — string, value `int(anomaly
 //!   timestamp)` (Skyline G's), TTL = the matching rule's `expiration_secs`; written with
 //!   `SET … EX … NX`, so one alert per metric per alerter per expiration, compatible with a
@@ -42,6 +43,6 @@ pub use actor::{last_alert_key, Alerts, AlertsSetup, RetryPolicy};
 pub use channel::{build_channels, test_alert, Channel, TestOutcome};
 pub use config::{AlertRule, AlertersSettings};
 pub use error::AlertError;
-pub use messages::{AlertAnomaly, SystemAlert, SystemStatus};
+pub use messages::{AlertAnomaly, AlertRoute, AlertRouted, SystemAlert, SystemStatus};
 pub use notification::{Context, Notification};
 pub use rules::RuleSet;

@@ -101,10 +101,11 @@ impl Context {
 }
 
 impl Notification {
-    /// Skyline's alert context: `Analyzer`, `Test` (alert-test) or `Thunder`.
+    /// Skyline's alert context: `Analyzer`, `Boundary`, `Test` (alert-test) or `Thunder`.
     pub fn context(&self) -> &'static str {
         match self {
             Notification::Anomaly(n) if n.test => "Test",
+            Notification::Anomaly(n) if n.anomaly.app == "boundary" => "Boundary",
             Notification::Anomaly(_) => "Analyzer",
             Notification::System(_) => "Thunder",
         }

@@ -263,6 +263,20 @@ counters! {
         "webapp.{host}.logged_errors", "ERROR log lines from the webapp.";
     LOGGED_ERRORS_OTHER = "skyline_thunder_logged_errors_total",
         "thunder.{host}.logged_errors", "ERROR log lines from Thunder, start-up and everything else.";
+    BOUNDARY_RUNS = "skyline_boundary_runs_total",
+        "boundary.{host}.runs", "Boundary runs completed.";
+    BOUNDARY_CHECKS = "skyline_boundary_checks_total",
+        "boundary.{host}.total_analyzed", "Boundary (metric, rule) checks run.";
+    BOUNDARY_DETECTIONS = "skyline_boundary_detections_total",
+        "boundary.{host}.detections", "Boundary checks that found the metric anomalous (before alert_threshold).";
+    BOUNDARY_ANOMALIES = "skyline_boundary_anomalies_total",
+        "boundary.{host}.total_anomalies", "Boundary detections that reached alert_threshold (recorded and alerted).";
+    BOUNDARY_EXCEPTIONS = "skyline_boundary_exceptions_total",
+        "boundary.{host}.exceptions", "Boundary checks stopped by TooShort, Stale, Boring, empty or undecodable series.";
+    BOUNDARY_OVERRUNS = "skyline_boundary_overruns_total",
+        "boundary.{host}.overruns", "Boundary ticks skipped because the previous run was still going.";
+    BOUNDARY_ERRORS = "skyline_boundary_errors_total",
+        "boundary.{host}.errors", "Boundary runs that failed on Redis errors.";
 }
 
 gauges! {
@@ -292,6 +306,8 @@ gauges! {
         "thunder.{host}.failing_checks", "Self-monitoring checks currently failing.";
     SELFMETRICS_PENDING = "skyline_selfmetrics_pending_lines",
         "selfmetrics.{host}.pending_lines", "Self-metric lines waiting for carbon.";
+    BOUNDARY_RUN_TIME_MS = "skyline_boundary_run_time_milliseconds",
+        "boundary.{host}.run_time", "Duration of the last Boundary run.";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

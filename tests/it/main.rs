@@ -4,6 +4,7 @@
 
 mod alerts;
 mod analyzer;
+mod boundary;
 mod browser;
 mod cli;
 mod deploy;
