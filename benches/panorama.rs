@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use diesel::connection::SimpleConnection;
-use diesel::Connection;
 use skyline::db::{self, queries, AnomalyQuery, IdCache, Order, Pool, PoolOptions};
 use skyline::model::Anomaly;
 use skyline::panorama::{GetStats, Panorama, PanoramaSettings, RecordAnomaly};
@@ -451,19 +450,8 @@ impl ServerDb {
     }
 }
 
-fn admin_exec(admin: &str, mysql: bool, sql: &str) {
-    if mysql {
-        let url = admin.replacen("mariadb://", "mysql://", 1);
-        diesel::MysqlConnection::establish(&url)
-            .expect("admin connection")
-            .batch_execute(sql)
-            .expect("admin statement");
-    } else {
-        diesel::PgConnection::establish(admin)
-            .expect("admin connection")
-            .batch_execute(sql)
-            .expect("admin statement");
-    }
+fn admin_exec(admin: &str, _mysql: bool, sql: &str) {
+    db::execute_batch(admin, sql).expect("admin statement");
 }
 
 impl Drop for ServerDb {

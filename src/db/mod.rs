@@ -29,6 +29,7 @@
 //! Credentials never reach logs or errors: [`Pool::target`] and every error use the redacted
 //! URL.
 
+mod conn;
 pub mod queries;
 mod schema;
 pub mod url;
@@ -37,13 +38,18 @@ pub mod url;
 pub(crate) mod testutil;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, HandleError};
-use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
+use diesel::{Connection, SqliteConnection};
+use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
+
+pub use conn::off_runtime;
+pub use conn::{AsyncManager, Establish, MysqlConn, OwnRuntime, PgConn};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use queries::{AnomalyQuery, AnomalyRow, IdCache, Lookup, Order, DEFAULT_LIMIT, MAX_LIMIT};
@@ -100,6 +106,44 @@ pub enum DbError {
         /// The migration harness error.
         message: String,
     },
+    /// A [`Bounded`] operation got no answer in time (the server hangs or is overloaded).
+    /// The operation itself may still complete later.
+    #[error("database {target} did not answer within {:.1} s", after.as_secs_f64())]
+    Timeout {
+        /// Redacted URL.
+        target: String,
+        /// The limit that expired.
+        after: Duration,
+    },
+    /// An earlier [`Bounded`] operation is still waiting for the server, so no new one was
+    /// started (its outcome is unknown until it finishes).
+    #[error("database {target} is still working on an earlier statement that timed out")]
+    Stalled {
+        /// Redacted URL.
+        target: String,
+    },
+    /// The helper thread of a [`Bounded`] operation could not be started or died.
+    #[error("database worker thread for {target}: {message}")]
+    Worker {
+        /// Redacted URL.
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl DbError {
+    /// True when the failure says the server is unreachable or not answering (as opposed to
+    /// refusing a statement): the webapp answers 503 for these.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable { .. }
+                | DbError::Connect { .. }
+                | DbError::Timeout { .. }
+                | DbError::Stalled { .. }
+        )
+    }
 }
 
 /// Pool settings beyond the URL.
@@ -115,6 +159,10 @@ pub struct PoolOptions {
     pub statement_timeout: Option<Duration>,
     /// SQLite `busy_timeout`: how long a statement waits for another connection's lock.
     pub busy_timeout: Duration,
+    /// Client-side limit for one whole operation (checkout and statements) run through
+    /// [`Bounded`] or awaited by the webapp: past it the caller stops waiting (Panorama
+    /// spools, the webapp answers 503) whatever the server does (`[panorama] db_timeout_secs`).
+    pub op_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -124,6 +172,7 @@ impl Default for PoolOptions {
             connection_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
             busy_timeout: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -133,10 +182,10 @@ impl Default for PoolOptions {
 pub enum PoolKind {
     /// SQLite.
     Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
-    /// MySQL / MariaDB.
-    Mysql(r2d2::Pool<ConnectionManager<MysqlConnection>>),
-    /// PostgreSQL.
-    Postgres(r2d2::Pool<ConnectionManager<PgConnection>>),
+    /// MySQL / MariaDB (mysql_async).
+    Mysql(r2d2::Pool<AsyncManager<AsyncMysqlConnection>>),
+    /// PostgreSQL (tokio-postgres).
+    Postgres(r2d2::Pool<AsyncManager<AsyncPgConnection>>),
 }
 
 /// A connection pool for whichever backend `database_url` named. Cheap to clone.
@@ -146,6 +195,7 @@ pub struct Pool {
     target: Arc<str>,
     // Kept so `migrate` can lift the cap for its own statements and then restore it.
     statement_timeout: Option<Duration>,
+    op_timeout: Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -174,6 +224,11 @@ impl Pool {
         &self.target
     }
 
+    /// [`PoolOptions::op_timeout`].
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
     /// Checks a connection out of `pool`, naming the (redacted) target on failure.
     pub(crate) fn checkout<M: r2d2::ManageConnection>(
         &self,
@@ -183,6 +238,86 @@ impl Pool {
             target: self.target.to_string(),
             source,
         })
+    }
+}
+
+/// Runs database operations on a helper thread and waits at most a fixed time for each, so
+/// a server that stops answering (SIGSTOPped, a full disk, a lock held for minutes) cannot
+/// block the caller: past the limit the caller gets [`DbError::Timeout`] while the operation
+/// carries on in the background until the server answers or the connection dies.
+///
+/// An operation that overran may still commit afterwards. [`Bounded::running`] tells whether
+/// one is still in flight, so a caller that retries writes (Panorama's spool replay) can wait
+/// for it to finish before checking which rows exist. Clones share the count.
+#[derive(Debug, Clone)]
+pub struct Bounded {
+    limit: Duration,
+    running: Arc<AtomicUsize>,
+}
+
+impl Bounded {
+    /// Operations bounded by `limit`.
+    pub fn new(limit: Duration) -> Bounded {
+        Bounded {
+            limit,
+            running: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Operations started through this value (or a clone) that have not finished yet; after
+    /// a [`DbError::Timeout`] this stays above zero until the overrunning one ends.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f(pool)` on a helper thread; returns its result, or [`DbError::Timeout`] when it
+    /// has not finished within the limit.
+    pub fn run<T, F>(&self, pool: &Pool, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pool) -> Result<T, DbError> + Send + 'static,
+    {
+        /// Decrements the count when the operation ends, panicking included.
+        struct Done(Arc<AtomicUsize>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let worker_pool = pool.clone();
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let done = Done(Arc::clone(&self.running));
+        let spawned = std::thread::Builder::new()
+            .name("skyline-db".into())
+            .spawn(move || {
+                let result = f(&worker_pool);
+                // Count it finished before the caller can see the result.
+                drop(done);
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Err(DbError::Worker {
+                target: pool.target().to_string(),
+                message: format!("cannot start a thread: {e}"),
+            });
+        }
+        match rx.recv_timeout(self.limit) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(DbError::Timeout {
+                target: pool.target().to_string(),
+                after: self.limit,
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(DbError::Worker {
+                target: pool.target().to_string(),
+                message: "the operation panicked".to_string(),
+            }),
+        }
     }
 }
 
@@ -215,17 +350,17 @@ pub fn connect_with(url: &str, opts: &PoolOptions) -> Result<Pool, DbError> {
             c.batch_execute(&setup.sql)
                 .map_err(|e| connect_err(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
         }
-        DbUrl::Mysql(u) => {
-            let mut c = MysqlConnection::establish(u).map_err(connect_err)?;
+        DbUrl::Mysql(u) => off_runtime(|| {
+            let mut c = conn::establish_mysql(u, opts.connection_timeout).map_err(connect_err)?;
             c.batch_execute(&setup.sql)
-                .map_err(|e| connect_err(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
-        }
-        DbUrl::Postgres(u) => {
-            let mut c =
-                PgConnection::establish(&pg_url_with_timeout(u, opts)).map_err(connect_err)?;
+                .map_err(|e| connect_err(diesel::ConnectionError::CouldntSetupConfiguration(e)))
+        })?,
+        DbUrl::Postgres(u) => off_runtime(|| {
+            let mut c = conn::establish_pg(&pg_url_with_timeout(u, opts), opts.connection_timeout)
+                .map_err(connect_err)?;
             c.batch_execute(&setup.sql)
-                .map_err(|e| connect_err(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
-        }
+                .map_err(|e| connect_err(diesel::ConnectionError::CouldntSetupConfiguration(e)))
+        })?,
     }
     build_pool(&parsed, opts, setup)
 }
@@ -255,22 +390,22 @@ pub fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
             let mut c = pool.checkout(p)?;
             run_migrations(&mut *c, SQLITE_MIGRATIONS).map_err(fail)?
         }
-        PoolKind::Mysql(p) => {
+        PoolKind::Mysql(p) => off_runtime(|| -> Result<_, DbError> {
             let mut c = pool.checkout(p)?;
             // Index builds on a large existing table may outlast the statement cap.
             c.batch_execute(&mysql_statement_cap(None))?;
             let r = run_migrations(&mut *c, MYSQL_MIGRATIONS).map_err(fail);
             // Put the pooled connection back as the pool configured it.
             c.batch_execute(&mysql_statement_cap(pool.statement_timeout))?;
-            r?
-        }
-        PoolKind::Postgres(p) => {
+            Ok(r?)
+        })?,
+        PoolKind::Postgres(p) => off_runtime(|| -> Result<_, DbError> {
             let mut c = pool.checkout(p)?;
             c.batch_execute("SET statement_timeout = 0")?;
             let r = run_migrations(&mut *c, POSTGRES_MIGRATIONS).map_err(fail);
             c.batch_execute(&pg_statement_cap(pool.statement_timeout))?;
-            r?
-        }
+            Ok(r?)
+        })?,
     };
     if !applied.is_empty() {
         log::info!(
@@ -286,10 +421,42 @@ pub fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
 pub fn ping(pool: &Pool) -> Result<(), DbError> {
     match pool.kind() {
         PoolKind::Sqlite(p) => pool.checkout(p)?.batch_execute("SELECT 1")?,
-        PoolKind::Mysql(p) => pool.checkout(p)?.batch_execute("SELECT 1")?,
-        PoolKind::Postgres(p) => pool.checkout(p)?.batch_execute("SELECT 1")?,
+        PoolKind::Mysql(p) => off_runtime(|| -> Result<_, DbError> {
+            Ok(pool.checkout(p)?.batch_execute("SELECT 1")?)
+        })?,
+        PoolKind::Postgres(p) => off_runtime(|| -> Result<_, DbError> {
+            Ok(pool.checkout(p)?.batch_execute("SELECT 1")?)
+        })?,
     }
     Ok(())
+}
+
+/// Connects once to `url` (any backend), runs `sql` (one or more statements, no results) and
+/// disconnects. For administration and tests (creating/dropping a database, loading a
+/// fixture); callable from async code.
+pub fn execute_batch(url: &str, sql: &str) -> Result<(), DbError> {
+    let parsed = DbUrl::parse(url)?;
+    let connect_err = |source| DbError::Connect {
+        target: parsed.redacted(),
+        source,
+    };
+    let timeout = PoolOptions::default().connection_timeout;
+    off_runtime(|| -> Result<(), DbError> {
+        match &parsed {
+            DbUrl::Sqlite(t) => {
+                let mut c = SqliteConnection::establish(&sqlite_path(t)?).map_err(connect_err)?;
+                Ok(c.batch_execute(sql)?)
+            }
+            DbUrl::Mysql(u) => {
+                let mut c = conn::establish_mysql(u, timeout).map_err(connect_err)?;
+                Ok(c.batch_execute(sql)?)
+            }
+            DbUrl::Postgres(u) => {
+                let mut c = conn::establish_pg(u, timeout).map_err(connect_err)?;
+                Ok(c.batch_execute(sql)?)
+            }
+        }
+    })
 }
 
 fn run_migrations<C, DB>(conn: &mut C, set: EmbeddedMigrations) -> Result<Vec<String>, String>
@@ -407,12 +574,12 @@ fn pg_url_with_timeout(url: &str, opts: &PoolOptions) -> String {
 }
 
 fn build_pool(url: &DbUrl, opts: &PoolOptions, setup: SessionSetup) -> Result<Pool, DbError> {
-    fn builder<C: diesel::r2d2::R2D2Connection + 'static>(
+    fn builder<M: r2d2::ManageConnection<Error = diesel::r2d2::Error>>(
         opts: &PoolOptions,
         setup: SessionSetup,
-    ) -> r2d2::Builder<ConnectionManager<C>>
+    ) -> r2d2::Builder<M>
     where
-        SessionSetup: CustomizeConnection<C, diesel::r2d2::Error>,
+        SessionSetup: CustomizeConnection<M::Connection, diesel::r2d2::Error>,
     {
         r2d2::Pool::builder()
             .max_size(opts.max_size.max(1))
@@ -427,7 +594,7 @@ fn build_pool(url: &DbUrl, opts: &PoolOptions, setup: SessionSetup) -> Result<Po
     let kind = match url {
         DbUrl::Sqlite(t) => {
             let path = sqlite_path(t)?;
-            let b = builder::<SqliteConnection>(opts, setup);
+            let b = builder::<ConnectionManager<SqliteConnection>>(opts, setup);
             let b = if *t == SqliteTarget::Memory {
                 // One connection that never expires: closing it would drop the database.
                 b.max_size(1).idle_timeout(None).max_lifetime(None)
@@ -437,17 +604,18 @@ fn build_pool(url: &DbUrl, opts: &PoolOptions, setup: SessionSetup) -> Result<Po
             PoolKind::Sqlite(b.build_unchecked(ConnectionManager::new(path)))
         }
         DbUrl::Mysql(u) => PoolKind::Mysql(
-            builder::<MysqlConnection>(opts, setup).build_unchecked(ConnectionManager::new(u)),
+            builder(opts, setup)
+                .build_unchecked(AsyncManager::new(u.clone(), opts.connection_timeout)),
         ),
-        DbUrl::Postgres(u) => PoolKind::Postgres(
-            builder::<PgConnection>(opts, setup)
-                .build_unchecked(ConnectionManager::new(pg_url_with_timeout(u, opts))),
-        ),
+        DbUrl::Postgres(u) => PoolKind::Postgres(builder(opts, setup).build_unchecked(
+            AsyncManager::new(pg_url_with_timeout(u, opts), opts.connection_timeout),
+        )),
     };
     Ok(Pool {
         kind,
         target,
         statement_timeout: opts.statement_timeout,
+        op_timeout: opts.op_timeout,
     })
 }
 
@@ -748,7 +916,7 @@ mod tests {
 
         let e = connect(&format!("mariadb://u:hunter2@127.0.0.1:{port}/x"), 1).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("Can't connect"), "{msg}");
+        assert!(msg.to_lowercase().contains("refused"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
 
         let e = connect("sqlite:///proc/definitely/not/here.sqlite", 1).unwrap_err();

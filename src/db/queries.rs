@@ -1038,7 +1038,7 @@ mod sqlite_q {
 
 mod pg_q {
 
-    type Conn = diesel::PgConnection;
+    type Conn = crate::db::PgConn;
     type Db = diesel::pg::Pg;
     const CREATED_EPOCH: &str = "CAST(EXTRACT(EPOCH FROM created_timestamp) AS BIGINT)";
 
@@ -1061,7 +1061,7 @@ mod pg_q {
 
 mod mysql_q {
 
-    type Conn = diesel::MysqlConnection;
+    type Conn = crate::db::MysqlConn;
     type Db = diesel::mysql::Mysql;
     const CREATED_EPOCH: &str = "CAST(UNIX_TIMESTAMP(created_timestamp) AS SIGNED)";
 
@@ -1102,14 +1102,14 @@ macro_rules! dispatch {
                 let mut c = $pool.checkout(p)?;
                 sqlite_q::$f(&mut *c $(, $arg)*).map_err(DbError::from)
             }
-            PoolKind::Mysql(p) => {
+            PoolKind::Mysql(p) => crate::db::off_runtime(|| {
                 let mut c = $pool.checkout(p)?;
                 mysql_q::$f(&mut *c $(, $arg)*).map_err(DbError::from)
-            }
-            PoolKind::Postgres(p) => {
+            }),
+            PoolKind::Postgres(p) => crate::db::off_runtime(|| {
                 let mut c = $pool.checkout(p)?;
                 pg_q::$f(&mut *c $(, $arg)*).map_err(DbError::from)
-            }
+            }),
         }
     };
 }
@@ -1126,20 +1126,20 @@ macro_rules! with_backend {
                 use sqlite_q as $m;
                 $body
             }
-            PoolKind::Mysql(p) => {
+            PoolKind::Mysql(p) => crate::db::off_runtime(|| -> Result<_, DbError> {
                 let mut guard = $pool.checkout(p)?;
                 let $c = &mut *guard;
                 #[allow(unused_imports)]
                 use mysql_q as $m;
                 $body
-            }
-            PoolKind::Postgres(p) => {
+            }),
+            PoolKind::Postgres(p) => crate::db::off_runtime(|| -> Result<_, DbError> {
                 let mut guard = $pool.checkout(p)?;
                 let $c = &mut *guard;
                 #[allow(unused_imports)]
                 use pg_q as $m;
                 $body
-            }
+            }),
         }
     };
 }

@@ -10,10 +10,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, MysqlConnection, PgConnection};
-
-use super::{connect_with, Backend, Pool, PoolOptions};
+use super::{connect_with, execute_batch, Backend, Pool, PoolOptions};
 use crate::model::Anomaly;
 
 /// Environment variable naming the MySQL/MariaDB admin URL for tests.
@@ -78,6 +75,7 @@ pub(crate) fn test_options() -> PoolOptions {
         connection_timeout: Duration::from_secs(3),
         statement_timeout: Some(Duration::from_secs(30)),
         busy_timeout: Duration::from_millis(500),
+        op_timeout: Duration::from_secs(10),
     }
 }
 
@@ -108,8 +106,7 @@ impl TestDb {
         let admin = env_url(MYSQL_ENV, test)?;
         let fixture = fixture.to_string();
         Some(Self::create(admin, Backend::Mysql, move |url| {
-            let mut c = MysqlConnection::establish(url).expect("connect to fixture database");
-            c.batch_execute(&fixture).expect("load fixture");
+            execute_batch(url, &fixture).expect("load fixture");
         }))
     }
 
@@ -117,18 +114,10 @@ impl TestDb {
         let name = unique_name();
         let url = with_database(&admin, &name);
         match backend {
-            Backend::Mysql => {
-                let mut c = MysqlConnection::establish(&mysql_scheme(&admin))
-                    .expect("connect to SKYLINE_TEST_MYSQL_URL");
-                c.batch_execute(&format!("CREATE DATABASE `{name}`"))
-                    .expect("create test database");
-            }
-            Backend::Postgres => {
-                let mut c =
-                    PgConnection::establish(&admin).expect("connect to SKYLINE_TEST_POSTGRES_URL");
-                c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
-                    .expect("create test database");
-            }
+            Backend::Mysql => execute_batch(&admin, &format!("CREATE DATABASE `{name}`"))
+                .expect("create a test database on SKYLINE_TEST_MYSQL_URL"),
+            Backend::Postgres => execute_batch(&admin, &format!("CREATE DATABASE \"{name}\""))
+                .expect("create a test database on SKYLINE_TEST_POSTGRES_URL"),
             Backend::Sqlite => unreachable!("sqlite test databases are files"),
         }
         // From here on a panic (e.g. a fixture that fails to load) still drops the database.
@@ -161,21 +150,14 @@ struct DropDatabase {
 impl Drop for DropDatabase {
     fn drop(&mut self) {
         let result = match self.backend {
-            Backend::Mysql => MysqlConnection::establish(&mysql_scheme(&self.admin_url))
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| {
-                    c.batch_execute(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
-                        .map_err(|e| e.to_string())
-                }),
-            Backend::Postgres => PgConnection::establish(&self.admin_url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| {
-                    c.batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                        self.name
-                    ))
-                    .map_err(|e| e.to_string())
-                }),
+            Backend::Mysql => execute_batch(
+                &self.admin_url,
+                &format!("DROP DATABASE IF EXISTS `{}`", self.name),
+            ),
+            Backend::Postgres => execute_batch(
+                &self.admin_url,
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ),
             Backend::Sqlite => Ok(()),
         };
         if let Err(e) = result {

@@ -54,15 +54,7 @@ impl Drop for ServerDb {
 }
 
 fn run_sql(url: &str, sql: &str) {
-    use diesel::Connection;
-    use diesel::RunQueryDsl;
-    if url.starts_with("postgres") {
-        let mut c = diesel::PgConnection::establish(url).expect("postgres reachable");
-        diesel::sql_query(sql).execute(&mut c).expect(sql);
-    } else {
-        let mut c = diesel::MysqlConnection::establish(url).expect("mariadb reachable");
-        diesel::sql_query(sql).execute(&mut c).expect(sql);
-    }
+    skyline::db::execute_batch(url, sql).expect(sql);
 }
 
 /// Feeds the seed series through the pickle listener and waits for its Panorama row.
