@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::alert::config::{AlertRule, AlertersSettings};
 pub use crate::analyze::config::AnalyzerSettings;
 pub use crate::flux::config::FluxSettings;
+pub use crate::mirage::config::MirageSettings;
 pub use crate::thunder::config::ThunderSettings;
 pub use crate::webapp::config::WebappSettings;
 
@@ -279,6 +280,8 @@ pub struct Config {
     pub alerters: AlertersSettings,
     /// `[thunder]`
     pub thunder: ThunderSettings,
+    /// `[mirage]`
+    pub mirage: MirageSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -343,6 +346,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "graphite" => section(value, &slot, &mut config.graphite, &mut problems),
             "flux" => section(value, &slot, &mut config.flux, &mut problems),
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
+            "mirage" => section(value, &slot, &mut config.mirage, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             other => problems.push(format!("[{other}]: unknown section")),
@@ -591,6 +595,7 @@ impl Config {
         self.analyzer.validate(problems);
         self.webapp.validate(problems);
         self.flux.validate(problems);
+        self.mirage.validate(&self.alerts, problems);
     }
 
     /// Number of metric actors to run.

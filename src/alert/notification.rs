@@ -105,6 +105,7 @@ impl Notification {
     pub fn context(&self) -> &'static str {
         match self {
             Notification::Anomaly(n) if n.test => "Test",
+            Notification::Anomaly(n) if n.anomaly.app == "mirage" => "Mirage",
             Notification::Anomaly(_) => "Analyzer",
             Notification::System(_) => "Thunder",
         }
@@ -155,7 +156,11 @@ impl Notification {
                 )
             }
             Notification::Anomaly(n) => {
-                format!("[Skyline alert] - Analyzer ALERT - {}", n.anomaly.metric)
+                format!(
+                    "[Skyline alert] - {} ALERT - {}",
+                    self.context(),
+                    n.anomaly.metric
+                )
             }
             Notification::System(s) => match s.status {
                 SystemStatus::Firing => {
