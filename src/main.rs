@@ -68,6 +68,10 @@ enum Cmd {
         /// --csv, the `now` field for --input).
         #[arg(long)]
         now: Option<f64>,
+        /// With --csv: run Mirage's second stage instead, over the last H hours of the file
+        /// ([mirage] algorithms and consensus), e.g. 168 for a week.
+        #[arg(long, requires = "csv")]
+        mirage_hours: Option<u64>,
     },
     /// Run the detector over NAB data as a stream and write NAB results.
     Nab {
@@ -200,7 +204,12 @@ fn main() -> ExitCode {
         Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
         Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
         Cmd::AlertTest { metric } => alert_test(cli.config.as_deref(), &metric),
-        Cmd::Analyze { input, csv, now } => analyze(cli.config.as_deref(), input, csv, now),
+        Cmd::Analyze {
+            input,
+            csv,
+            now,
+            mirage_hours,
+        } => analyze(cli.config.as_deref(), input, csv, now, mirage_hours),
         Cmd::Nab {
             data,
             out,
@@ -648,6 +657,7 @@ fn analyze(
     input: Option<PathBuf>,
     csv: Option<PathBuf>,
     now: Option<f64>,
+    mirage_hours: Option<u64>,
 ) -> ExitCode {
     use skyline::analyze::crucible;
     // The config's [analyzer] section applies when a config file is present.
@@ -661,6 +671,9 @@ fn analyze(
     let settings = config
         .analyzer
         .algorithm_settings(config.horizon.full_duration_secs);
+    if let (Some(csv), Some(hours)) = (&csv, mirage_hours) {
+        return mirage_csv(&config, csv, hours, now);
+    }
     if let Some(csv) = csv {
         return match crucible::analyze_csv(&csv, now, &settings) {
             Ok(report) => {
@@ -699,6 +712,37 @@ fn analyze(
             ExitCode::from(2)
         }
     }
+}
+
+/// `skyline analyze --csv FILE --mirage-hours H`.
+fn mirage_csv(config: &Config, csv: &Path, hours: u64, now: Option<f64>) -> ExitCode {
+    use skyline::mirage::analysis::{render_report, MirageAnalysis};
+    let file = match std::fs::File::open(csv) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(err) => {
+            eprintln!("skyline analyze: {}: {err}", csv.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut series = match skyline::analyze::crucible::parse_csv(file, csv) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("skyline analyze: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    skyline::mirage::analysis::prepare(&mut series);
+    let now = now.or_else(|| series.last().map(|p| p.0)).unwrap_or(0.0);
+    let s = MirageAnalysis {
+        algorithms: config.mirage.algorithm_list(),
+        consensus: config.mirage.consensus,
+        min_tolerable_length: config.mirage.min_tolerable_length,
+    };
+    print!(
+        "{}",
+        render_report(&csv.display().to_string(), &series, hours, now, &s)
+    );
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::too_many_arguments)] // reason: one parameter per CLI flag
