@@ -160,6 +160,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1440)]
         points: usize,
     },
+    /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
+    /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
+    /// `bench ingest` without and with Mirage.
+    Mirage {
+        /// Seconds per timed loop.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Datapoints for the ingest before/after (0: skip it).
+        #[arg(long, default_value_t = 500_000)]
+        ingest_points: usize,
+    },
     /// Full analysis cycles over N metrics x 1,440 points in a private redis-server.
     Analyze {
         /// Metrics to load.
@@ -253,6 +264,10 @@ fn main() -> ExitCode {
                 anomalies,
                 points,
             }),
+            BenchCmd::Mirage {
+                secs,
+                ingest_points,
+            } => bench_mirage(secs, ingest_points),
             BenchCmd::Analyze {
                 metrics,
                 cycles,
@@ -521,6 +536,43 @@ fn logs(path: Option<&Path>, errors: bool, follow: bool) -> ExitCode {
                 eprintln!("skyline logs: {err}");
                 return ExitCode::FAILURE;
             }
+        }
+    }
+}
+
+fn bench_mirage(secs: f64, ingest_points: usize) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    match skyline::bench::mirage(secs, ingest_points, &mut err_out) {
+        Ok(r) => {
+            println!(
+                "mirage: {:.0} checks/s per core (merge of 24 h Redis + 9 algorithms on 1,008 points, fetch excluded; {:.0} % anomalous)",
+                r.checks_per_sec,
+                r.anomalous_share * 100.0
+            );
+            println!(
+                "mirage: {:.0} checks/s per core for the algorithms alone",
+                r.analysis_per_sec
+            );
+            println!(
+                "baseline (same run): Analyzer {:.0} series/s per core on 1,440 points; mirage/analyzer = {:.2}",
+                r.analyzer_per_sec,
+                r.checks_per_sec / r.analyzer_per_sec
+            );
+            println!(
+                "history: {:.1} bytes per kept point encoded, {:.1} bytes per kept point in Redis (used_memory, 1,000 keys x 1,008 points)",
+                r.history_encoded_bytes_per_point, r.history_redis_bytes_per_point
+            );
+            if let Some((before, after)) = r.ingest {
+                println!(
+                    "ingest: {before:.0} datapoints/s without Mirage, {after:.0} with every metric a Mirage metric (history keeper every 1 s); after/before = {:.3}",
+                    after / before
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench mirage: {err}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod deploy;
 mod flux;
 mod ingest;
+mod mirage;
 mod pipeline;
 mod support;
 mod vectors;
