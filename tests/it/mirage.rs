@@ -208,8 +208,9 @@ async fn scenario(graphite: bool) {
     }
 
     // The new level: one Panorama row from Mirage over its full 7 days, one Mirage alert.
-    let row = poll(30, || async {
-        rows(&web, NEWLEVEL)
+    let w = &web;
+    let row = poll(30, || async move {
+        rows(w, NEWLEVEL)
             .await
             .into_iter()
             .find(|r| r["app"] == "mirage")
@@ -228,8 +229,8 @@ async fn scenario(graphite: bool) {
     .expect("a Mirage alert for the new level");
 
     // The weekend metric: cleared by Mirage, listed as such.
-    let now_json = poll(10, || async {
-        let j = web.json("/api/now", 200).await;
+    let now_json = poll(10, || async move {
+        let j = w.json("/api/now", 200).await;
         let cleared = j["mirage"]["cleared"].as_array()?.clone();
         cleared.iter().any(|c| c["metric"] == WEEKEND).then_some(j)
     })
