@@ -953,7 +953,9 @@ pub struct MirageBenchReport {
     pub ingest: Option<(f64, f64)>,
 }
 
-fn mirage_bench_series(k: usize, end: f64) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+type Series = Vec<(f64, f64)>;
+
+fn mirage_bench_series(k: usize, end: f64) -> (Series, Series) {
     let noise = |i: usize| (((i * 7919 + k * 104_729) % 13) as f64 - 6.0) * 0.5;
     let daily = |t: f64| 100.0 + 40.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
     let jump = if k % 4 == 0 { 400.0 } else { 0.0 };

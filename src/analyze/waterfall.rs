@@ -10,13 +10,12 @@
 //! actually removed are recorded and alerted by the Analyzer (the waterfall; Mirage removes
 //! a member as soon as it has decided, so only undecided checks fire).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{error, warn};
 use redis::aio::ConnectionManager;
 
-use crate::mirage::messages::{check_sent_key, WaterfallItem};
+use crate::mirage::messages::{check_sent_key, MiragePredicate, WaterfallItem};
 use crate::mirage::{CheckSender, MirageCheck, WATERFALL_KEY};
 use crate::model::Anomaly;
 use crate::telemetry::metrics as m;
@@ -26,7 +25,7 @@ pub struct MirageHandoff {
     /// The bounded channel to Mirage.
     pub sender: CheckSender,
     /// Metric → Mirage hours (None: not a Mirage metric).
-    pub hours: Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>,
+    pub hours: MiragePredicate,
     /// Seconds after which an undecided check is alerted by the Analyzer.
     pub waterfall_secs: u64,
     last_log: std::sync::Mutex<Option<Instant>>,
@@ -34,11 +33,7 @@ pub struct MirageHandoff {
 
 impl MirageHandoff {
     /// A hand-off through `sender`.
-    pub fn new(
-        sender: CheckSender,
-        hours: Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>,
-        waterfall_secs: u64,
-    ) -> Self {
+    pub fn new(sender: CheckSender, hours: MiragePredicate, waterfall_secs: u64) -> Self {
         MirageHandoff {
             sender,
             hours,

@@ -17,7 +17,6 @@
 //! ends the round, counted and logged once a minute.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -139,8 +138,7 @@ fn label_of(pair: &[u8]) -> Option<i64> {
     (pts.len() == 1).then(|| pts[0].0 as i64)
 }
 
-/// Which metrics keep a history: the Mirage predicate (handed in by `app`), cached per name.
-pub type MiragePredicate = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+pub use super::messages::MiragePredicate;
 
 /// Settings of the keeper.
 #[derive(Clone)]

@@ -34,6 +34,10 @@ pub struct MirageCheck {
     pub waterfall_item: String,
 }
 
+/// Metric name → its Mirage hours (None: not a Mirage metric); built by `app` from the
+/// `[[alerts]]` rules, shared by the Analyzer's hand-off and the history keeper.
+pub type MiragePredicate = std::sync::Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
 /// The send side of the hand-off.
 pub type CheckSender = tokio::sync::mpsc::Sender<MirageCheck>;
 /// The receive side of the hand-off (Mirage's).
