@@ -49,8 +49,11 @@
     card.setAttribute('data-metric', a.metric);
     card.setAttribute('data-ts', String(a.timestamp));
     card.setAttribute('data-value', String(a.datapoint));
+    card.setAttribute('data-stage', a.stage || 'analyzer');
     var head = el('header');
-    head.append(el('h2', '', a.metric), el('b', '', Sky.fmtValue(a.datapoint)));
+    var stage = el('span', 'pill stage-' + (a.stage || 'analyzer'), a.stage || 'analyzer');
+    stage.title = 'decided by ' + (a.stage || 'analyzer');
+    head.append(el('h2', '', a.metric), stage, el('b', '', Sky.fmtValue(a.datapoint)));
     var chart = el('div', 'chart');
     chart.appendChild(el('p', '', 'loading…'));
     var foot = el('footer');

@@ -34,6 +34,10 @@
     if (cfg.graphite) {
       url = '/api?graphite_metric=' + encodeURIComponent(metric) + '&from_timestamp=' + from + '&until_timestamp=' + until;
       note.textContent = 'Graphite';
+    } else if (full > (cfg.full_duration || 86400) * 1.5) {
+      // A Mirage anomaly over days: its built-in history (mirage.history.<metric>).
+      url = '/api?metric=' + encodeURIComponent('mirage.history.' + metric);
+      note.textContent = 'Mirage history (' + Sky.duration(full) + ')';
     } else {
       url = '/api?metric=' + encodeURIComponent('metrics.' + metric);
       note.textContent = 'Redis (last ' + Sky.duration(cfg.full_duration || 86400) + ')';

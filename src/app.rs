@@ -315,6 +315,16 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     }
     arbiters.push(monitor);
 
+    // Mirage: its decider and the history keeper, each on an arbiter of its own.
+    let mirage = start_mirage(
+        config,
+        &mut arbiters,
+        &redis_url,
+        timeout,
+        &panorama,
+        &alerts,
+    )?;
+
     // Analyzer: the run loop on this arbiter, the algorithms on a SyncArbiter pool.
     if config.analyzer.enabled {
         let settings = config.analyzer.algorithm_settings(h.full_duration_secs);
@@ -333,14 +343,17 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
                 .then(|| config.analyzer.anomaly_dump.clone().into()),
         };
         let alert_recipients: Vec<Recipient<AlertAnomaly>> = vec![alerts.clone().recipient()];
-        Analyzer::new(
+        let analyzer = Analyzer::new(
             redis_conn::connect(&redis_url, timeout)?,
             pool,
             runner,
             recipients,
             alert_recipients,
-        )
-        .start();
+        );
+        match mirage {
+            Some(handoff) => analyzer.with_mirage(handoff).start(),
+            None => analyzer.start(),
+        };
     }
 
     // Boundary: operator rules on key metrics, its own timer on this arbiter.
@@ -447,6 +460,63 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         db,
         panorama,
     })
+}
+
+/// Starts Mirage and its history keeper when `[mirage] enabled`, the Analyzer runs and some
+/// smtp rule has `second_order_resolution_hours` > 24; returns the Analyzer's hand-off.
+fn start_mirage(
+    config: &Config,
+    arbiters: &mut Vec<Arbiter>,
+    redis_url: &str,
+    timeout: Duration,
+    panorama: &Option<Addr<Panorama>>,
+    alerts: &Addr<Alerts>,
+) -> Result<Option<crate::analyze::waterfall::MirageHandoff>, AppError> {
+    let s = &config.mirage;
+    let wanted = config
+        .alerts
+        .iter()
+        .any(|r| r.alerter == "smtp" && r.second_order_resolution_hours.is_some_and(|h| h > 24));
+    if !(s.enabled && config.analyzer.enabled && wanted) {
+        return Ok(None);
+    }
+    let rules = Arc::new(
+        RuleSet::new(&config.alerts).map_err(|e| AppError::Io(format!("[[alerts]] {e}")))?,
+    );
+    let hours: crate::mirage::MiragePredicate = Arc::new(move |m: &str| rules.mirage_hours(m));
+    let (tx, rx) = crate::mirage::check_channel(s.queue_max);
+    let setup = crate::mirage::MirageSetup {
+        settings: s.clone(),
+        graphite_url: Some(config.graphite.url.clone()).filter(|u| !u.trim().is_empty()),
+        conn: redis_conn::connect(redis_url, timeout)?,
+        checks: rx,
+        record: panorama.iter().map(|p| p.clone().recipient()).collect(),
+        alert: vec![alerts.clone().recipient()],
+    };
+    let arbiter = Arbiter::new();
+    crate::mirage::Mirage::start_in_arbiter(&arbiter.handle(), move |_| {
+        crate::mirage::Mirage::new(setup)
+    });
+    arbiters.push(arbiter);
+    if s.history_days > 0 {
+        let ks = crate::mirage::KeeperSettings {
+            resolution: s.history_resolution_secs as i64,
+            keep_secs: (s.history_days * 86_400) as i64,
+            interval: Duration::from_secs(s.history_interval_secs),
+            is_mirage: hours.clone(),
+        };
+        let conn = redis_conn::connect(redis_url, timeout)?;
+        let arbiter = Arbiter::new();
+        crate::mirage::HistoryKeeper::start_in_arbiter(&arbiter.handle(), move |_| {
+            crate::mirage::HistoryKeeper::new(conn, ks)
+        });
+        arbiters.push(arbiter);
+    }
+    Ok(Some(crate::analyze::waterfall::MirageHandoff::new(
+        tx,
+        hours,
+        s.waterfall_secs,
+    )))
 }
 
 fn listener_addr(l: &TcpListener) -> SocketAddr {

@@ -126,9 +126,22 @@ pub fn ingest(
     connections: usize,
     out: &mut dyn Write,
 ) -> Result<IngestReport, String> {
+    ingest_with(points, metrics, connections, &|_| {}, out)
+}
+
+/// [`ingest`] with `tweak` applied to the daemon's config (e.g. Mirage on, for a
+/// before/after comparison in one run).
+pub fn ingest_with(
+    points: usize,
+    metrics: usize,
+    connections: usize,
+    tweak: &dyn Fn(&mut Config),
+    out: &mut dyn Write,
+) -> Result<IngestReport, String> {
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-{}", std::process::id()));
     let mut config = bench_config()?;
+    tweak(&mut config);
     config.data.dir = dir.clone();
     config.redis.url = redis.url();
     config.horizon.pickle_bind = "127.0.0.1:0".into();
@@ -911,5 +924,190 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     Ok(WebappReport {
         runs: result?,
         load: (load_before, loadavg()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mirage (`skyline bench mirage`)
+// ---------------------------------------------------------------------------------------------
+
+/// Results of `skyline bench mirage`.
+#[derive(Debug, Clone)]
+pub struct MirageBenchReport {
+    /// Mirage checks per second on one core: merge of the 24 h Redis series into 1,008
+    /// points at 600 s plus the nine algorithms with MIRAGE_CONSENSUS (fetch excluded).
+    pub checks_per_sec: f64,
+    /// The same without the merge (the algorithms on an already merged series).
+    pub analysis_per_sec: f64,
+    /// Baseline in the same run: the Analyzer's algorithms on one 1,440-point series per
+    /// second on one core.
+    pub analyzer_per_sec: f64,
+    /// Anomalous share of the bench checks (so the short circuit is not the whole story).
+    pub anomalous_share: f64,
+    /// Bytes per kept history point: the encoding.
+    pub history_encoded_bytes_per_point: f64,
+    /// Bytes per kept history point in Redis (`used_memory` growth over 1,000 keys).
+    pub history_redis_bytes_per_point: f64,
+    /// `skyline bench ingest` datapoints/s without and with Mirage (a `[[alerts]]` rule
+    /// making every bench metric a Mirage metric, the history keeper every second).
+    pub ingest: Option<(f64, f64)>,
+}
+
+type Series = Vec<(f64, f64)>;
+
+fn mirage_bench_series(k: usize, end: f64) -> (Series, Series) {
+    let noise = |i: usize| (((i * 7919 + k * 104_729) % 13) as f64 - 6.0) * 0.5;
+    let daily = |t: f64| 100.0 + 40.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
+    let jump = if k % 4 == 0 { 400.0 } else { 0.0 };
+    let days: Vec<(f64, f64)> = (0..1008)
+        .map(|i| {
+            let t = end - (1007 - i) as f64 * 600.0;
+            (t, daily(t) + noise(i))
+        })
+        .collect();
+    let recent: Vec<(f64, f64)> = (0..1440)
+        .map(|i| {
+            let t = end - (1439 - i) as f64 * 60.0;
+            let j = if i >= 1430 { jump } else { 0.0 };
+            (t, daily(t) + noise(i) + j)
+        })
+        .collect();
+    (days, recent)
+}
+
+/// Runs the Mirage benchmark: `secs` seconds per timed loop; `ingest_points` > 0 also runs
+/// `skyline bench ingest` twice (without and with Mirage).
+pub fn mirage(
+    secs: f64,
+    ingest_points: usize,
+    out: &mut dyn Write,
+) -> Result<MirageBenchReport, String> {
+    use crate::analyze::algorithms::{run_selected_algorithm, Workspace};
+    use crate::mirage::analysis::{analyse_with, merge_recent, prepare, MirageAnalysis};
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as f64 - 30.0)
+        .unwrap_or(0.0);
+    let sets: Vec<_> = (0..64).map(|k| mirage_bench_series(k, end)).collect();
+    let merged: Vec<Vec<(f64, f64)>> = sets
+        .iter()
+        .map(|(d, r)| {
+            let mut m = merge_recent(d, r);
+            prepare(&mut m);
+            m
+        })
+        .collect();
+    let settings = MirageAnalysis::default();
+    let mut ws = Workspace::new();
+    let now = end + 30.0;
+    let budget = Duration::from_secs_f64(secs.max(0.2));
+    let _ = writeln!(out, "mirage: merge + analysis, one thread, {secs} s…");
+    let (mut n, mut anomalous) = (0usize, 0usize);
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        for (d, r) in &sets {
+            let mut m = merge_recent(d, r);
+            prepare(&mut m);
+            if let Ok(v) = analyse_with(&mut ws, &m, end, now, &settings, true) {
+                anomalous += usize::from(v.anomalous);
+            }
+            n += 1;
+        }
+    }
+    let checks_per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let anomalous_share = anomalous as f64 / n.max(1) as f64;
+    let _ = writeln!(out, "mirage: analysis only…");
+    let mut n = 0usize;
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        for m in &merged {
+            let _ = analyse_with(&mut ws, m, end, now, &settings, true);
+            n += 1;
+        }
+    }
+    let analysis_per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let _ = writeln!(out, "baseline: the Analyzer on 1,440 points…");
+    let a_settings = crate::analyze::algorithms::Settings::default();
+    let mut n = 0usize;
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        for (_, r) in &sets {
+            let _ = run_selected_algorithm(r, now, &a_settings);
+            n += 1;
+        }
+    }
+    let analyzer_per_sec = n as f64 / started.elapsed().as_secs_f64();
+
+    let _ = writeln!(
+        out,
+        "history: 1,000 keys x 1,008 buckets in a private redis-server…"
+    );
+    let buckets: Vec<(i64, f64)> = sets[1].0.iter().map(|p| (p.0 as i64, p.1)).collect();
+    let encoded = crate::mirage::history::encode(&buckets);
+    let history_encoded_bytes_per_point = encoded.len() as f64 / buckets.len() as f64;
+    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    let client = redis::Client::open(redis.url()).map_err(|e| e.to_string())?;
+    let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+    let used = |conn: &mut redis::Connection| -> Result<f64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(conn)
+            .map_err(|e| e.to_string())?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .ok_or_else(|| "no used_memory in INFO".to_string())
+    };
+    let before = used(&mut conn)?;
+    for chunk in (0..1000).collect::<Vec<usize>>().chunks(100) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("SET")
+                .arg(crate::mirage::history::history_key(&format!(
+                    "bench.host-{}.metric-{i}",
+                    i % 97
+                )))
+                .arg(&encoded)
+                .ignore();
+        }
+        let _: () = p.query(&mut conn).map_err(|e| e.to_string())?;
+    }
+    let after = used(&mut conn)?;
+    let history_redis_bytes_per_point = (after - before) / (1000.0 * buckets.len() as f64);
+    drop(redis);
+
+    let ingest = if ingest_points > 0 {
+        let metrics = 10_000.min(ingest_points);
+        let _ = writeln!(out, "ingest without Mirage…");
+        let plain = ingest_with(ingest_points, metrics, 4, &|_| {}, out)?;
+        let _ = writeln!(out, "ingest with every metric a Mirage metric…");
+        let with = ingest_with(
+            ingest_points,
+            metrics,
+            4,
+            &|c: &mut Config| {
+                c.alerts.push(crate::alert::AlertRule {
+                    pattern: "bench".into(),
+                    alerter: "smtp".into(),
+                    expiration_secs: 3600,
+                    to: Vec::new(),
+                    second_order_resolution_hours: Some(168),
+                });
+                c.mirage.history_interval_secs = 1;
+            },
+            out,
+        )?;
+        Some((plain.rate, with.rate))
+    } else {
+        None
+    };
+    Ok(MirageBenchReport {
+        checks_per_sec,
+        analysis_per_sec,
+        analyzer_per_sec,
+        anomalous_share,
+        history_encoded_bytes_per_point,
+        history_redis_bytes_per_point,
+        ingest,
     })
 }

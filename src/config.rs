@@ -22,6 +22,7 @@ pub use crate::alert::config::{AlertRule, AlertersSettings};
 pub use crate::analyze::config::AnalyzerSettings;
 pub use crate::boundary::config::{BoundaryRule, BoundarySettings};
 pub use crate::flux::config::FluxSettings;
+pub use crate::mirage::config::MirageSettings;
 pub use crate::thunder::config::ThunderSettings;
 pub use crate::webapp::config::WebappSettings;
 
@@ -294,6 +295,8 @@ pub struct Config {
     pub thunder: ThunderSettings,
     /// `[boundary]` and `[[boundary.rules]]`
     pub boundary: BoundarySettings,
+    /// `[mirage]`
+    pub mirage: MirageSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -358,6 +361,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "graphite" => section(value, &slot, &mut config.graphite, &mut problems),
             "flux" => section(value, &slot, &mut config.flux, &mut problems),
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
+            "mirage" => section(value, &slot, &mut config.mirage, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             "boundary" => boundary_section(value, &mut config.boundary, &mut problems),
@@ -639,6 +643,7 @@ impl Config {
         self.boundary.validate(&self.alerters, problems);
         self.webapp.validate(problems);
         self.flux.validate(problems);
+        self.mirage.validate(&self.alerts, problems);
     }
 
     /// Number of metric actors to run.

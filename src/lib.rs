@@ -24,6 +24,7 @@ pub mod config;
 pub mod db;
 pub mod flux;
 pub mod listen;
+pub mod mirage;
 pub mod model;
 pub mod panorama;
 pub mod seed;

@@ -68,6 +68,10 @@ enum Cmd {
         /// --csv, the `now` field for --input).
         #[arg(long)]
         now: Option<f64>,
+        /// With --csv: run Mirage's second stage instead, over the last H hours of the file
+        /// ([mirage] algorithms and consensus), e.g. 168 for a week.
+        #[arg(long, requires = "csv")]
+        mirage_hours: Option<u64>,
     },
     /// Run the detector over NAB data as a stream and write NAB results.
     Nab {
@@ -156,6 +160,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1440)]
         points: usize,
     },
+    /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
+    /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
+    /// `bench ingest` without and with Mirage.
+    Mirage {
+        /// Seconds per timed loop.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Datapoints for the ingest before/after (0: skip it).
+        #[arg(long, default_value_t = 500_000)]
+        ingest_points: usize,
+    },
     /// Full analysis cycles over N metrics x 1,440 points in a private redis-server.
     Analyze {
         /// Metrics to load.
@@ -200,7 +215,12 @@ fn main() -> ExitCode {
         Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
         Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
         Cmd::AlertTest { metric } => alert_test(cli.config.as_deref(), &metric),
-        Cmd::Analyze { input, csv, now } => analyze(cli.config.as_deref(), input, csv, now),
+        Cmd::Analyze {
+            input,
+            csv,
+            now,
+            mirage_hours,
+        } => analyze(cli.config.as_deref(), input, csv, now, mirage_hours),
         Cmd::Nab {
             data,
             out,
@@ -244,6 +264,10 @@ fn main() -> ExitCode {
                 anomalies,
                 points,
             }),
+            BenchCmd::Mirage {
+                secs,
+                ingest_points,
+            } => bench_mirage(secs, ingest_points),
             BenchCmd::Analyze {
                 metrics,
                 cycles,
@@ -516,6 +540,43 @@ fn logs(path: Option<&Path>, errors: bool, follow: bool) -> ExitCode {
     }
 }
 
+fn bench_mirage(secs: f64, ingest_points: usize) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    match skyline::bench::mirage(secs, ingest_points, &mut err_out) {
+        Ok(r) => {
+            println!(
+                "mirage: {:.0} checks/s per core (merge of 24 h Redis + 9 algorithms on 1,008 points, fetch excluded; {:.0} % anomalous)",
+                r.checks_per_sec,
+                r.anomalous_share * 100.0
+            );
+            println!(
+                "mirage: {:.0} checks/s per core for the algorithms alone",
+                r.analysis_per_sec
+            );
+            println!(
+                "baseline (same run): Analyzer {:.0} series/s per core on 1,440 points; mirage/analyzer = {:.2}",
+                r.analyzer_per_sec,
+                r.checks_per_sec / r.analyzer_per_sec
+            );
+            println!(
+                "history: {:.1} bytes per kept point encoded, {:.1} bytes per kept point in Redis (used_memory, 1,000 keys x 1,008 points)",
+                r.history_encoded_bytes_per_point, r.history_redis_bytes_per_point
+            );
+            if let Some((before, after)) = r.ingest {
+                println!(
+                    "ingest: {before:.0} datapoints/s without Mirage, {after:.0} with every metric a Mirage metric (history keeper every 1 s); after/before = {:.3}",
+                    after / before
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench mirage: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
     let mut err_out = std::io::stderr();
     let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
@@ -648,6 +709,7 @@ fn analyze(
     input: Option<PathBuf>,
     csv: Option<PathBuf>,
     now: Option<f64>,
+    mirage_hours: Option<u64>,
 ) -> ExitCode {
     use skyline::analyze::crucible;
     // The config's [analyzer] section applies when a config file is present.
@@ -661,6 +723,9 @@ fn analyze(
     let settings = config
         .analyzer
         .algorithm_settings(config.horizon.full_duration_secs);
+    if let (Some(csv), Some(hours)) = (&csv, mirage_hours) {
+        return mirage_csv(&config, csv, hours, now);
+    }
     if let Some(csv) = csv {
         return match crucible::analyze_csv(&csv, now, &settings) {
             Ok(report) => {
@@ -699,6 +764,37 @@ fn analyze(
             ExitCode::from(2)
         }
     }
+}
+
+/// `skyline analyze --csv FILE --mirage-hours H`.
+fn mirage_csv(config: &Config, csv: &Path, hours: u64, now: Option<f64>) -> ExitCode {
+    use skyline::mirage::analysis::{render_report, MirageAnalysis};
+    let file = match std::fs::File::open(csv) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(err) => {
+            eprintln!("skyline analyze: {}: {err}", csv.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut series = match skyline::analyze::crucible::parse_csv(file, csv) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("skyline analyze: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    skyline::mirage::analysis::prepare(&mut series);
+    let now = now.or_else(|| series.last().map(|p| p.0)).unwrap_or(0.0);
+    let s = MirageAnalysis {
+        algorithms: config.mirage.algorithm_list(),
+        consensus: config.mirage.consensus,
+        min_tolerable_length: config.mirage.min_tolerable_length,
+    };
+    print!(
+        "{}",
+        render_report(&csv.display().to_string(), &series, hours, now, &s)
+    );
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::too_many_arguments)] // reason: one parameter per CLI flag

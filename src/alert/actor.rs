@@ -42,6 +42,16 @@ pub fn last_alert_key(alerter: &str, metric: &str) -> String {
     format!("last_alert.{alerter}.{metric}")
 }
 
+/// The expiry key for an anomaly found by `app`: Mirage keeps its own
+/// (`mirage.last_alert.<alerter>.<metric>`, Skyline's, so an Analyzer alert never hides a
+/// Mirage one); every other app uses [`last_alert_key`].
+pub fn last_alert_key_for(app: &str, alerter: &str, metric: &str) -> String {
+    match app {
+        "mirage" => format!("mirage.last_alert.{alerter}.{metric}"),
+        _ => last_alert_key(alerter, metric),
+    }
+}
+
 /// Retry policy of the delivery workers.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -229,7 +239,7 @@ impl Alerts {
             if alerter == "syslog" && self.syslog_all {
                 continue; // already sent above
             }
-            let key = last_alert_key(&alerter, &a.metric);
+            let key = last_alert_key_for(&a.app, &alerter, &a.metric);
             let notice = AnomalyNotice {
                 anomaly: a.clone(),
                 expiration_secs: expiration,
@@ -396,7 +406,8 @@ impl Handler<AlertAnomaly> for Alerts {
         let a = msg.0;
         // SYSLOG_ENABLED-style catch-all: every anomaly is in the log, whatever the rules say.
         info!(
-            "Analyzer - Anomalous metric: {} (value: {})",
+            "{} - Anomalous metric: {} (value: {})",
+            super::notification::app_context(&a.app),
             a.metric,
             super::notification::value_str(a.datapoint)
         );

@@ -30,6 +30,11 @@ pub struct AlertRule {
     /// `SMTP_OPTS['recipients'][pattern]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
+    /// Skyline's 4th ALERTS element (`SECOND_ORDER_RESOLUTION_HOURS`): on the first matching
+    /// `smtp` rule, a value above 24 makes the metric a Mirage metric re-analysed over this
+    /// many hours before anyone is alerted (see docs/mirage.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_order_resolution_hours: Option<u64>,
 }
 
 fn default_expiration() -> u64 {
@@ -502,12 +507,14 @@ mod tests {
                 alerter: "smtp".into(),
                 expiration_secs: 3600,
                 to: vec![],
+                second_order_resolution_hours: None,
             },
             AlertRule {
                 pattern: "^(".into(),
                 alerter: "slack".into(),
                 expiration_secs: 0,
                 to: vec!["x".into()],
+                second_order_resolution_hours: None,
             },
         ];
         validate_rules(&rules, &alerters, &mut problems);

@@ -39,7 +39,7 @@ pub mod smtp;
 pub mod syslog;
 pub mod webhook;
 
-pub use actor::{last_alert_key, Alerts, AlertsSetup, RetryPolicy};
+pub use actor::{last_alert_key, last_alert_key_for, Alerts, AlertsSetup, RetryPolicy};
 pub use channel::{build_channels, test_alert, Channel, TestOutcome};
 pub use config::{AlertRule, AlertersSettings};
 pub use error::AlertError;

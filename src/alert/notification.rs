@@ -100,13 +100,21 @@ impl Context {
     }
 }
 
+/// Skyline's alert context for an anomaly found by `app`: `Mirage`, `Boundary` or `Analyzer`.
+pub fn app_context(app: &str) -> &'static str {
+    match app {
+        "mirage" => "Mirage",
+        "boundary" => "Boundary",
+        _ => "Analyzer",
+    }
+}
+
 impl Notification {
     /// Skyline's alert context: `Analyzer`, `Boundary`, `Test` (alert-test) or `Thunder`.
     pub fn context(&self) -> &'static str {
         match self {
             Notification::Anomaly(n) if n.test => "Test",
-            Notification::Anomaly(n) if n.anomaly.app == "boundary" => "Boundary",
-            Notification::Anomaly(_) => "Analyzer",
+            Notification::Anomaly(n) => app_context(&n.anomaly.app),
             Notification::System(_) => "Thunder",
         }
     }
@@ -156,7 +164,11 @@ impl Notification {
                 )
             }
             Notification::Anomaly(n) => {
-                format!("[Skyline alert] - Analyzer ALERT - {}", n.anomaly.metric)
+                format!(
+                    "[Skyline alert] - {} ALERT - {}",
+                    self.context(),
+                    n.anomaly.metric
+                )
             }
             Notification::System(s) => match s.status {
                 SystemStatus::Firing => {

@@ -223,6 +223,17 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// Skyline's Mirage membership (`metrics_manager.py:1955-2009`): the hours of the **first
+    /// matching `smtp` rule** when its `second_order_resolution_hours` is above 24; `None`
+    /// otherwise (non-smtp rules are ignored and the search stops at that first smtp rule).
+    pub fn mirage_hours(&self, metric: &str) -> Option<u64> {
+        let r = self
+            .rules
+            .iter()
+            .find(|r| r.rule.alerter == "smtp" && r.matcher.matches(metric).is_some())?;
+        r.rule.second_order_resolution_hours.filter(|h| *h > 24)
+    }
+
     /// The first matching rule of each alerter, in rule order.
     pub fn matching(&self, metric: &str) -> Vec<(&AlertRule, MatchedBy)> {
         let mut seen: Vec<&str> = Vec::new();
@@ -324,6 +335,7 @@ mod tests {
             alerter: a.into(),
             expiration_secs: e,
             to: vec![],
+            second_order_resolution_hours: None,
         };
         let set = RuleSet::new(&[
             rule("web.*.requests", "smtp", 3600),
@@ -348,5 +360,29 @@ mod tests {
             .collect();
         assert_eq!(got, vec![60, 600]);
         assert!(set.matching("cpu.idle").is_empty());
+    }
+
+    #[test]
+    fn mirage_membership_is_the_first_matching_smtp_rule_above_24_hours() {
+        let rule = |p: &str, a: &str, h: Option<u64>| AlertRule {
+            pattern: p.into(),
+            alerter: a.into(),
+            expiration_secs: 3600,
+            to: vec![],
+            second_order_resolution_hours: h,
+        };
+        let set = RuleSet::new(&[
+            rule("web", "slack", Some(168)),
+            rule("web.h1", "smtp", Some(24)),
+            rule("web", "smtp", Some(168)),
+            rule("db", "smtp", Some(168)),
+            rule("db", "smtp", Some(24)),
+        ])
+        .unwrap();
+        // The slack rule is ignored; the first smtp rule (24 h: not > 24) decides for web.h1.
+        assert_eq!(set.mirage_hours("web.h1.requests"), None);
+        assert_eq!(set.mirage_hours("web.h2.requests"), Some(168));
+        assert_eq!(set.mirage_hours("db.queries"), Some(168));
+        assert_eq!(set.mirage_hours("cache.hits"), None);
     }
 }

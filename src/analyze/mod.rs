@@ -23,6 +23,7 @@ pub mod crucible;
 mod messages;
 pub mod nab;
 mod runner;
+pub mod waterfall;
 mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};

@@ -54,6 +54,9 @@ pub struct RunReport {
     pub run_time: f64,
     /// Epoch seconds at the start of the run.
     pub timestamp: i64,
+    /// The Mirage hand-off of this run (None: Mirage off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirage: Option<super::waterfall::HandoffReport>,
 }
 
 /// Analyzer settings the loop needs.
@@ -154,6 +157,7 @@ pub async fn run_cycle(
         anomalies: total.anomalies,
         run_time: started.elapsed().as_secs_f64(),
         timestamp: now as i64,
+        mirage: None,
     })
 }
 
@@ -165,6 +169,7 @@ pub struct Analyzer {
     recipients: Vec<Recipient<RecordAnomaly>>,
     alert_recipients: Vec<Recipient<AlertAnomaly>>,
     running: bool,
+    mirage: Option<std::sync::Arc<super::waterfall::MirageHandoff>>,
 }
 
 impl Analyzer {
@@ -183,7 +188,15 @@ impl Analyzer {
             recipients,
             alert_recipients,
             running: false,
+            mirage: None,
         }
+    }
+
+    /// Hands Mirage metrics' anomalies to Mirage instead of recording and alerting them
+    /// (see `waterfall`).
+    pub fn with_mirage(mut self, handoff: super::waterfall::MirageHandoff) -> Self {
+        self.mirage = Some(std::sync::Arc::new(handoff));
+        self
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -199,8 +212,15 @@ impl Analyzer {
         let mut conn = self.conn.clone();
         let pool = self.pool.clone();
         let settings = self.settings.clone();
+        let mirage = self.mirage.clone();
         let fut = async move {
-            let report = run_cycle(&mut conn, &pool, &settings).await?;
+            let mut report = run_cycle(&mut conn, &pool, &settings).await?;
+            if let Some(h) = &mirage {
+                let now = report.timestamp;
+                report.mirage = Some(
+                    super::waterfall::hand_off(&mut conn, h, &mut report.anomalies, now).await,
+                );
+            }
             publish(&mut conn, &report, settings.anomaly_dump.as_deref()).await?;
             Ok::<RunReport, String>(report)
         };

@@ -277,6 +277,29 @@ counters! {
         "boundary.{host}.overruns", "Boundary ticks skipped because the previous run was still going.";
     BOUNDARY_ERRORS = "skyline_boundary_errors_total",
         "boundary.{host}.errors", "Boundary runs that failed on Redis errors.";
+    // Mirage (H4)
+    MIRAGE_CHECKS_SENT = "skyline_mirage_checks_sent_total",
+        "analyzer.{host}.mirage.checks_sent", "Mirage checks the Analyzer handed to Mirage (instead of recording and alerting).";
+    MIRAGE_QUEUE_FULL = "skyline_mirage_checks_queue_full_total",
+        "analyzer.{host}.mirage.queue_full", "Mirage checks the Analyzer alerted itself because the hand-off queue was full.";
+    MIRAGE_WATERFALL = "skyline_mirage_waterfall_alerts_total",
+        "analyzer.{host}.mirage.waterfall_alerts", "Mirage checks not decided within waterfall_secs, alerted by the Analyzer.";
+    MIRAGE_CHECKS_DONE = "skyline_mirage_checks_done_total",
+        "mirage.{host}.checks.done", "Mirage checks analysed (Skyline's mirage.checks.done).";
+    MIRAGE_ANOMALIES = "skyline_mirage_anomalies_total",
+        "mirage.{host}.anomalies", "Mirage checks found anomalous over their days (recorded and alerted).";
+    MIRAGE_CLEARED = "skyline_mirage_not_anomalous_total",
+        "mirage.{host}.not_anomalous", "Mirage checks found not anomalous over their days (never alerted).";
+    MIRAGE_UNDECIDED = "skyline_mirage_undecided_total",
+        "mirage.{host}.undecided", "Mirage checks left to the waterfall (stale, no history, too short, no data source).";
+    MIRAGE_GRAPHITE_ERRORS = "skyline_mirage_graphite_errors_total",
+        "mirage.{host}.graphite_errors", "Failed graphite-web fetches (the built-in history is used, else the waterfall alerts).";
+    MIRAGE_REDIS_ERRORS = "skyline_mirage_redis_errors_total",
+        "mirage.{host}.redis_errors", "Mirage checks that met a Redis error (left to the waterfall).";
+    MIRAGE_HISTORY_BUCKETS = "skyline_mirage_history_buckets_total",
+        "mirage.{host}.history.buckets", "Buckets appended to mirage.history.* keys.";
+    MIRAGE_HISTORY_ERRORS = "skyline_mirage_history_errors_total",
+        "mirage.{host}.history.errors", "History keeper rounds that failed on Redis errors.";
 }
 
 gauges! {

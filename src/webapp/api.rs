@@ -229,7 +229,10 @@ impl SeriesCache {
 /// prefix (as Skyline's pages send it) is tried as a key first, then as a base name.
 pub fn candidate_keys(name: &str) -> Vec<String> {
     let mut keys = Vec::with_capacity(2);
-    if name.starts_with(FULL_NAMESPACE) {
+    // Mirage's built-in history (same msgpack pairs): Panorama graphs a Mirage anomaly's
+    // days from it when no Graphite is configured.
+    if name.starts_with(FULL_NAMESPACE) || name.starts_with(crate::mirage::history::HISTORY_PREFIX)
+    {
         keys.push(name.to_string());
     }
     keys.push(crate::store::keys::metric_key(name));

@@ -10,6 +10,12 @@
 //! refresh_secs` and rebuilds the cards when the version changes, without reloading.
 //! The page and the JSON are compressed once per change and served gzipped to clients that
 //! accept it (browsers do).
+//!
+//! Stages: the list merges `analyzer.current_anomalies`, `mirage.current_anomalies` and
+//! `boundary.current_anomalies` (same entry shape, each written by its stage every run), each
+//! entry with a `stage` field (`analyzer` | `mirage` | `boundary`); `mirage.run_stats` adds
+//! Mirage's last run and the metrics it **cleared** (found not anomalous over their days,
+//! so never alerted). All five keys are read with the one `MGET`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,6 +33,22 @@ use super::panorama::html_response;
 use super::templates::{fmt_utc, fmt_value, iso_utc, json_for_html, query_value};
 use super::{WebState, Worker};
 use crate::analyze::{CURRENT_ANOMALIES_KEY, RUN_STATS_KEY};
+use crate::mirage::{
+    CURRENT_ANOMALIES_KEY as MIRAGE_CURRENT_KEY, RUN_STATS_KEY as MIRAGE_RUN_STATS_KEY,
+};
+
+/// Boundary's current anomalies (written by Boundary every run; same entry shape).
+pub const BOUNDARY_CURRENT_KEY: &str = "boundary.current_anomalies";
+
+/// The keys the Now view reads, in `raw` order.
+const NOW_KEYS: [&str; 5] = [
+    CURRENT_ANOMALIES_KEY,
+    RUN_STATS_KEY,
+    MIRAGE_CURRENT_KEY,
+    MIRAGE_RUN_STATS_KEY,
+    BOUNDARY_CURRENT_KEY,
+];
+type Raw = [Option<Vec<u8>>; 5];
 use crate::panorama::{GetStats, PanoramaStats};
 
 /// One current anomaly as the Analyzer writes it.
@@ -44,8 +66,45 @@ pub struct CurrentAnomaly {
     /// Algorithms run.
     #[serde(default)]
     pub algorithms_run: Vec<String>,
+    /// Which stage decided it: `analyzer`, `mirage` or `boundary` (set from the key read).
+    #[serde(default)]
+    pub stage: String,
 }
 
+/// A metric Mirage cleared in its last run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ClearedView {
+    /// Base name.
+    pub metric: String,
+    /// The Analyzer's anomaly timestamp.
+    pub timestamp: i64,
+    /// Its value.
+    pub datapoint: f64,
+    /// Hours Mirage looked at.
+    #[serde(default)]
+    pub hours: u64,
+    /// `graphite` or `history`.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// `mirage.run_stats`, the fields shown.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MirageRun {
+    /// Epoch seconds of Mirage's last run.
+    pub timestamp: i64,
+    /// Checks in it.
+    pub checks: u64,
+    /// Found anomalous.
+    pub anomalous: u64,
+    /// Found not anomalous.
+    pub not_anomalous: u64,
+    /// Left to the Analyzer's waterfall alert, by reason.
+    pub undecided: Vec<(String, u64)>,
+    /// Cleared metrics.
+    pub cleared: Vec<ClearedView>,
+}
 /// `analyzer.run_stats`, the fields shown.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -72,6 +131,7 @@ struct NowJson<'a> {
     warning: Option<&'a str>,
     run: Option<&'a RunStats>,
     anomalies: &'a [CurrentAnomaly],
+    mirage: Option<&'a MirageRun>,
 }
 
 #[derive(Serialize)]
@@ -88,6 +148,31 @@ struct Card {
     triggered: Vec<String>,
     triggered_count: usize,
     run_count: usize,
+    stage: String,
+}
+
+#[derive(Serialize)]
+struct ClearedCard {
+    metric: String,
+    metric_q: String,
+    datapoint_fmt: String,
+    ts: i64,
+    ts_iso: String,
+    ts_utc: String,
+    hours: u64,
+    source: String,
+}
+
+#[derive(Serialize)]
+struct MirageRunView {
+    ts: i64,
+    ts_iso: String,
+    ts_utc: String,
+    checks: u64,
+    anomalous: u64,
+    not_anomalous: u64,
+    undecided: Vec<(String, u64)>,
+    cleared: Vec<ClearedCard>,
 }
 
 #[derive(Serialize)]
@@ -123,10 +208,11 @@ struct NowView<'a> {
     run: Option<RunView>,
     warning: Option<&'a str>,
     analyzer_off: bool,
+    mirage: Option<MirageRunView>,
 }
 
 struct NowEntry {
-    raw: [Option<Vec<u8>>; 2],
+    raw: Raw,
     html: Bytes,
     html_gz: Option<Bytes>,
     json: Bytes,
@@ -147,7 +233,7 @@ pub struct NowCache {
 }
 
 /// A short, stable fingerprint of the inputs (FNV-1a), the `version` the page polls.
-fn fingerprint(raw: &[Option<Vec<u8>>; 2]) -> String {
+fn fingerprint(raw: &[Option<Vec<u8>>]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (i, part) in raw.iter().enumerate() {
         for b in part.iter().flatten().chain(std::iter::once(&(i as u8))) {
@@ -163,19 +249,32 @@ pub fn rebrow_k(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
 }
 
-fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebError> {
+fn build(state: &WebState, raw: Raw) -> Result<NowEntry, WebError> {
     let version = fingerprint(&raw);
     let mut warning = None;
-    let mut anomalies: Vec<CurrentAnomaly> = match &raw[0] {
-        None => Vec::new(),
-        Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|err| {
-            error!("webapp: redis {CURRENT_ANOMALIES_KEY} is not the analyzer's JSON: {err}");
-            warning = Some("analyzer.current_anomalies in Redis could not be read; see /errors");
-            Vec::new()
-        }),
-    };
+    let mut anomalies: Vec<CurrentAnomaly> = Vec::new();
+    for (i, stage, key) in [
+        (0, "analyzer", CURRENT_ANOMALIES_KEY),
+        (2, "mirage", MIRAGE_CURRENT_KEY),
+        (4, "boundary", BOUNDARY_CURRENT_KEY),
+    ] {
+        let Some(bytes) = &raw[i] else { continue };
+        match serde_json::from_slice::<Vec<CurrentAnomaly>>(bytes) {
+            Ok(list) => anomalies.extend(list.into_iter().map(|mut a| {
+                a.stage = stage.to_string();
+                a
+            })),
+            Err(err) => {
+                error!("webapp: redis {key} is not the {stage}'s JSON: {err}");
+                warning = Some("a current anomalies list in Redis could not be read; see /errors");
+            }
+        }
+    }
     anomalies.retain(|a| a.datapoint.is_finite());
-    anomalies.sort_by(|a, b| a.metric.cmp(&b.metric));
+    anomalies.sort_by(|a, b| a.metric.cmp(&b.metric).then(a.stage.cmp(&b.stage)));
+    let mirage: Option<MirageRun> = raw[3]
+        .as_deref()
+        .and_then(|b| serde_json::from_slice(b).ok());
     let run: Option<RunStats> = raw[1]
         .as_deref()
         .and_then(|b| serde_json::from_slice(b).ok());
@@ -186,6 +285,7 @@ fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebErr
         warning,
         run: run.as_ref(),
         anomalies: &anomalies,
+        mirage: mirage.as_ref(),
     })
     .map_err(|err| WebError::internal("now JSON", &err))?;
     let cards = anomalies
@@ -205,6 +305,7 @@ fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebErr
                 triggered_count: a.triggered_algorithms.len(),
                 triggered: a.triggered_algorithms.clone(),
                 run_count: a.algorithms_run.len(),
+                stage: a.stage.clone(),
             }
         })
         .collect::<Vec<_>>();
@@ -234,6 +335,29 @@ fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebErr
         }),
         warning,
         analyzer_off: state.analyzer_every_secs == 0,
+        mirage: mirage.map(|r| MirageRunView {
+            ts: r.timestamp,
+            ts_iso: iso_utc(r.timestamp),
+            ts_utc: fmt_utc(r.timestamp),
+            checks: r.checks,
+            anomalous: r.anomalous,
+            not_anomalous: r.not_anomalous,
+            undecided: r.undecided,
+            cleared: r
+                .cleared
+                .into_iter()
+                .map(|c| ClearedCard {
+                    metric_q: query_value(&c.metric),
+                    datapoint_fmt: fmt_value(c.datapoint),
+                    ts: c.timestamp,
+                    ts_iso: iso_utc(c.timestamp),
+                    ts_utc: fmt_utc(c.timestamp),
+                    metric: c.metric,
+                    hours: c.hours,
+                    source: c.source,
+                })
+                .collect(),
+        }),
     };
     let html = state.templates.render("now", &view)?;
     // Built once per analysis run, served many times: compress now, at the default level.
@@ -250,18 +374,12 @@ fn build(state: &WebState, raw: [Option<Vec<u8>>; 2]) -> Result<NowEntry, WebErr
 async fn current(state: &WebState, worker: &Worker) -> Result<(Encoded, Encoded), WebError> {
     let mut conn = worker.redis.clone();
     let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-        .arg(CURRENT_ANOMALIES_KEY)
-        .arg(RUN_STATS_KEY)
+        .arg(&NOW_KEYS[..])
         .query_async(&mut conn)
         .await
-        .map_err(|err| {
-            WebError::redis_failed(
-                &format!("MGET {CURRENT_ANOMALIES_KEY} {RUN_STATS_KEY}"),
-                &err,
-            )
-        })?;
+        .map_err(|err| WebError::redis_failed(&format!("MGET {}", NOW_KEYS.join(" ")), &err))?;
     let mut it = values.into_iter();
-    let raw = [it.next().flatten(), it.next().flatten()];
+    let raw: Raw = std::array::from_fn(|_| it.next().flatten());
     let pick = |e: &NowEntry| {
         (
             Encoded {
@@ -476,9 +594,9 @@ mod tests {
 
     #[test]
     fn fingerprints_differ() {
-        let a = fingerprint(&[Some(b"[]".to_vec()), None]);
-        let b = fingerprint(&[None, Some(b"[]".to_vec())]);
-        let c = fingerprint(&[Some(b"[]".to_vec()), None]);
+        let a = fingerprint(&[Some(b"[]".to_vec()), None, None, None, None]);
+        let b = fingerprint(&[None, Some(b"[]".to_vec()), None, None, None]);
+        let c = fingerprint(&[Some(b"[]".to_vec()), None, None, None, None]);
         assert_ne!(a, b);
         assert_eq!(a, c);
     }

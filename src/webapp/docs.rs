@@ -32,6 +32,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/webapp.md"),
     ),
     (
+        "mirage",
+        "Mirage (second look over days)",
+        include_str!("../../docs/mirage.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),
@@ -56,6 +61,7 @@ fn rewrite_link(url: &str) -> String {
         "README.md" => "/docs/readme",
         "ARCHITECTURE.md" => "/docs/architecture",
         "docs/webapp.md" | "webapp.md" => "/docs/webapp",
+        "docs/mirage.md" | "mirage.md" => "/docs/mirage",
         "conf/skyline.toml" => "/docs/configuration",
         p if p.starts_with("docs/screenshots/") || p.starts_with("screenshots/") => {
             let file = p.rsplit('/').next().unwrap_or("");

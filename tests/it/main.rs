@@ -12,6 +12,7 @@ mod flux;
 mod fuzz_corpus;
 mod hostile;
 mod ingest;
+mod mirage;
 mod pipeline;
 mod support;
 mod vectors;
