@@ -68,6 +68,10 @@ enum Cmd {
         /// --csv, the `now` field for --input).
         #[arg(long)]
         now: Option<f64>,
+        /// `skyline` (the configured algorithms) or `stream` (per-point stream detector
+        /// scores; --csv only).
+        #[arg(long, default_value = "skyline")]
+        detector: String,
     },
     /// Run the detector over NAB data as a stream and write NAB results.
     Nab {
@@ -93,6 +97,9 @@ enum Cmd {
         /// (this daemon's Skyline G algorithms).
         #[arg(long, default_value = "reference")]
         variant: String,
+        /// `skyline` (the algorithms, 0/1 scores) or `stream` (graded stream detector scores).
+        #[arg(long, default_value = "skyline")]
+        detector: String,
     },
     /// Benchmarks.
     Bench {
@@ -200,7 +207,21 @@ fn main() -> ExitCode {
         Cmd::Seed { addr } => seed(cli.config.as_deref(), addr),
         Cmd::Logs { errors, follow } => logs(cli.config.as_deref(), errors, follow),
         Cmd::AlertTest { metric } => alert_test(cli.config.as_deref(), &metric),
-        Cmd::Analyze { input, csv, now } => analyze(cli.config.as_deref(), input, csv, now),
+        Cmd::Analyze {
+            input,
+            csv,
+            now,
+            detector,
+        } => {
+            if detector == "stream" {
+                analyze_stream(csv)
+            } else if detector == "skyline" {
+                analyze(cli.config.as_deref(), input, csv, now)
+            } else {
+                eprintln!("skyline analyze: --detector must be skyline or stream, not {detector:?}");
+                ExitCode::from(2)
+            }
+        }
         Cmd::Nab {
             data,
             out,
@@ -209,7 +230,10 @@ fn main() -> ExitCode {
             expiry,
             window,
             variant,
-        } => nab(&data, &out, algorithms, consensus, expiry, window, &variant),
+            detector,
+        } => nab(
+            &data, &out, algorithms, consensus, expiry, window, &variant, &detector,
+        ),
         Cmd::Bench { what } => match what {
             BenchCmd::Ingest {
                 points,
@@ -643,6 +667,24 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
     }
 }
 
+/// `skyline analyze --csv FILE --detector stream`: one `timestamp,value,score` line per row.
+fn analyze_stream(csv: Option<PathBuf>) -> ExitCode {
+    let Some(csv) = csv else {
+        eprintln!("skyline analyze: --detector stream needs --csv FILE");
+        return ExitCode::from(2);
+    };
+    match skyline::analyze::crucible::stream_csv(&csv) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline analyze: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn analyze(
     path: Option<&Path>,
     input: Option<PathBuf>,
@@ -710,9 +752,18 @@ fn nab(
     expiry: Option<i64>,
     window: Option<i64>,
     variant: &str,
+    detector: &str,
 ) -> ExitCode {
-    use skyline::analyze::nab::{run_nab, NabOptions, NabVariant};
+    use skyline::analyze::nab::{run_nab, NabEngine, NabOptions, NabVariant};
     let mut opts = NabOptions::default();
+    opts.engine = match detector {
+        "skyline" => NabEngine::Skyline,
+        "stream" => NabEngine::Stream(skyline::analyze::stream::StreamParams::default()),
+        other => {
+            eprintln!("skyline nab: --detector must be skyline or stream, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(names) = algorithms {
         let mut parsed = Vec::new();
         for n in names {

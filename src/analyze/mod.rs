@@ -23,6 +23,7 @@ pub mod crucible;
 mod messages;
 pub mod nab;
 mod runner;
+pub mod stream;
 mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};

@@ -46,6 +46,20 @@ pub struct NabOptions {
     pub threads: usize,
     /// Which implementation of the algorithms votes (protocol: the reference detector's).
     pub variant: NabVariant,
+    /// Which detector scores the rows: Skyline's algorithms (0/1 scores, the protocol above)
+    /// or the graded [`crate::analyze::stream`] detector.
+    pub engine: NabEngine,
+}
+
+/// The detector `skyline nab` runs (`--detector`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum NabEngine {
+    /// Skyline's algorithms as configured by the other options (scores 0.0 / 1.0).
+    #[default]
+    Skyline,
+    /// The stream detector with these parameters (graded scores in [0, 1]); the other
+    /// options except `detector` and `threads` do not apply.
+    Stream(super::stream::StreamParams),
 }
 
 /// Which implementation of Skyline's algorithms the NAB detector runs.
@@ -84,6 +98,7 @@ impl Default for NabOptions {
             detector: None,
             threads: 0,
             variant: NabVariant::Reference,
+            engine: NabEngine::Skyline,
         }
     }
 }
@@ -279,8 +294,27 @@ fn process_file(
     let path = data.join(relative);
     let rows = read_rows(&path)?;
     let points: Vec<(f64, f64)> = rows.iter().map(|r| r.point).collect();
-    let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
-    let detection = detect_with(&points, integer_values, opts);
+    // One score per row, and the rows the detector analysed.
+    let (scores, analysed): (Vec<f64>, usize) = match &opts.engine {
+        NabEngine::Skyline => {
+            let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
+            let detection = detect_with(&points, integer_values, opts);
+            let scores = detection
+                .scores
+                .iter()
+                .map(|&hit| if hit { 1.0 } else { 0.0 })
+                .collect();
+            (scores, detection.analysed)
+        }
+        NabEngine::Stream(params) => {
+            let pts: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t as i64, v)).collect();
+            (super::stream::score_series(&pts, params), rows.len())
+        }
+    };
+    let hit_at = match &opts.engine {
+        NabEngine::Skyline => 1.0,
+        NabEngine::Stream(params) => params.threshold,
+    };
 
     let name = relative
         .file_name()
@@ -296,9 +330,12 @@ fn process_file(
     let mut w = BufWriter::new(file);
     let write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
         writeln!(w, "timestamp,value,anomaly_score")?;
-        for (row, &hit) in rows.iter().zip(&detection.scores) {
-            let score = if hit { "1.0" } else { "0.0" };
-            writeln!(w, "{},{},{score}", row.timestamp, row.value)?;
+        for (row, &score) in rows.iter().zip(&scores) {
+            if score == 0.0 || score == 1.0 {
+                writeln!(w, "{},{},{score:.1}", row.timestamp, row.value)?;
+            } else {
+                writeln!(w, "{},{},{score:.6}", row.timestamp, row.value)?;
+            }
         }
         w.flush()
     };
@@ -307,8 +344,8 @@ fn process_file(
         file: relative.to_path_buf(),
         output,
         rows: rows.len(),
-        analysed: detection.analysed,
-        detections: detection.scores.iter().filter(|&&s| s).count(),
+        analysed,
+        detections: scores.iter().filter(|&&s| s >= hit_at).count(),
         elapsed: started.elapsed(),
     })
 }
