@@ -175,6 +175,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 0)]
         workers: usize,
     },
+    /// The stream detector alone: updates per second on one core over N metrics fed
+    /// point by point in time order, state bytes per metric, and a restart replay over
+    /// all cores.
+    Stream {
+        /// Metrics.
+        #[arg(long, default_value_t = 10_000)]
+        metrics: usize,
+        /// Points per metric.
+        #[arg(long, default_value_t = 1440)]
+        points: usize,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
@@ -218,7 +229,9 @@ fn main() -> ExitCode {
             } else if detector == "skyline" {
                 analyze(cli.config.as_deref(), input, csv, now)
             } else {
-                eprintln!("skyline analyze: --detector must be skyline or stream, not {detector:?}");
+                eprintln!(
+                    "skyline analyze: --detector must be skyline or stream, not {detector:?}"
+                );
                 ExitCode::from(2)
             }
         }
@@ -273,6 +286,11 @@ fn main() -> ExitCode {
                 cycles,
                 workers,
             } => bench_analyze(metrics, cycles, workers),
+            BenchCmd::Stream { metrics, points } => {
+                let r = skyline::bench::stream(metrics, points);
+                println!("{r}");
+                ExitCode::SUCCESS
+            }
         },
     }
 }

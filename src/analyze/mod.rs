@@ -24,6 +24,7 @@ mod messages;
 pub mod nab;
 mod runner;
 pub mod stream;
+pub mod streaming;
 mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};

@@ -286,6 +286,8 @@ gauges! {
         "thunder.{host}.failing_checks", "Self-monitoring checks currently failing.";
     SELFMETRICS_PENDING = "skyline_selfmetrics_pending_lines",
         "selfmetrics.{host}.pending_lines", "Self-metric lines waiting for carbon.";
+    STREAM_ABOVE_THRESHOLD = "skyline_analyzer_stream_above_threshold_metrics",
+        "analyzer.{host}.stream.above_threshold", "Metrics whose last analysis run the stream detector scored at or above its threshold.";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

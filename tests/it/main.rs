@@ -10,6 +10,7 @@ mod deploy;
 mod flux;
 mod ingest;
 mod pipeline;
+mod stream;
 mod support;
 mod vectors;
 mod webapp;
