@@ -972,7 +972,7 @@ pub fn stream(metrics: usize, points: usize) -> StreamBenchReport {
     let params = StreamParams::default();
     // A deterministic noisy daily wave per metric, with an occasional spike.
     let value = |m: usize, i: usize| -> f64 {
-        let mut x = ((m as u64) << 32 | i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut x = (((m as u64) << 32) | i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         x ^= x >> 29;
         let noise = (x % 1000) as f64 / 100.0;
         let spike = if x % 5000 == 0 { 500.0 } else { 0.0 };

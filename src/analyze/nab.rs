@@ -11,8 +11,12 @@
 //! 1.0 the rows of the next 12 hours are not analysed and score 0.0 (their values still join
 //! the history). The detector also runs during NAB's probation rows.
 //!
+//! With [`NabEngine::Stream`] (`skyline nab --detector stream`) the rows are scored by the
+//! graded [`crate::analyze::stream`] detector instead (scores in [0, 1], written with six
+//! decimals, for `nab_score.py` to optimise the threshold over).
+//!
 //! Owns file discovery, CSV reading and writing, the streaming loop and the thread pool;
-//! the numerics are [`crate::analyze::algorithms`]'.
+//! the numerics are [`crate::analyze::algorithms`]' and [`crate::analyze::stream`]'s.
 
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -900,6 +904,39 @@ mod tests {
                 assert!(score == "1.0" || score == "0.0", "{score}");
             }
         }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn run_nab_stream_writes_graded_scores() {
+        let root = temp_dir("stream");
+        let data = root.join("data");
+        let out = root.join("results").join("stream");
+        std::fs::create_dir_all(data.join("cat")).expect("data dir");
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..600i64 {
+            let v = if i == 500 { 900.0 } else { 10.0 + (i % 9) as f64 };
+            let t = super::super::crucible::format_timestamp(1_400_000_000.0 + i as f64 * 300.0);
+            text.push_str(&format!("{t},{v}\n"));
+        }
+        std::fs::write(data.join("cat").join("x.csv"), text).expect("data file");
+        let opts = NabOptions {
+            engine: NabEngine::Stream(super::super::stream::StreamParams::default()),
+            ..NabOptions::default()
+        };
+        let report = run_nab(&data, &out, &opts).expect("nab run");
+        assert_eq!(report.rows(), 600);
+        assert_eq!(report.detections(), 1);
+        let text = std::fs::read_to_string(out.join("cat").join("stream_x.csv")).expect("results");
+        let scores: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().and_then(|s| s.parse().ok()).expect("score"))
+            .collect();
+        assert_eq!(scores.len(), 600);
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        assert!(scores[500] >= 0.5);
+        assert!(scores[..500].iter().all(|&s| s < 0.5));
         let _ = std::fs::remove_dir_all(&root);
     }
 
