@@ -773,14 +773,17 @@ fn nab(
     detector: &str,
 ) -> ExitCode {
     use skyline::analyze::nab::{run_nab, NabEngine, NabOptions, NabVariant};
-    let mut opts = NabOptions::default();
-    opts.engine = match detector {
+    let engine = match detector {
         "skyline" => NabEngine::Skyline,
         "stream" => NabEngine::Stream(skyline::analyze::stream::StreamParams::default()),
         other => {
             eprintln!("skyline nab: --detector must be skyline or stream, not {other:?}");
             return ExitCode::from(2);
         }
+    };
+    let mut opts = NabOptions {
+        engine,
+        ..NabOptions::default()
     };
     if let Some(names) = algorithms {
         let mut parsed = Vec::new();

@@ -915,7 +915,11 @@ mod tests {
         std::fs::create_dir_all(data.join("cat")).expect("data dir");
         let mut text = String::from("timestamp,value\n");
         for i in 0..600i64 {
-            let v = if i == 500 { 900.0 } else { 10.0 + (i % 9) as f64 };
+            let v = if i == 500 {
+                900.0
+            } else {
+                10.0 + (i % 9) as f64
+            };
             let t = super::super::crucible::format_timestamp(1_400_000_000.0 + i as f64 * 300.0);
             text.push_str(&format!("{t},{v}\n"));
         }
@@ -931,7 +935,12 @@ mod tests {
         let scores: Vec<f64> = text
             .lines()
             .skip(1)
-            .map(|l| l.rsplit(',').next().and_then(|s| s.parse().ok()).expect("score"))
+            .map(|l| {
+                l.rsplit(',')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("score")
+            })
             .collect();
         assert_eq!(scores.len(), 600);
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));

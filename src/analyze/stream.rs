@@ -79,6 +79,9 @@ const SHORT: usize = 10;
 const SEEN_BITS: u32 = 13;
 const SEEN_WORDS: usize = (1 << SEEN_BITS) / 64;
 
+// The state stays within the 8 KB per metric.
+const _: () = assert!(StreamState::BYTES <= 8 * 1024);
+
 /// One metric's detector state. Fixed size, no heap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamState {
@@ -470,8 +473,11 @@ mod tests {
 
     #[test]
     fn state_is_bounded() {
-        assert!(StreamState::BYTES <= 8 * 1024, "{}", StreamState::BYTES);
-        assert!(StreamState::BYTES >= SEEN_WORDS * 8);
+        let state = StreamState::new();
+        let bytes = std::mem::size_of_val(&state);
+        assert_eq!(bytes, StreamState::BYTES);
+        assert!(bytes <= 8 * 1024, "{bytes}");
+        assert!(bytes >= SEEN_WORDS * 8);
     }
 
     #[test]
