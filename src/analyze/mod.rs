@@ -15,7 +15,9 @@
 //! ticks, counted and logged.
 //!
 //! [`algorithms`] is pure (no actix, redis or diesel); [`crucible`] and [`nab`] are the
-//! offline front ends (`skyline analyze`, `skyline nab`).
+//! offline front ends (`skyline analyze`, `skyline nab`). [`stream`] is the pure stream
+//! detector and [`streaming`] the per-metric states the workers feed it (`[analyzer]
+//! detectors`, `combine`; docs/stream.md).
 
 pub mod algorithms;
 pub mod config;
