@@ -330,8 +330,24 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         let settings = config.analyzer.algorithm_settings(h.full_duration_secs);
         let host = crate::telemetry::hostname(&config.graphite.host_name);
         let workers = config.analyzer.worker_count();
+        // The stream detector's per-metric states, shared by the pool (docs/stream.md).
+        let stream = config
+            .analyzer
+            .runs("stream")
+            .then(|| crate::analyze::streaming::StreamRun {
+                store: std::sync::Arc::new(crate::analyze::streaming::StreamStore::new(
+                    crate::analyze::stream::StreamParams::default(),
+                )),
+                combine: crate::analyze::streaming::Combine::parse(&config.analyzer.combine)
+                    .unwrap_or(crate::analyze::streaming::Combine::Any),
+                skyline: config.analyzer.runs("skyline"),
+            });
         let pool = SyncArbiter::start(workers, move || {
-            AnalysisWorker::new(settings.clone(), host.clone())
+            let worker = AnalysisWorker::new(settings.clone(), host.clone());
+            match &stream {
+                Some(run) => worker.with_stream(run.clone()),
+                None => worker,
+            }
         });
         let recipients: Vec<Recipient<RecordAnomaly>> =
             panorama.iter().map(|p| p.clone().recipient()).collect();

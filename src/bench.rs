@@ -1111,3 +1111,110 @@ pub fn mirage(
         ingest,
     })
 }
+
+/// What `skyline bench stream` measured.
+#[derive(Debug, Clone)]
+pub struct StreamBenchReport {
+    /// Metrics fed.
+    pub metrics: usize,
+    /// Points per metric.
+    pub points: usize,
+    /// Updates per second on one thread, metrics interleaved point by point in time order.
+    pub per_core: f64,
+    /// Updates per second of a replay of every metric's series on all cores (one metric at a
+    /// time per thread, as after a restart).
+    pub replay: f64,
+    /// Threads of the replay.
+    pub threads: usize,
+    /// Bytes of one metric's state.
+    pub state_bytes: usize,
+    /// Points that scored at or above the threshold (keeps the work observable).
+    pub detections: usize,
+}
+
+impl std::fmt::Display for StreamBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let updates = (self.metrics * self.points) as f64;
+        writeln!(
+            f,
+            "stream: {} metrics x {} points, state {} bytes/metric ({:.1} MB in all)",
+            self.metrics,
+            self.points,
+            self.state_bytes,
+            (self.state_bytes * self.metrics) as f64 / 1e6
+        )?;
+        writeln!(
+            f,
+            "  live (1 thread, interleaved): {:.0} updates/s",
+            self.per_core
+        )?;
+        writeln!(
+            f,
+            "  replay ({} threads): {:.0} updates/s; 100,000 metrics x 1,440 points would take {:.0} s",
+            self.threads,
+            self.replay,
+            144e6 / self.replay
+        )?;
+        write!(
+            f,
+            "  {} detections in {:.0} updates",
+            self.detections, updates
+        )
+    }
+}
+
+/// `skyline bench stream`: the stream detector's update rate and state size.
+pub fn stream(metrics: usize, points: usize) -> StreamBenchReport {
+    use crate::analyze::stream::{StreamParams, StreamState};
+    let metrics = metrics.max(1);
+    let params = StreamParams::default();
+    // A deterministic noisy daily wave per metric, with an occasional spike.
+    let value = |m: usize, i: usize| -> f64 {
+        let mut x = (((m as u64) << 32) | i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 29;
+        let noise = (x % 1000) as f64 / 100.0;
+        let spike = if x % 5000 == 0 { 500.0 } else { 0.0 };
+        100.0 + (m % 13) as f64 + 30.0 * ((i % 1440) as f64 / 229.0).sin() + noise + spike
+    };
+    let mut states = vec![StreamState::new(); metrics];
+    let mut detections = 0usize;
+    let started = Instant::now();
+    for i in 0..points {
+        let t = 1_600_000_000 + i as i64 * 60;
+        for (m, s) in states.iter_mut().enumerate() {
+            if s.update(t, value(m, i), &params) >= params.threshold {
+                detections += 1;
+            }
+        }
+    }
+    let per_core = (metrics * points) as f64 / started.elapsed().as_secs_f64();
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let m = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if m >= metrics {
+                    break;
+                }
+                let mut s = StreamState::new();
+                for i in 0..points {
+                    s.update(1_600_000_000 + i as i64 * 60, value(m, i), &params);
+                }
+                std::hint::black_box(&s);
+            });
+        }
+    });
+    let replay = (metrics * points) as f64 / started.elapsed().as_secs_f64();
+    StreamBenchReport {
+        metrics,
+        points,
+        per_core,
+        replay,
+        threads,
+        state_bytes: StreamState::BYTES,
+        detections,
+    }
+}

@@ -72,6 +72,10 @@ enum Cmd {
         /// ([mirage] algorithms and consensus), e.g. 168 for a week.
         #[arg(long, requires = "csv")]
         mirage_hours: Option<u64>,
+        /// `skyline` (the configured algorithms) or `stream` (per-point stream detector
+        /// scores; --csv only).
+        #[arg(long, default_value = "skyline")]
+        detector: String,
     },
     /// Run the detector over NAB data as a stream and write NAB results.
     Nab {
@@ -97,6 +101,9 @@ enum Cmd {
         /// (this daemon's Skyline G algorithms).
         #[arg(long, default_value = "reference")]
         variant: String,
+        /// `skyline` (the algorithms, 0/1 scores) or `stream` (graded stream detector scores).
+        #[arg(long, default_value = "skyline")]
+        detector: String,
     },
     /// Benchmarks.
     Bench {
@@ -183,6 +190,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 0)]
         workers: usize,
     },
+    /// The stream detector alone: updates per second on one core over N metrics fed
+    /// point by point in time order, state bytes per metric, and a restart replay over
+    /// all cores.
+    Stream {
+        /// Metrics.
+        #[arg(long, default_value_t = 10_000)]
+        metrics: usize,
+        /// Points per metric.
+        #[arg(long, default_value_t = 1440)]
+        points: usize,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
@@ -220,7 +238,19 @@ fn main() -> ExitCode {
             csv,
             now,
             mirage_hours,
-        } => analyze(cli.config.as_deref(), input, csv, now, mirage_hours),
+            detector,
+        } => {
+            if detector == "stream" {
+                analyze_stream(csv)
+            } else if detector == "skyline" {
+                analyze(cli.config.as_deref(), input, csv, now, mirage_hours)
+            } else {
+                eprintln!(
+                    "skyline analyze: --detector must be skyline or stream, not {detector:?}"
+                );
+                ExitCode::from(2)
+            }
+        }
         Cmd::Nab {
             data,
             out,
@@ -229,7 +259,10 @@ fn main() -> ExitCode {
             expiry,
             window,
             variant,
-        } => nab(&data, &out, algorithms, consensus, expiry, window, &variant),
+            detector,
+        } => nab(
+            &data, &out, algorithms, consensus, expiry, window, &variant, &detector,
+        ),
         Cmd::Bench { what } => match what {
             BenchCmd::Ingest {
                 points,
@@ -273,6 +306,11 @@ fn main() -> ExitCode {
                 cycles,
                 workers,
             } => bench_analyze(metrics, cycles, workers),
+            BenchCmd::Stream { metrics, points } => {
+                let r = skyline::bench::stream(metrics, points);
+                println!("{r}");
+                ExitCode::SUCCESS
+            }
         },
     }
 }
@@ -704,6 +742,24 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
     }
 }
 
+/// `skyline analyze --csv FILE --detector stream`: one `timestamp,value,score` line per row.
+fn analyze_stream(csv: Option<PathBuf>) -> ExitCode {
+    let Some(csv) = csv else {
+        eprintln!("skyline analyze: --detector stream needs --csv FILE");
+        return ExitCode::from(2);
+    };
+    match skyline::analyze::crucible::stream_csv(&csv) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline analyze: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn analyze(
     path: Option<&Path>,
     input: Option<PathBuf>,
@@ -806,9 +862,21 @@ fn nab(
     expiry: Option<i64>,
     window: Option<i64>,
     variant: &str,
+    detector: &str,
 ) -> ExitCode {
-    use skyline::analyze::nab::{run_nab, NabOptions, NabVariant};
-    let mut opts = NabOptions::default();
+    use skyline::analyze::nab::{run_nab, NabEngine, NabOptions, NabVariant};
+    let engine = match detector {
+        "skyline" => NabEngine::Skyline,
+        "stream" => NabEngine::Stream(skyline::analyze::stream::StreamParams::default()),
+        other => {
+            eprintln!("skyline nab: --detector must be skyline or stream, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = NabOptions {
+        engine,
+        ..NabOptions::default()
+    };
     if let Some(names) = algorithms {
         let mut parsed = Vec::new();
         for n in names {

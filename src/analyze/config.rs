@@ -45,7 +45,15 @@ pub struct AnalyzerSettings {
     pub anomaly_dump: String,
     /// Keys per MGET when reading series from Redis.
     pub mget_chunk: usize,
+    /// Detectors that run: `skyline` (the algorithms above) and/or `stream` (the per-point
+    /// stream detector, docs/stream.md).
+    pub detectors: Vec<String>,
+    /// How their verdicts make an anomaly: `any`, `all`, `skyline` or `stream`.
+    pub combine: String,
 }
+
+/// Detector names `[analyzer] detectors` accepts.
+pub const DETECTOR_NAMES: [&str; 2] = ["skyline", "stream"];
 
 impl Default for AnalyzerSettings {
     fn default() -> Self {
@@ -62,6 +70,9 @@ impl Default for AnalyzerSettings {
             run_optimized_workflow: true,
             anomaly_dump: String::new(),
             mget_chunk: 100,
+            // Measured on NAB (docs/stream.md): both, any, beats either alone.
+            detectors: vec!["skyline".into(), "stream".into()],
+            combine: "any".into(),
         }
     }
 }
@@ -89,8 +100,38 @@ impl AnalyzerSettings {
         if self.run_every_secs == 0 {
             problems.push("[analyzer] run_every_secs: must be positive".into());
         }
+        for d in &self.detectors {
+            if !DETECTOR_NAMES.contains(&d.as_str()) {
+                problems.push(format!(
+                    "[analyzer] detectors: unknown detector {d:?} (known: skyline, stream)"
+                ));
+            }
+        }
+        if self.detectors.is_empty() {
+            problems.push("[analyzer] detectors: must not be empty".into());
+        }
+        if crate::analyze::streaming::Combine::parse(&self.combine).is_none() {
+            problems.push(format!(
+                "[analyzer] combine: must be any, all, skyline or stream, not {:?}",
+                self.combine
+            ));
+        } else if (self.combine == "stream" && !self.runs("stream"))
+            || (self.combine == "skyline" && !self.runs("skyline"))
+        {
+            problems.push(format!(
+                "[analyzer] combine = {:?} needs that detector in [analyzer] detectors",
+                self.combine
+            ));
+        }
         if self.mget_chunk == 0 {
             problems.push("[analyzer] mget_chunk: must be positive".into());
         }
+    }
+}
+
+impl AnalyzerSettings {
+    /// Whether detector `name` is in `detectors`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.detectors.iter().any(|d| d == name)
     }
 }

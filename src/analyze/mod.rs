@@ -15,7 +15,9 @@
 //! ticks, counted and logged.
 //!
 //! [`algorithms`] is pure (no actix, redis or diesel); [`crucible`] and [`nab`] are the
-//! offline front ends (`skyline analyze`, `skyline nab`).
+//! offline front ends (`skyline analyze`, `skyline nab`). [`stream`] is the pure stream
+//! detector and [`streaming`] the per-metric states the workers feed it (`[analyzer]
+//! detectors`, `combine`; docs/stream.md).
 
 pub mod algorithms;
 pub mod config;
@@ -24,6 +26,8 @@ mod messages;
 pub mod nab;
 mod runner;
 pub mod waterfall;
+pub mod stream;
+pub mod streaming;
 mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};

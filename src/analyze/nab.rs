@@ -11,8 +11,12 @@
 //! 1.0 the rows of the next 12 hours are not analysed and score 0.0 (their values still join
 //! the history). The detector also runs during NAB's probation rows.
 //!
+//! With [`NabEngine::Stream`] (`skyline nab --detector stream`) the rows are scored by the
+//! graded [`crate::analyze::stream`] detector instead (scores in [0, 1], written with six
+//! decimals, for `nab_score.py` to optimise the threshold over).
+//!
 //! Owns file discovery, CSV reading and writing, the streaming loop and the thread pool;
-//! the numerics are [`crate::analyze::algorithms`]'.
+//! the numerics are [`crate::analyze::algorithms`]' and [`crate::analyze::stream`]'s.
 
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -46,6 +50,20 @@ pub struct NabOptions {
     pub threads: usize,
     /// Which implementation of the algorithms votes (protocol: the reference detector's).
     pub variant: NabVariant,
+    /// Which detector scores the rows: Skyline's algorithms (0/1 scores, the protocol above)
+    /// or the graded [`crate::analyze::stream`] detector.
+    pub engine: NabEngine,
+}
+
+/// The detector `skyline nab` runs (`--detector`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum NabEngine {
+    /// Skyline's algorithms as configured by the other options (scores 0.0 / 1.0).
+    #[default]
+    Skyline,
+    /// The stream detector with these parameters (graded scores in [0, 1]); the other
+    /// options except `detector` and `threads` do not apply.
+    Stream(super::stream::StreamParams),
 }
 
 /// Which implementation of Skyline's algorithms the NAB detector runs.
@@ -84,6 +102,7 @@ impl Default for NabOptions {
             detector: None,
             threads: 0,
             variant: NabVariant::Reference,
+            engine: NabEngine::Skyline,
         }
     }
 }
@@ -279,8 +298,27 @@ fn process_file(
     let path = data.join(relative);
     let rows = read_rows(&path)?;
     let points: Vec<(f64, f64)> = rows.iter().map(|r| r.point).collect();
-    let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
-    let detection = detect_with(&points, integer_values, opts);
+    // One score per row, and the rows the detector analysed.
+    let (scores, analysed): (Vec<f64>, usize) = match &opts.engine {
+        NabEngine::Skyline => {
+            let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
+            let detection = detect_with(&points, integer_values, opts);
+            let scores = detection
+                .scores
+                .iter()
+                .map(|&hit| if hit { 1.0 } else { 0.0 })
+                .collect();
+            (scores, detection.analysed)
+        }
+        NabEngine::Stream(params) => {
+            let pts: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t as i64, v)).collect();
+            (super::stream::score_series(&pts, params), rows.len())
+        }
+    };
+    let hit_at = match &opts.engine {
+        NabEngine::Skyline => 1.0,
+        NabEngine::Stream(params) => params.threshold,
+    };
 
     let name = relative
         .file_name()
@@ -296,9 +334,12 @@ fn process_file(
     let mut w = BufWriter::new(file);
     let write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
         writeln!(w, "timestamp,value,anomaly_score")?;
-        for (row, &hit) in rows.iter().zip(&detection.scores) {
-            let score = if hit { "1.0" } else { "0.0" };
-            writeln!(w, "{},{},{score}", row.timestamp, row.value)?;
+        for (row, &score) in rows.iter().zip(&scores) {
+            if score == 0.0 || score == 1.0 {
+                writeln!(w, "{},{},{score:.1}", row.timestamp, row.value)?;
+            } else {
+                writeln!(w, "{},{},{score:.6}", row.timestamp, row.value)?;
+            }
         }
         w.flush()
     };
@@ -307,8 +348,8 @@ fn process_file(
         file: relative.to_path_buf(),
         output,
         rows: rows.len(),
-        analysed: detection.analysed,
-        detections: detection.scores.iter().filter(|&&s| s).count(),
+        analysed,
+        detections: scores.iter().filter(|&&s| s >= hit_at).count(),
         elapsed: started.elapsed(),
     })
 }
@@ -863,6 +904,48 @@ mod tests {
                 assert!(score == "1.0" || score == "0.0", "{score}");
             }
         }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn run_nab_stream_writes_graded_scores() {
+        let root = temp_dir("stream");
+        let data = root.join("data");
+        let out = root.join("results").join("stream");
+        std::fs::create_dir_all(data.join("cat")).expect("data dir");
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..600i64 {
+            let v = if i == 500 {
+                900.0
+            } else {
+                10.0 + (i % 9) as f64
+            };
+            let t = super::super::crucible::format_timestamp(1_400_000_000.0 + i as f64 * 300.0);
+            text.push_str(&format!("{t},{v}\n"));
+        }
+        std::fs::write(data.join("cat").join("x.csv"), text).expect("data file");
+        let opts = NabOptions {
+            engine: NabEngine::Stream(super::super::stream::StreamParams::default()),
+            ..NabOptions::default()
+        };
+        let report = run_nab(&data, &out, &opts).expect("nab run");
+        assert_eq!(report.rows(), 600);
+        assert_eq!(report.detections(), 1);
+        let text = std::fs::read_to_string(out.join("cat").join("stream_x.csv")).expect("results");
+        let scores: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.rsplit(',')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("score")
+            })
+            .collect();
+        assert_eq!(scores.len(), 600);
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        assert!(scores[500] >= 0.5);
+        assert!(scores[..500].iter().all(|&s| s < 0.5));
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -12,6 +12,7 @@ use log::error;
 
 use super::algorithms::{self, Exception, Settings};
 use super::messages::{exception_index, AnalyzeBatch, BatchOutcome};
+use super::streaming::{StreamRun, STREAM};
 use crate::model::msgpack::decode_series_f64;
 use crate::model::{Anomaly, FULL_NAMESPACE};
 
@@ -21,6 +22,8 @@ pub struct AnalysisWorker {
     host: String,
     /// Reused decode buffer.
     series: Vec<(f64, f64)>,
+    /// The stream detector, when `[analyzer] detectors` has it.
+    stream: Option<StreamRun>,
 }
 
 impl AnalysisWorker {
@@ -30,7 +33,14 @@ impl AnalysisWorker {
             settings,
             host,
             series: Vec::with_capacity(2048),
+            stream: None,
         }
+    }
+
+    /// Also run the stream detector (its verdict combined with Skyline's as `run` says).
+    pub fn with_stream(mut self, run: StreamRun) -> Self {
+        self.stream = Some(run);
+        self
     }
 }
 
@@ -79,6 +89,54 @@ pub fn analyse(
     (verdict, Some(anomaly))
 }
 
+/// Apply the stream detector to one metric: feed it the series, combine its verdict with
+/// Skyline's (`anomaly` is Skyline's), and return the anomaly to report, with `stream` among
+/// its algorithms run and, when it fired, triggered.
+fn with_stream(
+    run: &StreamRun,
+    name: &str,
+    series: &[(f64, f64)],
+    anomaly: Option<Anomaly>,
+    host: &str,
+) -> Option<Anomaly> {
+    let (combined, v) = run.judge(name, series, anomaly.is_some());
+    if !combined {
+        return None;
+    }
+    let mut a = match anomaly {
+        Some(a) => a,
+        None => {
+            let (t, value) = v.point.or(series.last().copied())?;
+            let from = series.first().map_or(t, |p| p.0);
+            Anomaly {
+                metric: name.to_string(),
+                timestamp: t as i64,
+                datapoint: value,
+                from_timestamp: from as i64,
+                full_duration: t as i64 - from as i64,
+                algorithms_run: Vec::new(),
+                triggered_algorithms: Vec::new(),
+                app: "analyzer".into(),
+                source: "graphite".into(),
+                host: host.to_string(),
+                added_at: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            }
+        }
+    };
+    if !run.skyline {
+        a.algorithms_run.clear();
+        a.triggered_algorithms.clear();
+    }
+    a.algorithms_run.push(STREAM.to_string());
+    if v.anomalous {
+        a.triggered_algorithms.push(STREAM.to_string());
+    }
+    Some(a)
+}
+
 impl Handler<AnalyzeBatch> for AnalysisWorker {
     type Result = MessageResult<AnalyzeBatch>;
 
@@ -101,8 +159,11 @@ impl Handler<AnalyzeBatch> for AnalysisWorker {
             if !self.series.windows(2).all(|w| w[0].0 <= w[1].0) {
                 self.series.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
-            let (verdict, anomaly) =
+            let (verdict, mut anomaly) =
                 analyse(name, &self.series, batch.now, &self.settings, &self.host);
+            if let Some(run) = &self.stream {
+                anomaly = with_stream(run, name, &self.series, anomaly, &self.host);
+            }
             match verdict.exception {
                 Some(e) => {
                     out.exceptions[exception_index(Some(e))] += 1;

@@ -331,6 +331,8 @@ gauges! {
         "selfmetrics.{host}.pending_lines", "Self-metric lines waiting for carbon.";
     BOUNDARY_RUN_TIME_MS = "skyline_boundary_run_time_milliseconds",
         "boundary.{host}.run_time", "Duration of the last Boundary run.";
+    STREAM_ABOVE_THRESHOLD = "skyline_analyzer_stream_above_threshold_metrics",
+        "analyzer.{host}.stream.above_threshold", "Metrics whose last analysis run the stream detector scored at or above its threshold.";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

@@ -284,6 +284,60 @@ pub async fn metric_series(
     ))
 }
 
+/// `/api?metric=NAME&scores=1`: the series plus `"scores"`, the stream detector's score of
+/// every point (the series replayed through a fresh detector in timestamp order, as the
+/// analyzer rebuilds a metric after a restart; a point it ignores, non-finite or duplicate,
+/// scores 0), and `"threshold"`. Not cached.
+async fn metric_scores(worker: &Worker, name: &str) -> Result<HttpResponse, WebError> {
+    use crate::analyze::stream::{StreamParams, StreamState};
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(WebError::BadRequest(format!(
+            "metric: give a metric name of 1 to {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    let mut conn = worker.redis.clone();
+    for key in candidate_keys(name) {
+        if key == UNIQUE_METRICS {
+            continue;
+        }
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
+        let Some(raw) = raw else { continue };
+        let bad = |err: EncodingError| {
+            WebError::internal(&format!("{key} is not a Skyline series"), &err)
+        };
+        let mut json = series_json(&raw).map_err(bad)?;
+        let mut points = Vec::new();
+        crate::model::msgpack::decode_series_f64(&raw, &mut points).map_err(bad)?;
+        // Scores in the order of the stored points; the detector takes them sorted.
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0));
+        let params = StreamParams::default();
+        let mut state = StreamState::new();
+        let mut scores = vec![0.0; points.len()];
+        for i in order {
+            let (t, v) = points[i];
+            scores[i] = state.update(t as i64, v, &params);
+        }
+        json.pop(); // the closing brace
+        json.extend_from_slice(b",\"scores\":[");
+        for (i, s) in scores.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(format!("{s:.6}").as_bytes());
+        }
+        json.extend_from_slice(format!("],\"threshold\":{}}}", params.threshold).as_bytes());
+        return Ok(json_ok(json));
+    }
+    Err(WebError::NotFound(
+        "no metric by that name in Redis (metrics.<name>)".into(),
+    ))
+}
+
 /// `GET /api`.
 pub async fn api(
     req: HttpRequest,
@@ -298,6 +352,9 @@ pub async fn api(
         return unique_metrics(&worker, &params).await;
     }
     if let Some(name) = param(&params, "metric") {
+        if param(&params, "scores") == Some("1") {
+            return metric_scores(&worker, name).await;
+        }
         let (json, gz) = metric_series(&state, &worker, name, accepts_gzip(&req)).await?;
         return Ok(encoded_response(&req, "application/json", json, gz));
     }

@@ -14,6 +14,7 @@ mod hostile;
 mod ingest;
 mod mirage;
 mod pipeline;
+mod stream;
 mod support;
 mod vectors;
 mod webapp;

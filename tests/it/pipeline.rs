@@ -100,7 +100,12 @@ async fn seeded_anomaly_lands_in(database_url: String) {
     assert_eq!(row.source, "graphite");
     assert!(row.datapoint > 18_000.0, "{row:?}");
     assert!(row.triggered_algorithms.len() >= 6, "{row:?}");
-    assert_eq!(row.algorithms_run.len(), 9);
+    // The nine algorithms and the stream detector ([analyzer] detectors' default).
+    assert_eq!(row.algorithms_run.len(), 10, "{row:?}");
+    assert_eq!(
+        row.algorithms_run.last().map(String::as_str),
+        Some("stream")
+    );
     assert!((end - 20..end).contains(&row.anomaly_timestamp), "{row:?}");
     // Dedup: later runs (every second) must not add rows within expiry_secs.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
