@@ -20,6 +20,7 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod flux;
+pub mod ionosphere;
 pub mod listen;
 pub mod model;
 pub mod panorama;
