@@ -718,9 +718,15 @@ fn lag_products(x: &[f64], mean: f64) -> Vec<f64> {
         return (0..n).map(|lag| dot(&c[..n - lag], &c[lag..])).collect();
     }
     let size = 2 * n;
-    let mut planner = FftPlanner::<f64>::new();
-    let fwd = planner.plan_fft_forward(size);
-    let inv = planner.plan_fft_inverse(size);
+    // The planner caches plans (and their twiddles) per size: keep one per thread.
+    thread_local! {
+        static PLANNER: std::cell::RefCell<FftPlanner<f64>> =
+            std::cell::RefCell::new(FftPlanner::new());
+    }
+    let (fwd, inv) = PLANNER.with(|p| {
+        let mut p = p.borrow_mut();
+        (p.plan_fft_forward(size), p.plan_fft_inverse(size))
+    });
     let mut buf: Vec<Complex<f64>> = c
         .iter()
         .map(|&v| Complex::new(v, 0.0))
@@ -979,31 +985,39 @@ fn cwt_noise(row_one: &[f64]) -> Vec<f64> {
     let num_points = row_one.len();
     let window_size = (num_points as f64 / 20.0).ceil() as usize;
     let (hf, odd) = (window_size / 2, window_size % 2);
-    let mut w = Vec::with_capacity(window_size + 1);
+    // The window [s, e) slides by at most one element at each end per point: keep it sorted.
+    let mut window: Vec<f64> = Vec::with_capacity(window_size + 1);
+    let (mut s, mut e) = (0usize, 0usize);
     (0..num_points)
         .map(|i| {
-            let s = i.saturating_sub(hf);
-            let e = (i + hf + odd).min(num_points);
-            w.clear();
-            w.extend_from_slice(&row_one[s..e]);
-            score_at_percentile(&mut w, 10.0)
+            let (ns, ne) = (i.saturating_sub(hf), (i + hf + odd).min(num_points));
+            for &v in &row_one[e..ne] {
+                let at = window.partition_point(|w| w.total_cmp(&v).is_lt());
+                window.insert(at, v);
+            }
+            for v in &row_one[s..ns] {
+                // Equal under total_cmp means the same bits, so any match is the one to drop.
+                if let Ok(at) = window.binary_search_by(|w| w.total_cmp(v)) {
+                    window.remove(at);
+                }
+            }
+            (s, e) = (ns, ne.max(e));
+            score_at_percentile(&window, 10.0)
         })
         .collect()
 }
 
-/// scipy `scoreatpercentile(a, per)` ('fraction'), selecting instead of sorting.
-fn score_at_percentile(a: &mut [f64], per: f64) -> f64 {
-    if a.is_empty() {
+/// scipy `scoreatpercentile(a, per)` ('fraction') of sorted values.
+fn score_at_percentile(sorted: &[f64], per: f64) -> f64 {
+    if sorted.is_empty() {
         return f64::NAN;
     }
-    let idx = per / 100.0 * (a.len() - 1) as f64;
+    let idx = per / 100.0 * (sorted.len() - 1) as f64;
     let i = idx as usize;
-    let (_, &mut lo, upper) = a.select_nth_unstable_by(i, f64::total_cmp);
     if idx == i as f64 {
-        lo
+        sorted[i]
     } else {
-        let hi = upper.iter().copied().fold(f64::INFINITY, f64::min);
-        lo * ((i + 1) as f64 - idx) + hi * (idx - i as f64)
+        sorted[i] * ((i + 1) as f64 - idx) + sorted[i + 1] * (idx - i as f64)
     }
 }
 

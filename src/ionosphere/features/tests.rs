@@ -265,3 +265,23 @@ fn full_length_series_give_finite_hard_features() {
         assert!(f.sum().is_finite());
     }
 }
+
+/// The sliding sorted window gives scipy's per-point `scoreatpercentile` over each window.
+#[test]
+fn cwt_noise_equals_sorting_each_window() {
+    let x: Vec<f64> = (0..1000)
+        .map(|i| (((i * 7919) % 101) as f64 - 50.0) * if i % 7 == 0 { 0.0 } else { 1.5 })
+        .collect();
+    for len in [1usize, 2, 19, 20, 21, 60, 1000] {
+        let row = &x[..len];
+        let got = cwt_noise(row);
+        let window = (len as f64 / 20.0).ceil() as usize;
+        let (hf, odd) = (window / 2, window % 2);
+        for (i, g) in got.iter().enumerate() {
+            let mut w = row[i.saturating_sub(hf)..(i + hf + odd).min(len)].to_vec();
+            w.sort_by(f64::total_cmp);
+            let want = score_at_percentile(&w, 10.0);
+            assert_eq!(g.to_bits(), want.to_bits(), "len {len} point {i}");
+        }
+    }
+}
