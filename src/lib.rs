@@ -23,6 +23,7 @@ pub mod boundary;
 pub mod config;
 pub mod db;
 pub mod flux;
+pub mod ionosphere;
 pub mod listen;
 pub mod mirage;
 pub mod model;
