@@ -397,14 +397,14 @@ pub fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
             let r = run_migrations(&mut *c, MYSQL_MIGRATIONS).map_err(fail);
             // Put the pooled connection back as the pool configured it.
             c.batch_execute(&mysql_statement_cap(pool.statement_timeout))?;
-            Ok(r?)
+            r
         })?,
         PoolKind::Postgres(p) => off_runtime(|| -> Result<_, DbError> {
             let mut c = pool.checkout(p)?;
             c.batch_execute("SET statement_timeout = 0")?;
             let r = run_migrations(&mut *c, POSTGRES_MIGRATIONS).map_err(fail);
             c.batch_execute(&pg_statement_cap(pool.statement_timeout))?;
-            Ok(r?)
+            r
         })?,
     };
     if !applied.is_empty() {
