@@ -233,12 +233,18 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     // with anomalies spooled meanwhile), pending migrations applied now when reachable.
     let (db, panorama) = if config.panorama.enabled {
         let url = config.panorama.effective_url(&config.data.dir);
+        let op_timeout = Duration::from_secs(config.panorama.db_timeout_secs.max(1));
+        let defaults = crate::db::PoolOptions::default();
         let opts = crate::db::PoolOptions {
             max_size: config.panorama.pool_size,
-            ..Default::default()
+            op_timeout,
+            connection_timeout: defaults.connection_timeout.min(op_timeout),
+            ..defaults
         };
         let pool = crate::db::connect_lazy(&url, &opts)?;
-        match crate::db::migrate(&pool) {
+        // Bounded: a database that hangs must not hold up the start (Panorama retries).
+        let migrated = crate::db::Bounded::new(op_timeout).run(&pool, crate::db::migrate);
+        match migrated {
             Ok(applied) if applied.is_empty() => {
                 info!("panorama database {} is up to date", redact_url(&url))
             }

@@ -209,6 +209,11 @@ pub struct PanoramaConfig {
     pub check_max_age_secs: i64,
     /// Database connections in the pool.
     pub pool_size: u32,
+    /// Longest wait, in seconds, for one database operation (connection checkout and
+    /// statements) before Panorama spools the anomaly and the webapp answers 503, whatever
+    /// the database does (a stopped or overloaded server). Also bounds each connection
+    /// attempt (at most this, 5 s by default).
+    pub db_timeout_secs: u64,
 }
 
 impl Default for PanoramaConfig {
@@ -219,6 +224,7 @@ impl Default for PanoramaConfig {
             expiry_secs: 900,
             check_max_age_secs: 300,
             pool_size: 4,
+            db_timeout_secs: 10,
         }
     }
 }

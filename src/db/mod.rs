@@ -21,10 +21,16 @@
 //!   functions taking `&Pool`: call them from actix-web through `web::block`, or from a
 //!   `SyncArbiter` actor (Panorama).
 //!
+//! * Drivers (`conn`): SQLite is diesel's own; MySQL/MariaDB and PostgreSQL are pure Rust
+//!   (diesel-async's sync wrapper over mysql_async / tokio-postgres), callable from any thread
+//!   ([`off_runtime`]).
+//!
 //! Backpressure: a pool checkout waits at most [`PoolOptions::connection_timeout`], statements
 //! are capped by [`PoolOptions::statement_timeout`] (PostgreSQL `statement_timeout`, MariaDB
-//! `max_statement_time`) and SQLite waits on locks for [`PoolOptions::busy_timeout`]; past
-//! those the caller gets a [`DbError`] instead of blocking indefinitely.
+//! `max_statement_time`) and SQLite waits on locks for [`PoolOptions::busy_timeout`]. Those
+//! need a server that answers; against one that hangs (stopped, wedged) only a client-side
+//! limit helps: [`Bounded`] runs an operation on a helper thread and gives up waiting after
+//! [`PoolOptions::op_timeout`] ([`DbError::Timeout`]), which Panorama and the webapp use.
 //!
 //! Credentials never reach logs or errors: [`Pool::target`] and every error use the redacted
 //! URL.
@@ -397,14 +403,14 @@ pub fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
             let r = run_migrations(&mut *c, MYSQL_MIGRATIONS).map_err(fail);
             // Put the pooled connection back as the pool configured it.
             c.batch_execute(&mysql_statement_cap(pool.statement_timeout))?;
-            Ok(r?)
+            r
         })?,
         PoolKind::Postgres(p) => off_runtime(|| -> Result<_, DbError> {
             let mut c = pool.checkout(p)?;
             c.batch_execute("SET statement_timeout = 0")?;
             let r = run_migrations(&mut *c, POSTGRES_MIGRATIONS).map_err(fail);
             c.batch_execute(&pg_statement_cap(pool.statement_timeout))?;
-            Ok(r?)
+            r
         })?,
     };
     if !applied.is_empty() {
@@ -563,7 +569,8 @@ fn create_parent(path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// libpq waits for the OS TCP timeout (minutes) on an unreachable host unless told otherwise.
+/// tokio-postgres waits for the OS TCP timeout (minutes) on an unreachable host unless told
+/// otherwise (the whole connect is also bounded by [`AsyncManager`]).
 fn pg_url_with_timeout(url: &str, opts: &PoolOptions) -> String {
     if url.contains("connect_timeout=") {
         return url.to_string();

@@ -334,6 +334,53 @@ impl PrivatePg {
         );
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections stay
+    /// open and the kernel keeps accepting, but nothing answers — a hung database.
+    pub fn pause(&self) {
+        self.signal("-STOP")
+            .expect("SIGSTOP the private PostgreSQL");
+    }
+
+    /// Thaws a [`PrivatePg::pause`]d server.
+    pub fn resume(&self) {
+        self.signal("-CONT")
+            .expect("SIGCONT the private PostgreSQL");
+    }
+
+    fn signal(&self, sig: &str) -> Result<(), String> {
+        let pidfile = self.dir.path().join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).map_err(|e| e.to_string())?;
+        let master: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or("no pid in postmaster.pid")?;
+        let mut pids = vec![master.to_string()];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(master) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let status = Command::new("kill")
+            .arg(sig)
+            .args(&pids)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill {sig} {pids:?} failed"))
+        }
+    }
+
     /// The URL of the cluster's `postgres` database.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -342,6 +389,8 @@ impl PrivatePg {
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
+        // A paused server cannot shut down (and may already be gone: then this fails).
+        let _ = self.signal("-CONT");
         // Best effort: the server may already be down.
         let exe = self.bindir.join("pg_ctl");
         let data = self.data_dir();

@@ -7,8 +7,8 @@
 //! | `sqlite://data/panorama.sqlite` | SQLite | relative path, resolved against the working directory |
 //! | `sqlite:///var/lib/skyline/panorama.sqlite` | SQLite | absolute path |
 //! | `sqlite://:memory:`, `sqlite::memory:`, `:memory:` | SQLite | private in-memory database (tests) |
-//! | `mysql://user:pass@host:3306/skyline`, `mariadb://…` | MySQL / MariaDB | passed to libmysqlclient as `mysql://…` |
-//! | `postgres://…`, `postgresql://…` | PostgreSQL | passed to libpq unchanged |
+//! | `mysql://user:pass@host:3306/skyline`, `mariadb://…` | MySQL / MariaDB | passed to mysql_async as `mysql://…` |
+//! | `postgres://…`, `postgresql://…` | PostgreSQL | passed to tokio-postgres (plus `connect_timeout`) |
 //!
 //! Picking the backend ourselves (instead of diesel's `MultiConnection`, which tries every
 //! backend in turn) is what lets a failed connection report its real cause.
@@ -23,9 +23,9 @@ use super::DbError;
 pub enum Backend {
     /// SQLite through the bundled library.
     Sqlite,
-    /// MySQL or MariaDB through libmysqlclient/libmariadb.
+    /// MySQL or MariaDB through mysql_async (pure Rust).
     Mysql,
-    /// PostgreSQL through libpq.
+    /// PostgreSQL through tokio-postgres (pure Rust).
     Postgres,
 }
 

@@ -12,7 +12,7 @@ use actix::{Actor, Addr, Handler, MessageResult, SyncArbiter, SyncContext, WeakA
 use super::dedup::Dedup;
 use super::messages::{Flush, GetStats, PanoramaStats, RecordAnomaly, Retry};
 use super::spool::{Spool, SpoolItem, SpoolRecord};
-use crate::db::{self, queries, DbError, IdCache, Pool};
+use crate::db::{self, queries, Bounded, DbError, IdCache, Pool};
 use crate::model::Anomaly;
 
 /// Settings the lead maps from the configuration.
@@ -46,6 +46,10 @@ pub struct PanoramaSettings {
     /// Failed attempts, with the database reachable, after which a spooled anomaly is moved
     /// to `rejected.jsonl` instead of blocking the spool (3).
     pub max_attempts: u32,
+    /// How long an operation that overran `op_timeout` may keep the actor from starting new
+    /// ones (and from replaying the spool, whose duplicate check must see that operation's
+    /// rows if it commits late) before the actor stops waiting for it (10 min).
+    pub stall_give_up: Duration,
     /// How often (on [`Retry`] ticks) the per-metric count summary behind an unfiltered
     /// `count_by_metric` is brought up to date (10 s). Each refresh folds the rows up to the
     /// highest id seen at the previous one, so a concurrent writer's late commit is not missed.
@@ -69,6 +73,7 @@ impl PanoramaSettings {
             auto_migrate: true,
             max_attempts: 3,
             counts_refresh: Duration::from_secs(10),
+            stall_give_up: Duration::from_secs(600),
         }
     }
 }
@@ -97,6 +102,13 @@ pub enum PanoramaError {
 /// diesel blocks, and one writer keeps inserts in order.
 pub struct Panorama {
     pool: Pool,
+    /// Every database operation runs through this, so none blocks the actor for longer than
+    /// the pool's `op_timeout` (the database hanging means spooling, not waiting).
+    bounded: Bounded,
+    /// Timed-out operations still running that the actor no longer waits for (see
+    /// [`Panorama::db_op`]), and since when the oldest one has kept it waiting.
+    stalled_ignored: usize,
+    stalled_since: Option<Instant>,
     settings: PanoramaSettings,
     dedup: Dedup,
     ids: IdCache,
@@ -143,6 +155,9 @@ impl Panorama {
     pub fn new(pool: Pool, settings: PanoramaSettings) -> Panorama {
         Panorama {
             dedup: Dedup::new(settings.expiry_secs, &settings.bypass_apps),
+            bounded: Bounded::new(pool.op_timeout()),
+            stalled_ignored: 0,
+            stalled_since: None,
             pool,
             settings,
             ids: IdCache::new(),
@@ -243,12 +258,16 @@ impl Panorama {
         if self.db_ready {
             return Ok(());
         }
-        if self.settings.auto_migrate {
-            db::migrate(&self.pool)?;
-        }
         let now = now_epoch();
         let since = now - self.settings.expiry_secs;
-        for (metric, app, ts) in queries::latest_per_metric_app(&self.pool, since)? {
+        let migrate = self.settings.auto_migrate;
+        let recent = self.db_op(move |pool, _| {
+            if migrate {
+                db::migrate(pool)?;
+            }
+            queries::latest_per_metric_app(pool, since)
+        })?;
+        for (metric, app, ts) in recent {
             self.dedup.seed(&metric, &app, ts, now);
             self.db_history.insert((metric, app), ts);
         }
@@ -304,13 +323,20 @@ impl Panorama {
         let bypass = self.dedup.bypasses(&anomaly.app);
         let age_exempt = bypass || self.settings.max_age_exempt_apps.contains(&anomaly.app);
         let max_age = self.settings.check_max_age_secs;
-        if !age_exempt && max_age > 0 && now - anomaly.timestamp > max_age {
+        // The age when the anomaly was found (`added_at`), not when it reached us: time spent
+        // queued behind a slow database must not turn a fresh anomaly into a stale one.
+        let detected = if anomaly.added_at > 0 {
+            anomaly.added_at.min(now)
+        } else {
+            now
+        };
+        if !age_exempt && max_age > 0 && detected - anomaly.timestamp > max_age {
             self.stats.too_old += 1;
             log::info!(
-                "panorama :: dropping anomaly for {} from {}: {} s old (max {max_age})",
+                "panorama :: dropping anomaly for {} from {}: its data was {} s old when it was detected (max {max_age})",
                 anomaly.metric,
                 anomaly.app,
-                now - anomaly.timestamp
+                detected - anomaly.timestamp
             );
             return;
         }
@@ -385,7 +411,9 @@ impl Panorama {
         self.stats.dedup_skipped += (batch.len() - anomalies.len()) as u64;
         let user_id = self.settings.user_id;
         if let [a] = anomalies.as_slice() {
-            let id = queries::insert_anomaly(&self.pool, &mut self.ids, a, user_id)?;
+            let one = a.clone();
+            let id =
+                self.db_op(move |pool, ids| queries::insert_anomaly(pool, ids, &one, user_id))?;
             log::info!(
                 "panorama :: recorded anomaly id {id} for {} from {} at {}",
                 a.metric,
@@ -393,7 +421,8 @@ impl Panorama {
                 a.timestamp
             );
         } else {
-            queries::insert_anomalies(&self.pool, &mut self.ids, &anomalies, user_id)?;
+            let batch = anomalies.clone();
+            self.db_op(move |pool, ids| queries::insert_anomalies(pool, ids, &batch, user_id))?;
             for a in &anomalies {
                 log::info!(
                     "panorama :: recorded anomaly for {} from {} at {}",
@@ -430,6 +459,9 @@ impl Panorama {
             Err(e) => {
                 self.stats.lost += 1;
                 self.stats.last_error = Some(e.to_string());
+                // Never recorded: the metric, if still anomalous, must get through next time.
+                self.dedup
+                    .forget(&record.anomaly.metric, &record.anomaly.app);
                 log::error!(
                     "panorama :: LOST anomaly for {} from {} at {}: cannot spool it: {e}",
                     record.anomaly.metric,
@@ -525,16 +557,16 @@ impl Panorama {
                 anomalies.push(r.anomaly.clone());
             }
         }
+        let user_id = self.settings.user_id;
+        let batch = anomalies.clone();
         let result = if self.verify_next {
-            queries::insert_anomalies_if_absent(
-                &self.pool,
-                &mut self.ids,
-                &anomalies,
-                self.settings.user_id,
-            )
+            self.db_op(move |pool, ids| {
+                queries::insert_anomalies_if_absent(pool, ids, &batch, user_id)
+            })
         } else {
-            queries::insert_anomalies(&self.pool, &mut self.ids, &anomalies, self.settings.user_id)
-                .map(|n| (n, 0))
+            self.db_op(move |pool, ids| {
+                queries::insert_anomalies(pool, ids, &batch, user_id).map(|n| (n, 0))
+            })
         };
         match result {
             Ok((inserted, present)) => {
@@ -560,7 +592,7 @@ impl Panorama {
             Err(e) => {
                 self.stats.insert_failures += 1;
                 self.verify_next = true;
-                if db::ping(&self.pool).is_err() {
+                if !self.db_answers(&e) {
                     return Err(e.into());
                 }
                 // The database answers but refuses the batch: find the record it refuses.
@@ -585,12 +617,20 @@ impl Panorama {
                 self.stats.dedup_skipped += 1;
                 Ok((0, 0))
             } else {
-                queries::insert_anomalies_if_absent(
-                    &self.pool,
-                    &mut self.ids,
-                    std::slice::from_ref(&r.anomaly),
-                    self.settings.user_id,
-                )
+                let (one, user_id) = (r.anomaly.clone(), self.settings.user_id);
+                self.db_op(move |pool, ids| {
+                    queries::insert_anomalies_if_absent(
+                        pool,
+                        ids,
+                        std::slice::from_ref(&one),
+                        user_id,
+                    )
+                })
+            };
+            // Asked before the spool is borrowed: does the database answer, refusing the row?
+            let refused = match &result {
+                Err(e) => self.db_answers(e),
+                Ok(_) => false,
             };
             let spool = self.spool.as_mut().ok_or_else(|| {
                 PanoramaError::SpoolClosed(self.settings.spool_dir.display().to_string())
@@ -605,7 +645,7 @@ impl Panorama {
                     self.on_db_success();
                 }
                 Err(e) => {
-                    if db::ping(&self.pool).is_err() {
+                    if !refused {
                         return Err(e.into());
                     }
                     let attempts = match self.head_failures {
@@ -633,6 +673,55 @@ impl Panorama {
         Ok(true)
     }
 
+    /// Runs `f` through [`Bounded`] with the id cache, so the actor waits at most the pool's
+    /// `op_timeout`. While an earlier operation that timed out is still running, nothing new
+    /// is started ([`DbError::Stalled`]): it may still commit, and a replay must see its rows
+    /// to skip them. Past `stall_give_up` the actor stops waiting for it (and says so at
+    /// `error!`); a late commit of that operation could then duplicate rows, never lose any.
+    fn db_op<T, F>(&mut self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pool, &mut IdCache) -> Result<T, DbError> + Send + 'static,
+    {
+        let running = self.bounded.running();
+        self.stalled_ignored = self.stalled_ignored.min(running);
+        if running > self.stalled_ignored {
+            let since = *self.stalled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.settings.stall_give_up {
+                return Err(DbError::Stalled {
+                    target: self.pool.target().to_string(),
+                });
+            }
+            log::error!(
+                "panorama :: {} statement(s) on {} still unanswered after {:?}; no longer waiting for them (a late commit may duplicate those anomalies)",
+                running - self.stalled_ignored,
+                self.pool.target(),
+                self.settings.stall_give_up
+            );
+            self.stalled_ignored = running;
+        }
+        self.stalled_since = None;
+        let mut ids = std::mem::replace(&mut self.ids, IdCache::new());
+        let result = self.bounded.run(&self.pool, move |pool| {
+            let r = f(pool, &mut ids);
+            Ok((ids, r))
+        });
+        match result {
+            Ok((ids, r)) => {
+                self.ids = ids;
+                r
+            }
+            // The cache went with the abandoned operation; a fresh one refills on demand.
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a failed insert: does the database answer (so it refused the rows) rather than
+    /// being down or hanging?
+    fn db_answers(&mut self, e: &DbError) -> bool {
+        !e.is_unavailable() && self.db_op(|pool, _| db::ping(pool)).is_ok()
+    }
+
     /// Keeps the per-metric count summary current (cheap when nothing changed: one indexed
     /// `MAX(id)`). Failures only delay it; counts stay exact either way.
     fn refresh_counts(&mut self) {
@@ -644,7 +733,7 @@ impl Panorama {
         }
         self.counts_refreshed_at = Instant::now();
         if let Some(through) = self.counts_seen_max {
-            match queries::refresh_metric_counts(&self.pool, through) {
+            match self.db_op(move |pool, _| queries::refresh_metric_counts(pool, through)) {
                 Ok(0) => {}
                 Ok(n) => log::debug!("panorama :: folded {n} anomalies into the metric counts"),
                 Err(e) => {
@@ -653,7 +742,7 @@ impl Panorama {
                 }
             }
         }
-        match queries::max_anomaly_id(&self.pool) {
+        match self.db_op(|pool, _| queries::max_anomaly_id(pool)) {
             Ok(id) => self.counts_seen_max = Some(id),
             Err(e) => log::warn!("panorama :: refreshing the metric counts failed: {e}"),
         }
@@ -891,6 +980,31 @@ mod tests {
         c
     }
 
+    /// An anomaly whose data was already `t - ts` seconds old when it was detected at `t`.
+    fn stale(metric: &str, ts: i64, t: i64) -> Anomaly {
+        let mut a = anomaly(metric, ts, "analyzer", &[]);
+        a.added_at = t;
+        a
+    }
+
+    #[test]
+    fn age_is_measured_when_the_anomaly_was_detected_not_when_it_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let pool = sqlite_pool(dir.path());
+            let addr = start(&pool, &settings(dir.path()));
+            let t = now();
+            // Detected 5 s after its last point, delivered 400 s later (a slow database kept
+            // Panorama busy): recorded.
+            addr.do_send(RecordAnomaly(anomaly("m.late", t - 405, "analyzer", &[])));
+            // Data 400 s old when detected: dropped, as Skyline does.
+            addr.do_send(RecordAnomaly(stale("m.old", t - 400, t)));
+            let s = stats(&addr).await;
+            assert_eq!((s.inserted, s.too_old), (1, 1), "{s:?}");
+        });
+    }
+
     #[actix_rt::test]
     async fn records_dedups_and_drops_like_skyline() {
         let dir = tempfile::tempdir().unwrap();
@@ -905,7 +1019,7 @@ mod tests {
             anomaly("m.1", t - 5, "mirage", &["grubbs"]),    // other app: recorded
             anomaly("m.1", t - 4, "webapp", &["grubbs"]),    // bypass: recorded
             anomaly("m.1", t - 3, "webapp", &["grubbs"]),    // bypass again: recorded
-            anomaly("m.2", t - 400, "analyzer", &[]),        // too old: dropped
+            stale("m.2", t - 400, t),                        // too old when detected
             anomaly("m.3", t - 400, "crucible", &[]),        // bypass skips max age
             anomaly("m.4", t - 400, "analyzer_batch", &[]),  // exempt from max age
             nan,                                             // invalid
@@ -1263,6 +1377,11 @@ mod tests {
         let s = stats(&addr).await;
         drop(lock);
         assert_eq!((s.inserted, s.lost), (1, 1), "{s:?}");
+        // The lost anomaly was never recorded: its window must not suppress the metric.
+        tokio::time::sleep(cfg.retry_max * 2).await;
+        addr.do_send(RecordAnomaly(anomaly("m.2", now(), "analyzer", &[])));
+        let s = stats(&addr).await;
+        assert_eq!((s.inserted, s.dedup_skipped, s.lost), (2, 0, 1), "{s:?}");
     }
 
     /// The real thing: a PostgreSQL server stopped and started under a running Panorama,
@@ -1343,5 +1462,134 @@ mod tests {
         let s = stats(&third).await;
         assert_eq!((s.inserted, s.spool_depth), (0, 0));
         assert_eq!(rows(&pool).len(), 8);
+    }
+
+    /// A database that hangs (PostgreSQL SIGSTOPped) for longer than `check_max_age_secs`:
+    /// every anomaly accepted meanwhile is in the spool within seconds, none is lost or
+    /// dropped as too old, each is recorded exactly once after the database thaws (the
+    /// insert that was in flight when it froze commits late; the replay must not repeat it),
+    /// and `/api/anomalies` answers 503 within its timeout during the hang.
+    #[actix_rt::test]
+    async fn a_hung_database_loses_nothing_and_the_api_answers_503() {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let test = "a_hung_database_loses_nothing_and_the_api_answers_503";
+        let Some(pg) = PrivatePg::init(test) else {
+            return;
+        };
+        pg.start();
+        let dir = tempfile::tempdir().unwrap();
+        let op_timeout = Duration::from_secs(2);
+        let opts = PoolOptions {
+            connection_timeout: Duration::from_secs(1),
+            op_timeout,
+            ..test_options()
+        };
+        let pool = connect_lazy(&pg.url(), &opts).unwrap();
+        let cfg = PanoramaSettings {
+            retry_tick: Duration::from_millis(50),
+            check_max_age_secs: 3,
+            ..settings(dir.path())
+        };
+
+        // The daemon's webapp on the same database.
+        let redis = crate::testkit::TestRedis::start().unwrap();
+        let mut conf = crate::config::Config::default();
+        conf.data.dir = dir.path().join("daemon");
+        conf.redis.url = redis.url();
+        conf.horizon.pickle_bind = "127.0.0.1:0".into();
+        conf.horizon.udp_bind = "127.0.0.1:0".into();
+        conf.horizon.plaintext_bind = "127.0.0.1:0".into();
+        conf.webapp.bind = "127.0.0.1:0".into();
+        conf.webapp.auth_password = "test-password-0123".into();
+        conf.analyzer.enabled = false;
+        conf.flux.carbon_pickle_addr = String::new();
+        conf.panorama.database_url = pg.url();
+        conf.panorama.db_timeout_secs = 2;
+        let running = crate::app::start(&conf).await.unwrap();
+        let api = format!(
+            "http://{}/api/anomalies?limit=10",
+            running.http_addr.unwrap()
+        );
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        let get = || async {
+            let started = Instant::now();
+            let res = client
+                .get(&api)
+                .basic_auth("admin", "test-password-0123")
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), started.elapsed())
+        };
+        assert_eq!(get().await.0, 200);
+
+        let addr = Panorama::start(pool.clone(), cfg.clone());
+        let fresh = |name: String| {
+            let t = now();
+            let mut a = anomaly(&name, t - 1, "analyzer", &["grubbs"]);
+            a.added_at = t;
+            a
+        };
+        let mut sent = vec![fresh("stats.hang.0".into())];
+        addr.do_send(RecordAnomaly(sent[0].clone()));
+        assert_eq!(stats(&addr).await.inserted, 1);
+
+        pg.pause();
+        let frozen = Instant::now();
+        for i in 1..=3 {
+            let a = fresh(format!("stats.hang.{i}"));
+            addr.do_send(RecordAnomaly(a.clone()));
+            sent.push(a);
+        }
+        let s = stats(&addr).await;
+        assert_eq!((s.spooled, s.spool_depth, s.lost), (3, 3, 0), "{s:?}");
+        // In the spool within the operation timeout (plus slack), not when the database wakes.
+        assert!(frozen.elapsed() < op_timeout * 3, "{:?}", frozen.elapsed());
+
+        // The API answers 503 within its timeout, twice (the second with the first request's
+        // statement still stuck on a pooled connection).
+        for _ in 0..2 {
+            let (status, took) = get().await;
+            assert_eq!(status, 503);
+            assert!(took < op_timeout * 3, "{took:?}");
+        }
+
+        // Longer than check_max_age_secs, with anomalies arriving all along.
+        for i in 4..=6 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let a = fresh(format!("stats.hang.{i}"));
+            addr.do_send(RecordAnomaly(a.clone()));
+            sent.push(a);
+        }
+        let s = stats(&addr).await;
+        assert!(frozen.elapsed() > Duration::from_secs(cfg.check_max_age_secs as u64));
+        assert_eq!(
+            (s.spooled, s.spool_depth, s.lost, s.too_old),
+            (6, 6, 0, 0),
+            "{s:?}"
+        );
+        assert!(!s.db_available);
+
+        pg.resume();
+        let mut s = stats(&addr).await;
+        for _ in 0..400 {
+            if s.spool_depth == 0 && s.db_available {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s = stats(&addr).await;
+        }
+        assert_eq!((s.spool_depth, s.lost, s.too_old), (0, 0, 0), "{s:?}");
+        assert_eq!(s.replayed + s.replay_duplicates, 6, "{s:?}");
+        let expected: Vec<_> = sent.iter().map(key).collect();
+        assert_eq!(
+            rows(&pool),
+            expected,
+            "every anomaly exactly once, in order"
+        );
+        assert_eq!(get().await.0, 200);
+        running.shutdown().await;
     }
 }

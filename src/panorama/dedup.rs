@@ -83,6 +83,17 @@ impl Dedup {
         }
     }
 
+    /// Removes the window of `metric` and `app` (after an anomaly that closed it was lost, so
+    /// the next detection is recorded rather than skipped).
+    pub fn forget(&mut self, metric: &str, app: &str) {
+        if let Some(metrics) = self.until.get_mut(app) {
+            metrics.remove(metric);
+            if metrics.is_empty() {
+                self.until.remove(app);
+            }
+        }
+    }
+
     /// Drops the windows that have closed.
     pub fn purge(&mut self, now: i64) {
         for metrics in self.until.values_mut() {

@@ -14,11 +14,15 @@
 //!   the count summary folded every `counts_refresh` on [`Retry`] ticks. With `auto_migrate`
 //!   it also runs the migrations on first contact with the database.
 //! * **Dedup** ([`dedup`]): one anomaly per metric per app per `expiry_secs` (900), measured
-//!   from the anomaly timestamp; `webapp` and `crucible` bypass it; anomalies older than
-//!   `check_max_age_secs` (300) on arrival are dropped. Survives restarts: rebuilt from the
-//!   database and the spool.
-//! * **Backpressure / durability** ([`spool`]): nothing accepted is dropped. When the
-//!   database is down, slow (pool checkout and statement timeouts expire) or refuses an
+//!   from the anomaly timestamp; `webapp` and `crucible` bypass it; anomalies whose data was
+//!   older than `check_max_age_secs` (300) when they were detected (`added_at`) are dropped.
+//!   Survives restarts: rebuilt from the database and the spool. A lost anomaly reopens its
+//!   window.
+//! * **Backpressure / durability** ([`spool`]): nothing accepted is dropped. Every database
+//!   operation runs through `db::Bounded`, so the actor waits at most the pool's `op_timeout`
+//!   (`[panorama] db_timeout_secs`) whatever the server does; while an operation that timed
+//!   out is still running no new one starts (its late commit must be visible to the replay's
+//!   duplicate check). When the database is down, hangs, is slow or refuses an
 //!   insert, the anomaly is appended and fsynced to the spool file, and every later anomaly
 //!   goes behind it until the spool has drained, so inserts stay in arrival order. The spool
 //!   is retried with exponential back-off (`retry_initial` doubling to `retry_max`) on each

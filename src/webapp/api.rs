@@ -486,7 +486,9 @@ pub async fn anomalies(
     let search = panorama::parse_search(&params, super::now())?;
     let pool = state.db.clone().ok_or(WebError::PanoramaDisabled)?;
     let (query, by_metric) = (search.query.clone(), search.count_by_metric);
-    let results = web::block(move || {
+    let limit = pool.op_timeout();
+    let target = pool.target().to_string();
+    let results = crate::webapp::panorama::db_within(limit, target, move || {
         if by_metric {
             queries::count_by_metric(&pool, &query).map(|c| {
                 AnomalyResults::Counts(
@@ -500,7 +502,6 @@ pub async fn anomalies(
         }
     })
     .await
-    .map_err(|err| WebError::internal("panorama search task", &err))?
     .map_err(|err| WebError::db_failed("search", &err))?;
     let total = match &results {
         AnomalyResults::Rows(r) => r.len(),

@@ -64,11 +64,10 @@ impl WebError {
     /// Logs a database failure naming the query, and returns the 503 (unreachable) or 500.
     pub fn db_failed(what: &str, err: &crate::db::DbError) -> Self {
         error!("webapp: panorama {what} failed: {err}");
-        match err {
-            crate::db::DbError::Unavailable { .. } | crate::db::DbError::Connect { .. } => {
-                WebError::DbUnavailable
-            }
-            _ => WebError::Internal,
+        if err.is_unavailable() {
+            WebError::DbUnavailable
+        } else {
+            WebError::Internal
         }
     }
 

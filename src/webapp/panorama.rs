@@ -489,7 +489,8 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
     };
     let search = parse_search(&raw, super::now());
     let query = search.as_ref().ok().cloned();
-    let (lists, found) = web::block(move || {
+    let (limit, target) = (pool.op_timeout(), pool.target().to_string());
+    let (lists, found) = db_within(limit, target, move || {
         let lists = Lists {
             apps: queries::list_apps(&pool)?,
             sources: queries::list_sources(&pool)?,
@@ -506,7 +507,6 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
         Ok::<_, crate::db::DbError>((lists, found))
     })
     .await
-    .map_err(|err| WebError::internal("panorama page task", &err))?
     .map_err(|err| WebError::db_failed("page", &err))?;
     let q = search.as_ref().ok().map(|s| &s.query);
     view.apps = options(lists.apps, q.and_then(|q| q.app.as_deref()));
@@ -554,6 +554,32 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
         .body(html)
+}
+
+/// Runs blocking database work `f` on the blocking pool and waits at most `limit`
+/// (`[panorama] db_timeout_secs`): a database that hangs gets the request a 503
+/// ([`crate::db::DbError::Timeout`]) instead of holding it open. The work itself finishes
+/// in the background when the database answers.
+pub(crate) async fn db_within<T, F>(
+    limit: std::time::Duration,
+    target: String,
+    f: F,
+) -> Result<T, crate::db::DbError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
+{
+    match actix_web::rt::time::timeout(limit, web::block(f)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => Err(crate::db::DbError::Worker {
+            target,
+            message: err.to_string(),
+        }),
+        Err(_) => Err(crate::db::DbError::Timeout {
+            target,
+            after: limit,
+        }),
+    }
 }
 
 #[cfg(test)]
