@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod deploy;
 mod flux;
+mod hardening;
 mod ingest;
 mod pipeline;
 mod support;
