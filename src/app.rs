@@ -513,7 +513,8 @@ pub fn start_http(
             .app_data(monitor.clone())
             .wrap(from_fn(crate::webapp::security::allow_list))
             .wrap(from_fn(crate::webapp::monitor::record))
-            .wrap(crate::webapp::security::headers());
+            .wrap(crate::webapp::security::headers())
+            .wrap(from_fn(crate::webapp::security::head_as_get));
         if let Some(state) = &flux {
             app = app
                 .app_data(state.clone())

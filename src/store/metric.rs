@@ -226,8 +226,9 @@ impl MetricShard {
                             .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
                         if log_now {
                             error!(
-                                "cannot write to Redis (metric actor {}): {err}; holding {} datapoints of {} metrics, retrying",
+                                "cannot write to Redis (metric actor {}): {}; holding {} datapoints of {} metrics, retrying",
                                 act.id,
+                                super::redis_conn::describe(&err),
                                 points + act.buffered_points,
                                 batch.len()
                             );

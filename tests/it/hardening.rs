@@ -436,3 +436,63 @@ url = "{url}"
     running.shutdown().await;
     assert!(!pending.exists(), "nothing left at the second shutdown");
 }
+
+/// HEAD answers wherever GET does (status and headers of the GET, no body), including
+/// `/health`, a page behind basic auth, `/metrics` and flux's status check; a POST-only route
+/// still says 405. Panorama refuses an impossible date with a 400 that explains it.
+#[actix_rt::test]
+async fn head_works_where_get_does_and_impossible_dates_are_refused() {
+    let web = Web::start(|c| {
+        c.flux.api_keys = vec![skyline::flux::config::ApiKey::Plain(FLUX_KEY.into())];
+    })
+    .await;
+    for path in [
+        "/health",
+        "/now",
+        "/metrics",
+        "/api/now",
+        "/flux/metric_data?status",
+    ] {
+        let mut res = web
+            .client
+            .head(web.url(path))
+            .basic_auth(USER, &web.password)
+            // awc would try to gunzip the empty body of a HEAD answer that says gzip
+            .insert_header(("Accept-Encoding", "identity"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "HEAD {path}");
+        let body = res.body().await.unwrap();
+        assert!(body.is_empty(), "HEAD {path} has no body");
+        assert!(
+            res.headers().contains_key("content-type"),
+            "HEAD {path} keeps the GET's headers"
+        );
+    }
+    let res = web.client.head(web.url("/now")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401, "HEAD is authenticated like GET");
+    let res = web
+        .client
+        .head(web.url("/flux/metric_data_post"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+
+    for path in [
+        "/api/anomalies?from=2026-02-30",
+        "/api/anomalies?until=2023-04-31%2010:00",
+    ] {
+        let (s, _, body) = web.get(path).await;
+        assert_eq!(s, 400, "{path}: {body}");
+        assert!(body.contains("is not a date"), "{path}: {body}");
+        assert!(
+            body.contains("has 28 days") || body.contains("has 30 days"),
+            "{body}"
+        );
+    }
+    let (s, _, body) = web.get("/api/anomalies?from=2024-02-29").await;
+    assert_eq!(s, 200, "a leap day is a date: {body}");
+    web.stop().await;
+}
