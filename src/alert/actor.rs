@@ -309,7 +309,7 @@ impl Alerts {
     /// Queues `n` for `alerter` now (no expiration check).
     fn enqueue(&mut self, alerter: &str, n: Notification) {
         if self.closed {
-            if self.closed_names.iter().any(|c| *c == alerter) {
+            if self.closed_names.contains(&alerter) {
                 self.persist_late(alerter, n);
             }
             return;

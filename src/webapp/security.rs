@@ -112,6 +112,23 @@ pub async fn allow_list(
     Ok(req.into_response(res).map_into_right_body())
 }
 
+/// Serves HEAD as GET without the body (RFC 9110: HEAD works wherever GET does). Routes are
+/// registered for GET only; this runs before routing, so every GET route answers HEAD, and a
+/// POST-only route answers HEAD with the same 405 as GET.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.method() != actix_web::http::Method::HEAD {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    req.head_mut().method = actix_web::http::Method::GET;
+    let res = next.call(req).await?;
+    let (req, res) = res.into_parts();
+    let (head, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, head.set_body(()).map_into_boxed_body()).map_into_right_body())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,21 +153,4 @@ mod tests {
         assert!(!CSP.contains("unsafe-eval"));
         assert!(CSP.contains("frame-ancestors 'none'"));
     }
-}
-
-/// Serves HEAD as GET without the body (RFC 9110: HEAD works wherever GET does). Routes are
-/// registered for GET only; this runs before routing, so every GET route answers HEAD, and a
-/// POST-only route answers HEAD with the same 405 as GET.
-pub async fn head_as_get(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if req.method() != actix_web::http::Method::HEAD {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
-    req.head_mut().method = actix_web::http::Method::GET;
-    let res = next.call(req).await?;
-    let (req, res) = res.into_parts();
-    let (head, _) = res.into_parts();
-    Ok(ServiceResponse::new(req, head.set_body(()).map_into_boxed_body()).map_into_right_body())
 }
