@@ -18,7 +18,7 @@ use actix_web::{web, App, HttpServer};
 use log::{error, info, warn};
 use thiserror::Error;
 
-use crate::alert::{self, AlertAnomaly, Alerts, AlertsSetup, RetryPolicy, RuleSet};
+use crate::alert::{self, AlertAnomaly, Alerts, AlertsSetup, RetryPolicy, RuleSet, ShutdownAlerts};
 use crate::analyze::{AnalysisWorker, Analyzer, RunnerSettings};
 use crate::boundary::{Boundary, BoundarySetup, CycleSettings, RuleBook};
 use crate::config::{parse_bind, Config};
@@ -37,6 +37,10 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// How long shutdown lets flux finish in-flight requests and send to carbon before spooling.
 pub const FLUX_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long shutdown lets the alerters deliver what is queued before writing the rest to
+/// `[data] dir/alerts-pending.jsonl` (sent at the next start).
+pub const ALERT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Startup failures (each maps to a clear message and a non-zero exit).
 #[derive(Debug, Error)]
@@ -81,6 +85,7 @@ pub struct Running {
     /// The Panorama database pool (the webapp searches through it).
     pub db: Option<crate::db::Pool>,
     panorama: Option<Addr<Panorama>>,
+    alerts: Addr<Alerts>,
 }
 
 fn bind_tcp(spec: &str, what: &str) -> Result<Option<std::net::TcpListener>, AppError> {
@@ -158,6 +163,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     let skip = Arc::new(SkipRules::new(&h.skip_list, &h.do_not_skip_list));
     let shard_settings = ShardSettings {
         max_resolution_secs: h.max_resolution_secs as i64,
+        full_duration_secs: h.full_duration_secs as i64,
         flush_interval: Duration::from_millis(h.flush_interval_ms),
         flush_max_points: h.flush_max_points,
         max_buffered_points: per_shard_limit,
@@ -223,7 +229,15 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         if f.api_keys.is_empty() {
             warn!("flux: [flux] api_keys is empty; every flux request will be refused with 401");
         }
-        let state = web::Data::new(FluxState::new(f, queue, addr.clone().recipient()));
+        // Without carbon, flux's points are only stored by the metric actors, which keep
+        // them back to full_duration_secs: older ones are refused (400), not 204-and-dropped.
+        let keep = (f.carbon_pickle_addr.trim().is_empty()).then_some(if f.feed_horizon {
+            h.full_duration_secs as i64
+        } else {
+            0
+        });
+        let state =
+            web::Data::new(FluxState::new(f, queue, addr.clone().recipient()).stored_back_to(keep));
         Some((addr, state))
     } else {
         None
@@ -471,7 +485,8 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         http_addr,
         redis_url,
         ingestor,
-        alert_anomalies: alerts.recipient(),
+        alert_anomalies: alerts.clone().recipient(),
+        alerts,
         http,
         forwarder,
         tcp_listeners,
@@ -580,6 +595,7 @@ fn start_alerts(
         policy: RetryPolicy::from_settings(a),
         syslog_all: a.syslog.as_ref().is_some_and(|s| s.all_anomalies),
         thunder_alerters,
+        pending_file: Some(config.data.dir.join("alerts-pending.jsonl")),
     };
     let redis = redis_conn::connect(redis_url, timeout)?;
     Ok(Alerts::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -615,7 +631,8 @@ pub fn start_http(
             .app_data(monitor.clone())
             .wrap(from_fn(crate::webapp::security::allow_list))
             .wrap(from_fn(crate::webapp::monitor::record))
-            .wrap(crate::webapp::security::headers());
+            .wrap(crate::webapp::security::headers())
+            .wrap(from_fn(crate::webapp::security::head_as_get));
         if let Some(state) = &flux {
             app = app
                 .app_data(state.clone())
@@ -699,6 +716,19 @@ impl Running {
                 Ok(Ok(())) => info!("panorama flushed"),
                 _ => warn!("panorama did not finish its queue within 3 s; its spool keeps what it accepted"),
             }
+        }
+        // Alerts still queued: delivered within the budget, the rest written to the pending
+        // file and sent at the next start.
+        match self
+            .alerts
+            .send(ShutdownAlerts {
+                budget: ALERT_DRAIN_TIMEOUT,
+            })
+            .await
+        {
+            Ok(r) if r.lost > 0 => error!("{} alert(s) lost at shutdown", r.lost),
+            Ok(_) => {}
+            Err(err) => warn!("alert actor gone before its shutdown: {err}"),
         }
         for a in &self.arbiters {
             a.stop();

@@ -19,20 +19,31 @@
 //! its `last_alert` key is not set, so the next analysis run tries again. Each worker sends
 //! one alert at a time with up to `max_attempts` attempts of at most `timeout_secs`, pausing
 //! `retry_initial_ms` doubling to `retry_max_secs` between them; a slow or failing alerter only
-//! fills its own queue. Queued alerts are lost if the process stops.
+//! fills its own queue.
+//!
+//! Shutdown ([`ShutdownAlerts`]): the queues are closed and delivered within the budget; then
+//! the workers are told to stop and hand back what they still hold (the alert in flight
+//! too), which is appended to the pending file (`[data] dir/alerts-pending.jsonl`, one
+//! `{"alerter", "notification"}` per line, fsynced). At the next start the file is read,
+//! its alerts queued again (before any new one) and the file removed; alerts that arrive
+//! after shutdown began go straight to the file. Delivery is at least once.
 
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use futures_util::FutureExt as _;
 use log::{debug, error, info, warn};
 use redis::aio::ConnectionManager;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::channel::{http_client, Channel};
 use super::config::AlertersSettings;
-use super::messages::{AlertAnomaly, AlertRouted, SystemAlert, SystemStatus};
+use super::messages::{
+    AlertAnomaly, AlertRouted, ShutdownAlerts, ShutdownReport, SystemAlert, SystemStatus,
+};
 use super::notification::{AnomalyNotice, Notification};
 use super::rules::RuleSet;
 use crate::telemetry::metrics as m;
@@ -103,6 +114,34 @@ pub struct AlertsSetup {
     pub syslog_all: bool,
     /// Alerters Thunder events go to.
     pub thunder_alerters: Vec<String>,
+    /// Where alerts still queued at shutdown are written and read back at the next start
+    /// (`[data] dir/alerts-pending.jsonl`); `None`: they are lost (logged).
+    pub pending_file: Option<PathBuf>,
+}
+
+/// One line of the pending file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    alerter: String,
+    notification: Notification,
+}
+
+/// Appends `items` to `path`, one JSON line each, and fsyncs.
+fn append_pending(path: &Path, items: &[Pending]) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for p in items {
+        text.push_str(&serde_json::to_string(p).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// The alert actor (see the module docs).
@@ -117,6 +156,15 @@ pub struct Alerts {
     redis: Option<ConnectionManager>,
     /// `last_alert` key → expiry (epoch seconds), used while Redis fails.
     fallback: HashMap<String, i64>,
+    pending_file: Option<PathBuf>,
+    /// Tells the delivery workers to stop and hand back what they hold (shutdown).
+    abort: Option<watch::Sender<bool>>,
+    /// The delivery workers; each returns the alerts it did not deliver.
+    handles: Vec<(&'static str, tokio::task::JoinHandle<Vec<Job>>)>,
+    /// Shutdown has begun: new alerts go to the pending file.
+    closed: bool,
+    /// The alerters' names once the queues are closed.
+    closed_names: Vec<&'static str>,
 }
 
 fn now_epoch() -> i64 {
@@ -157,6 +205,99 @@ impl Alerts {
             workers,
             redis,
             fallback: HashMap::new(),
+            pending_file: setup.pending_file,
+            abort: None,
+            handles: Vec::new(),
+            closed: false,
+            closed_names: Vec::new(),
+        }
+    }
+
+    /// Writes alerts that arrive after shutdown began to the pending file.
+    fn persist_late(&self, alerter: &str, n: Notification) {
+        let label = n.label();
+        let item = Pending {
+            alerter: alerter.to_string(),
+            notification: n,
+        };
+        match &self.pending_file {
+            Some(path) => match append_pending(path, &[item]) {
+                Ok(()) => info!(
+                    "{alerter} alert for {label} arrived during shutdown; written to {} for the next start",
+                    path.display()
+                ),
+                Err(err) => {
+                    m::ALERTS_FAILED.inc();
+                    error!(
+                        "{alerter} alert for {label} arrived during shutdown and could not be written to {}: {err}; it is lost",
+                        path.display()
+                    );
+                }
+            },
+            None => error!("{alerter} alert for {label} arrived during shutdown; it is lost"),
+        }
+    }
+
+    /// Queues the alerts a previous run left in the pending file, then removes the file
+    /// (what does not fit the queues stays in it).
+    fn load_pending(&mut self) {
+        let Some(path) = self.pending_file.clone() else {
+            return;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+            Err(err) => {
+                error!(
+                    "cannot read the pending alerts file {}: {err}; its alerts are not sent",
+                    path.display()
+                );
+                return;
+            }
+        };
+        let (mut queued, mut kept, mut unusable) = (0usize, Vec::new(), 0usize);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(p) = serde_json::from_str::<Pending>(line) else {
+                unusable += 1;
+                continue;
+            };
+            let Some(q) = self.queues.iter_mut().find(|q| q.name == p.alerter) else {
+                error!(
+                    "an alert for {} left by the last run names alerter {}, which is no longer configured; it is dropped",
+                    p.notification.label(),
+                    p.alerter
+                );
+                continue;
+            };
+            match q.tx.try_send(Job {
+                n: p.notification.clone(),
+            }) {
+                Ok(()) => {
+                    m::ALERTS_QUEUED.add(1);
+                    queued += 1;
+                }
+                Err(_) => kept.push(p),
+            }
+        }
+        if unusable > 0 {
+            error!(
+                "{unusable} line(s) of {} are not alerts and were dropped",
+                path.display()
+            );
+        }
+        let rewrite = std::fs::remove_file(&path).and_then(|()| append_pending(&path, &kept));
+        if let Err(err) = rewrite {
+            error!(
+                "cannot update the pending alerts file {}: {err}; its alerts may be sent again at the next start",
+                path.display()
+            );
+        }
+        if queued > 0 || !kept.is_empty() {
+            info!(
+                "queued {queued} alert(s) left by the last run ({} still waiting in {})",
+                kept.len(),
+                path.display()
+            );
         }
     }
 
@@ -182,6 +323,12 @@ impl Alerts {
 
     /// Queues `n` for `alerter` now (no expiration check).
     fn enqueue(&mut self, alerter: &str, n: Notification) {
+        if self.closed {
+            if self.closed_names.contains(&alerter) {
+                self.persist_late(alerter, n);
+            }
+            return;
+        }
         let label = n.label();
         let Some(q) = self.queue(alerter) else {
             return;
@@ -261,6 +408,13 @@ impl Alerts {
         why: String,
         ctx: &mut Context<Self>,
     ) {
+        if self.closed {
+            // Shutting down: what a stopped alerter would have sent goes to the pending file.
+            if self.closed_names.iter().any(|c| c.as_str() == alerter) {
+                self.persist_late(alerter, Notification::Anomaly(notice));
+            }
+            return;
+        }
         let Some(q) = self.queue(alerter) else {
             return;
         };
@@ -326,49 +480,85 @@ impl Alerts {
     }
 }
 
-/// One alerter's delivery loop: one alert at a time, retried with back-off.
-async fn deliver_loop(ch: Channel, mut rx: mpsc::Receiver<Job>, p: RetryPolicy) {
+/// One alerter's delivery loop: one alert at a time, retried with back-off, until its queue
+/// is closed and empty or `abort` is raised; returns the alerts it did not deliver (the one
+/// in flight when aborted, and whatever is still queued).
+async fn deliver_loop(
+    ch: Channel,
+    mut rx: mpsc::Receiver<Job>,
+    p: RetryPolicy,
+    mut abort: watch::Receiver<bool>,
+) -> Vec<Job> {
     let http = http_client(p.timeout);
-    while let Some(job) = rx.recv().await {
+    let mut left = Vec::new();
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = abort.wait_for(|a| *a) => break,
+            j = rx.recv() => match j {
+                Some(j) => j,
+                None => break,
+            },
+        };
         m::ALERTS_QUEUED.add(-1);
-        let label = job.n.label();
-        let mut pause = p.initial;
-        for attempt in 1..=p.max_attempts {
-            match ch.deliver(&http, &job.n, p.timeout).await {
-                Ok(()) => {
-                    m::ALERTS_SENT.inc();
-                    info!(
-                        "sent {} alert for {label} to {}{}",
-                        ch.name(),
-                        ch.peer(),
-                        if attempt > 1 {
-                            format!(" (attempt {attempt})")
-                        } else {
-                            String::new()
-                        }
-                    );
-                    break;
-                }
-                Err(e) if attempt < p.max_attempts && e.retryable() => {
-                    m::ALERTS_RETRIES.inc();
-                    warn!(
-                        "{} alert for {label} to {} failed (attempt {attempt} of {}): {e}; retrying in {pause:?}",
-                        ch.name(),
-                        ch.peer(),
-                        p.max_attempts
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(p.max);
-                }
-                Err(e) => {
-                    m::ALERTS_FAILED.inc();
-                    error!(
-                        "{} alert for {label} to {} not delivered after {attempt} attempt(s): {e}",
-                        ch.name(),
-                        ch.peer()
-                    );
-                    break;
-                }
+        let done = tokio::select! {
+            biased;
+            _ = abort.wait_for(|a| *a) => false,
+            () = deliver_one(&ch, &http, &job, p) => true,
+        };
+        if !done {
+            left.push(job);
+            break;
+        }
+    }
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        m::ALERTS_QUEUED.add(-1);
+        left.push(job);
+    }
+    left
+}
+
+/// Delivers one alert with retries; logs the outcome.
+async fn deliver_one(ch: &Channel, http: &awc::Client, job: &Job, p: RetryPolicy) {
+    let label = job.n.label();
+    let mut pause = p.initial;
+    for attempt in 1..=p.max_attempts {
+        match ch.deliver(http, &job.n, p.timeout).await {
+            Ok(()) => {
+                m::ALERTS_SENT.inc();
+                info!(
+                    "sent {} alert for {label} to {}{}",
+                    ch.name(),
+                    ch.peer(),
+                    if attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    }
+                );
+                return;
+            }
+            Err(e) if attempt < p.max_attempts && e.retryable() => {
+                m::ALERTS_RETRIES.inc();
+                warn!(
+                    "{} alert for {label} to {} failed (attempt {attempt} of {}): {e}; retrying in {} ms",
+                    ch.name(),
+                    ch.peer(),
+                    p.max_attempts,
+                    pause.as_millis()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(p.max);
+            }
+            Err(e) => {
+                m::ALERTS_FAILED.inc();
+                error!(
+                    "{} alert for {label} to {} not delivered after {attempt} attempt(s): {e}",
+                    ch.name(),
+                    ch.peer()
+                );
+                return;
             }
         }
     }
@@ -393,9 +583,96 @@ impl Actor for Alerts {
                 " (disabled: [alerters] enabled = false)"
             }
         );
+        // Alerts a previous run could not deliver before it stopped go first.
+        self.load_pending();
+        let (abort_tx, abort_rx) = watch::channel(false);
         for (ch, rx) in self.workers.drain(..) {
-            actix_rt::spawn(deliver_loop(ch, rx, self.policy));
+            let name = ch.name();
+            let h = actix_rt::spawn(deliver_loop(ch, rx, self.policy, abort_rx.clone()));
+            self.handles.push((name, h));
         }
+        self.abort = Some(abort_tx);
+    }
+}
+
+impl Handler<ShutdownAlerts> for Alerts {
+    type Result = ResponseFuture<ShutdownReport>;
+
+    fn handle(&mut self, msg: ShutdownAlerts, _ctx: &mut Self::Context) -> Self::Result {
+        self.closed = true;
+        self.closed_names = self.queues.iter().map(|q| q.name).collect();
+        // Dropping the senders closes the queues: each worker stops once its queue is empty
+        // (claims still checking `last_alert` hold a sender until they finish, within 5 s).
+        self.queues.clear();
+        let handles = std::mem::take(&mut self.handles);
+        let abort = self.abort.take();
+        let file = self.pending_file.clone();
+        Box::pin(async move {
+            let all = futures_util::future::join_all(
+                handles
+                    .into_iter()
+                    .map(|(name, h)| async move { (name, h.await) }),
+            );
+            futures_util::pin_mut!(all);
+            let results = match tokio::time::timeout(msg.budget, &mut all).await {
+                Ok(r) => r,
+                Err(_) => {
+                    if let Some(a) = &abort {
+                        let _ = a.send(true);
+                    }
+                    match tokio::time::timeout(Duration::from_secs(2), &mut all).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            error!("alert delivery workers did not stop within 2 s; their queued alerts are lost");
+                            Vec::new()
+                        }
+                    }
+                }
+            };
+            let mut left = Vec::new();
+            for (name, r) in results {
+                match r {
+                    Ok(jobs) => left.extend(jobs.into_iter().map(|j| Pending {
+                        alerter: name.to_string(),
+                        notification: j.n,
+                    })),
+                    Err(err) => error!("{name} alert delivery worker failed: {err}"),
+                }
+            }
+            let mut report = ShutdownReport::default();
+            if left.is_empty() {
+                info!("every queued alert was delivered before shutdown");
+                return report;
+            }
+            match &file {
+                Some(path) => match append_pending(path, &left) {
+                    Ok(()) => {
+                        report.persisted = left.len();
+                        warn!(
+                            "{} alert(s) not delivered before shutdown were written to {}; they are sent at the next start",
+                            left.len(),
+                            path.display()
+                        );
+                    }
+                    Err(err) => {
+                        report.lost = left.len();
+                        error!(
+                            "{} alert(s) not delivered before shutdown could not be written to {}: {err}; they are lost",
+                            left.len(),
+                            path.display()
+                        );
+                    }
+                },
+                None => {
+                    report.lost = left.len();
+                    error!(
+                        "{} alert(s) not delivered before shutdown are lost (no pending file)",
+                        left.len()
+                    );
+                }
+            }
+            report
+        })
     }
 }
 

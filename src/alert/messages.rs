@@ -5,7 +5,7 @@
 //! drains as fast as messages arrive.
 
 use actix::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Anomaly;
 
@@ -39,8 +39,27 @@ pub struct AlertRoute {
     pub expiration_secs: u64,
 }
 
+/// Shutdown (sent by `app` only): deliver what is queued within `budget`, then write what is
+/// left (the alert in flight included) to the pending file, sent at the next start. Replies
+/// with what happened. New alerts arriving afterwards are written to the file too.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "ShutdownReport")]
+pub struct ShutdownAlerts {
+    /// How long deliveries may continue.
+    pub budget: std::time::Duration,
+}
+
+/// Reply to [`ShutdownAlerts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Alerts written to the pending file for the next start.
+    pub persisted: usize,
+    /// Alerts that could be neither delivered nor written (the file failed; logged).
+    pub lost: usize,
+}
+
 /// Whether a self-monitoring condition started or cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SystemStatus {
     /// The condition holds (sent again every expiry while it lasts).
@@ -51,7 +70,7 @@ pub enum SystemStatus {
 
 /// A Thunder event (the daemon's own health): delivered to `[thunder] alerters` without any
 /// `last_alert` key; Thunder spaces them out itself.
-#[derive(Debug, Clone, Message, Serialize)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct SystemAlert {
     /// The check: `no_data`, `analyzer_overrun`, `redis`, `database`, `spool`.

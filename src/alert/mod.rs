@@ -23,6 +23,11 @@
 //!   `retry_max_secs`), each attempt capped at `timeout_secs`; failures are logged at ERROR
 //!   naming the alerter, the metric and the peer (never a password, webhook path or header
 //!   value). See [`actor`].
+//! * **Shutdown** ([`ShutdownAlerts`], from `app`): queued alerts are delivered within the
+//!   budget; what is left (the one in flight included) is appended to
+//!   `[data] dir/alerts-pending.jsonl` (`{"alerter", "notification"}` per line, fsynced) and
+//!   queued again, then the file removed, at the next start — at least once: an alert cut off
+//!   mid-delivery may arrive twice.
 //! * [`graph`] draws the SVG graph for emails (pure); [`channel::test_alert`] backs
 //!   `skyline alert-test`.
 
@@ -43,6 +48,9 @@ pub use actor::{last_alert_key, last_alert_key_for, Alerts, AlertsSetup, RetryPo
 pub use channel::{build_channels, test_alert, Channel, TestOutcome};
 pub use config::{AlertRule, AlertersSettings};
 pub use error::AlertError;
-pub use messages::{AlertAnomaly, AlertRoute, AlertRouted, SystemAlert, SystemStatus};
+pub use messages::{
+    AlertAnomaly, AlertRoute, AlertRouted, ShutdownAlerts, ShutdownReport, SystemAlert,
+    SystemStatus,
+};
 pub use notification::{Context, Notification};
 pub use rules::RuleSet;

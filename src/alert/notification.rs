@@ -8,7 +8,7 @@ use super::messages::{SystemAlert, SystemStatus};
 use crate::model::Anomaly;
 
 /// An anomaly alert for one alerter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AnomalyNotice {
     /// The anomaly.
     pub anomaly: Anomaly,
@@ -21,8 +21,9 @@ pub struct AnomalyNotice {
     pub test: bool,
 }
 
-/// What a delivery worker sends.
-#[derive(Debug, Clone)]
+/// What a delivery worker sends (serialisable: alerts still queued at shutdown are written
+/// to `[data] dir/alerts-pending.jsonl` and sent at the next start).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Notification {
     /// An anomalous metric.
     Anomaly(AnomalyNotice),

@@ -144,6 +144,11 @@ impl FluxSettings {
                 ));
             }
         }
+        if self.enabled && addr.is_empty() && !self.feed_horizon {
+            problems.push(
+                "[flux] carbon_pickle_addr is empty and feed_horizon = false: accepted points would go nowhere; set one of them".into(),
+            );
+        }
         if self.max_age_secs <= 0 {
             problems.push("[flux] max_age_secs: must be positive".into());
         }

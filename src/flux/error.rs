@@ -26,6 +26,10 @@ pub enum FluxError {
     /// 401: no key anywhere.
     #[error("no API key: send it in the `key` header, the `key` query parameter or the JSON body's `key` field")]
     MissingKey,
+    /// 401: a compressed body without a key in the `key` header or `?key=` (the key is checked
+    /// before a body is decompressed).
+    #[error("a compressed body must carry its API key in the `key` header or the `key` query parameter, so that it is checked before the body is decompressed")]
+    KeyBeforeCompressedBody,
     /// 401: a key that is not in `[flux] api_keys`.
     #[error("invalid API key")]
     InvalidKey,
@@ -118,7 +122,9 @@ impl ResponseError for FluxError {
     fn status_code(&self) -> StatusCode {
         match self {
             FluxError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            FluxError::MissingKey | FluxError::InvalidKey => StatusCode::UNAUTHORIZED,
+            FluxError::MissingKey | FluxError::InvalidKey | FluxError::KeyBeforeCompressedBody => {
+                StatusCode::UNAUTHORIZED
+            }
             FluxError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             FluxError::TooLarge { .. } | FluxError::BatchTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE

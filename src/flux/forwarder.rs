@@ -702,7 +702,7 @@ impl Forwarder {
         let datapoints = std::mem::take(&mut self.horizon_pending);
         let points = datapoints.len();
         self.feeding = Some(points);
-        let fut = async move { ingestor.ingest(datapoints).await.is_ok() };
+        let fut = async move { ingestor.ingest_history(datapoints).await.is_ok() };
         ctx.spawn(fut.into_actor(self).map(move |ok, act, ctx| {
             act.feeding = None;
             if ok {

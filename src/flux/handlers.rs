@@ -1,8 +1,12 @@
 //! The flux request handlers: authenticate, read (bounded), validate the whole request, then
 //! queue it all or nothing.
 //!
-//! Order of checks, so that each status means one thing: a `key` header is checked first
-//! (401); the body is read up to `max_body_bytes` after gzip decompression (413); it must be a
+//! Order of checks, so that each status means one thing: a `key` header (or `?key=`) is
+//! checked first, before any byte of the body is read (401); a compressed body
+//! (`Content-Encoding: gzip` or `deflate`) must carry its key there (401 otherwise), so only
+//! a valid key ever costs decompression; the body is read up to `max_body_bytes`, counted both
+//! as received and as decompressed, decompression streaming into a buffer that stops at the
+//! limit (413); it must be a
 //! JSON object (400) — but when a valid `key` header came and the queue is already full, 503
 //! before reading it (load shedding); the key (header, else query or body) must be one of
 //! `[flux] api_keys`
@@ -33,6 +37,8 @@ pub struct FluxState {
     settings: FluxSettings,
     queue: QueueGauge,
     forwarder: Recipient<Enqueue>,
+    /// See [`Limits::stored_back_secs`].
+    stored_back_secs: Option<i64>,
 }
 
 impl FluxState {
@@ -43,7 +49,15 @@ impl FluxState {
             settings: settings.clone(),
             queue,
             forwarder,
+            stored_back_secs: None,
         }
+    }
+
+    /// When nothing forwards to carbon: the metric actors keep points back to `secs` (0: flux
+    /// feeds nothing); older points are refused with 400 instead of acknowledged and dropped.
+    pub fn stored_back_to(mut self, secs: Option<i64>) -> Self {
+        self.stored_back_secs = secs;
+        self
     }
 
     fn limits(&self, backfill: bool) -> Limits {
@@ -55,6 +69,7 @@ impl FluxState {
             max_age_secs: self.settings.max_age_secs,
             max_future_skew_secs: self.settings.max_future_skew_secs,
             backfill,
+            stored_back_secs: self.stored_back_secs,
         }
     }
 }
@@ -94,6 +109,40 @@ fn header_key(req: &HttpRequest) -> Option<&str> {
     req.headers().get("key").and_then(|v| v.to_str().ok())
 }
 
+/// The `key` query parameter of a POST (flux's GET endpoint parses its query itself).
+fn query_key(req: &HttpRequest) -> Option<String> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()?
+        .into_inner()
+        .into_iter()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v)
+}
+
+/// Authenticates a POST before any of its body is read, when the key came in the `key`
+/// header or `?key=`: a wrong key is refused without reading, and a compressed body is only
+/// decompressed for a valid key (it must carry its key there, not inside the compressed JSON).
+/// Returns the key found, for the body's own `key` field to be compared against.
+fn authenticate_before_body(
+    req: &HttpRequest,
+    state: &FluxState,
+) -> Result<Option<String>, FluxError> {
+    let key = header_key(req)
+        .map(str::to_string)
+        .or_else(|| query_key(req));
+    match &key {
+        Some(k) => {
+            authenticate(req, state, Some(k))?;
+            shed_if_full(state)?;
+        }
+        None if coding(req)? != Coding::Identity => {
+            return Err(refuse_key(req, FluxError::KeyBeforeCompressedBody));
+        }
+        None => {}
+    }
+    Ok(key)
+}
+
 /// The prefix of the request's key: the `key` header wins over `fallback` (query or body).
 fn authenticate<'s>(
     req: &HttpRequest,
@@ -109,7 +158,95 @@ fn authenticate<'s>(
         .ok_or_else(|| refuse_key(req, FluxError::InvalidKey))
 }
 
-/// Reads the body (gzip-decompressed when `Content-Encoding: gzip`) up to `limit` bytes.
+/// A body sink that refuses to grow past `limit` bytes: decompression stops at the limit,
+/// not after an inflated chunk.
+struct Bounded {
+    buf: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("body over max_body_bytes"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How the body is encoded (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+fn coding(req: &HttpRequest) -> Result<Coding, FluxError> {
+    let Some(v) = req.headers().get(actix_web::http::header::CONTENT_ENCODING) else {
+        return Ok(Coding::Identity);
+    };
+    let v = v.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match v.as_str() {
+        "" | "identity" => Ok(Coding::Identity),
+        "gzip" | "x-gzip" => Ok(Coding::Gzip),
+        "deflate" => Ok(Coding::Deflate),
+        _ => Err(FluxError::invalid(Problem::request(
+            "Content-Encoding",
+            format!(
+                "the Content-Encoding {:?} is not supported; send the body plain, gzip or deflate",
+                v.chars().take(40).collect::<String>()
+            ),
+        ))),
+    }
+}
+
+/// Where the decoded body goes: straight into the bounded buffer, or through a streaming
+/// decompressor that writes into it.
+enum Sink {
+    Plain(Bounded),
+    Gzip(flate2::write::GzDecoder<Bounded>),
+    Deflate(flate2::write::ZlibDecoder<Bounded>),
+}
+
+impl Sink {
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            Sink::Plain(w) => w.write_all(data),
+            Sink::Gzip(w) => w.write_all(data),
+            Sink::Deflate(w) => w.write_all(data),
+        }
+    }
+
+    fn over(&self) -> bool {
+        match self {
+            Sink::Plain(w) => w.over,
+            Sink::Gzip(w) => w.get_ref().over,
+            Sink::Deflate(w) => w.get_ref().over,
+        }
+    }
+
+    fn finish(self) -> std::io::Result<Bounded> {
+        match self {
+            Sink::Plain(w) => Ok(w),
+            Sink::Gzip(w) => w.finish(),
+            Sink::Deflate(w) => w.finish(),
+        }
+    }
+}
+
+/// Reads the body (decompressed when `Content-Encoding: gzip` or `deflate`) up to `limit`
+/// bytes. Both the bytes received and the bytes decompressed are bounded by `limit`, and
+/// decompression streams into a buffer that stops at `limit` (a gzip bomb costs at most
+/// `limit` bytes of memory, not an inflated chunk).
 async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
@@ -127,21 +264,50 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut stream = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let out = Bounded {
+        buf: Vec::with_capacity(declared.unwrap_or(0).min(limit)),
+        limit,
+        over: false,
+    };
+    let mut sink = match coding(req)? {
+        Coding::Identity => Sink::Plain(out),
+        Coding::Gzip => Sink::Gzip(flate2::write::GzDecoder::new(out)),
+        Coding::Deflate => Sink::Deflate(flate2::write::ZlibDecoder::new(out)),
+    };
+    let undecodable = |err: std::io::Error| {
+        FluxError::invalid(Problem::request(
+            "body",
+            format!("the compressed request body cannot be decompressed: {err}"),
+        ))
+    };
+    let mut received = 0usize;
+    let mut stream = payload.into_inner();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| {
             FluxError::invalid(Problem::request(
                 "body",
-                format!("cannot read the request body: {err}"),
+                format!("the request body could not be read: {err}"),
             ))
         })?;
-        if body.len() + chunk.len() > limit {
+        received += chunk.len();
+        if received > limit {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        if let Err(err) = sink.write_all(&chunk) {
+            return Err(if sink.over() {
+                too_large()
+            } else {
+                undecodable(err)
+            });
+        }
     }
-    Ok(body)
+    let over = sink.over();
+    match sink.finish() {
+        Ok(b) if !b.over => Ok(b.buf),
+        Ok(_) => Err(too_large()),
+        Err(_) if over => Err(too_large()),
+        Err(err) => Err(undecodable(err)),
+    }
 }
 
 fn reject(problems: Vec<Problem>, total: usize) -> FluxError {
@@ -299,13 +465,10 @@ pub async fn metric_data_post(
     payload: web::Payload,
     state: web::Data<FluxState>,
 ) -> Result<HttpResponse, FluxError> {
-    if let Some(k) = header_key(&req) {
-        authenticate(&req, &state, Some(k))?;
-        shed_if_full(&state)?;
-    }
+    let early = authenticate_before_body(&req, &state)?;
     let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
     let parsed = validate::parse_post(&body).map_err(|p| reject(vec![p], 1))?;
-    let prefix = authenticate(&req, &state, parsed.key.as_deref())?;
+    let prefix = authenticate(&req, &state, early.as_deref().or(parsed.key.as_deref()))?;
     let limits = state.limits(false);
     let total = parsed.items.len();
     let mut problems = parsed.problems;
@@ -330,13 +493,10 @@ pub async fn populate_metric(
     payload: web::Payload,
     state: web::Data<FluxState>,
 ) -> Result<HttpResponse, FluxError> {
-    if let Some(k) = header_key(&req) {
-        authenticate(&req, &state, Some(k))?;
-        shed_if_full(&state)?;
-    }
+    let early = authenticate_before_body(&req, &state)?;
     let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
     let parsed = validate::parse_populate(&body).map_err(|p| reject(vec![p], 1))?;
-    let prefix = authenticate(&req, &state, parsed.key.as_deref())?;
+    let prefix = authenticate(&req, &state, early.as_deref().or(parsed.key.as_deref()))?;
     let total = parsed.datapoints.len();
     if !parsed.problems.is_empty() {
         return Err(reject(parsed.problems, total));

@@ -84,6 +84,10 @@ pub struct Limits {
     pub max_future_skew_secs: i64,
     /// Backfill (populate_metric): no age limit.
     pub backfill: bool,
+    /// When nothing forwards to carbon: how far back the metric actors store a point
+    /// (`[horizon] full_duration_secs`; 0 when flux feeds nothing). Older points are refused,
+    /// so a 2xx always means "stored or forwarded". `None`: carbon takes everything.
+    pub stored_back_secs: Option<i64>,
 }
 
 /// Checks a Graphite metric name.
@@ -192,6 +196,13 @@ pub fn check_timestamp(ts: i64, limits: &Limits) -> Result<(), String> {
             "timestamp {ts} is too old: older than {} seconds (max_age_secs)",
             limits.max_age_secs
         ));
+    }
+    if let Some(keep) = limits.stored_back_secs {
+        if ts < limits.now.saturating_sub(keep) {
+            return Err(format!(
+                "timestamp {ts} is older than {keep} seconds ([horizon] full_duration_secs) and no carbon is configured ([flux] carbon_pickle_addr), so it would not be stored"
+            ));
+        }
     }
     Ok(())
 }
@@ -958,6 +969,7 @@ mod tests {
             max_age_secs: 3600,
             max_future_skew_secs: 60,
             backfill: false,
+            stored_back_secs: None,
         }
     }
 
@@ -1028,6 +1040,15 @@ mod tests {
         };
         assert!(check_timestamp(NOW - 10 * 86_400, &fill).is_ok());
         assert!(check_timestamp(NOW + 61, &fill).is_err());
+        // Without carbon, what the metric actors would not keep is refused, backfill or not.
+        let local = Limits {
+            stored_back_secs: Some(86_400),
+            ..fill
+        };
+        assert!(check_timestamp(NOW - 86_400, &local).is_ok());
+        assert!(check_timestamp(NOW - 86_401, &local)
+            .unwrap_err()
+            .contains("would not be stored"));
     }
 
     #[test]

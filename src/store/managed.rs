@@ -5,7 +5,11 @@
 //! Supervision: a task waits on the child; if it exits while the daemon runs, it is logged at
 //! ERROR and restarted with back-off (the metric actors keep buffering meanwhile). On
 //! [`ManagedRedis::stop`] it gets SIGTERM (Redis writes its append-only file and exits), then
-//! SIGKILL after 5 s. The child is also killed if this handle is dropped without `stop`.
+//! SIGKILL after 5 s. The child is also killed if this handle is dropped without `stop`, and
+//! gets SIGTERM from the kernel if the daemon dies any other way (`PR_SET_PDEATHSIG`, even on
+//! SIGKILL), so a crash never leaves an orphan holding the socket and append-only file. At
+//! start, a live server already answering on the socket is refused with a clear message
+//! (never a second server on the same files).
 //! Never used when `managed = false`: then `[redis] url` is the only Redis, with no fallback.
 
 use std::path::{Path, PathBuf};
@@ -28,9 +32,32 @@ pub struct ManagedRedis {
     done_rx: watch::Receiver<bool>,
 }
 
+/// Makes the child receive SIGTERM when this process dies, however it dies (SIGKILL, a
+/// crash): `prctl(PR_SET_PDEATHSIG)` between fork and exec. If we died before that call, the
+/// child exits at once instead of starting an orphan.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    #[allow(unsafe_code)] // reason: pre_exec and prctl have no safe wrapper; see SAFETY.
+    // SAFETY: the closure runs in the forked child before exec. It only calls prctl(2),
+    // getppid(2) and _exit(2), which are async-signal-safe; it allocates nothing and takes no
+    // lock, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            Ok(())
+        });
+    }
+}
+
 fn spawn(binary: &str, dir: &Path, socket: &Path) -> Result<Child, StoreError> {
-    Command::new(binary)
-        .arg("--port")
+    let mut cmd = Command::new(binary);
+    die_with_parent(&mut cmd);
+    cmd.arg("--port")
         .arg("0")
         .arg("--unixsocket")
         .arg(socket)
@@ -55,16 +82,36 @@ fn spawn(binary: &str, dir: &Path, socket: &Path) -> Result<Child, StoreError> {
         .spawn()
         .map_err(|err| {
             StoreError::Managed(format!(
-                "cannot start {binary:?}: {err} (install redis-server, or set [redis] managed = false and url)"
+                "cannot start {binary}: {err} (install redis-server, or set [redis] managed = false and url)"
             ))
         })
+}
+
+/// Refuses to start a second server on a socket a live one answers on (another daemon using
+/// this data dir, or a server left running by an older version): two servers on one
+/// append-only file would corrupt it.
+async fn refuse_if_live(socket: &Path) -> Result<(), StoreError> {
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await;
+    if let Ok(Ok(_)) = probe {
+        return Err(StoreError::Managed(format!(
+            "a redis-server is already running on {}: another skyline daemon is using this [data] dir, or a server was left running; stop it (redis-cli -s {} shutdown) and start again (a second server on the same socket and append-only file is never started)",
+            socket.display(),
+            socket.display()
+        )));
+    }
+    Ok(())
 }
 
 async fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), StoreError> {
     for _ in 0..100 {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(StoreError::Managed(format!(
-                "redis-server exited at start ({status}); see its log under the data dir"
+                "redis-server exited at start ({}); see its log under the data dir",
+                exit_text(status)
             )));
         }
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
@@ -111,6 +158,7 @@ impl ManagedRedis {
                 socket.display()
             )));
         }
+        refuse_if_live(&socket).await?;
         let _ = std::fs::remove_file(&socket);
         let mut child = spawn(binary, &dir, &socket)?;
         wait_for_socket(&socket, &mut child).await?;
@@ -126,7 +174,14 @@ impl ManagedRedis {
                 tokio::select! {
                     status = child.wait() => {
                         if *stop_rx.borrow() { break; }
-                        error!("managed redis-server exited unexpectedly ({status:?}); restarting in {backoff:?}");
+                        let why = match &status {
+                            Ok(st) => exit_text(*st),
+                            Err(err) => format!("its status could not be read: {err}"),
+                        };
+                        error!(
+                            "managed redis-server exited unexpectedly ({why}); restarting in {} ms",
+                            backoff.as_millis()
+                        );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         match spawn(&binary, &dir, &sock) {
@@ -163,6 +218,16 @@ impl ManagedRedis {
     pub async fn stop(mut self) {
         let _ = self.stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(7), self.done_rx.wait_for(|d| *d)).await;
+    }
+}
+
+/// "exited with status 1" / "killed by signal 9", never Rust's `ExitStatus` debug text.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "stopped".to_string(),
     }
 }
 

@@ -20,7 +20,14 @@ use crate::model::Datapoint;
 /// A batch of datapoints for one metric actor.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Ingest(pub Vec<Datapoint>);
+pub struct Ingest {
+    /// The datapoints, in arrival order.
+    pub points: Vec<Datapoint>,
+    /// `false` (listeners): points older than `max_resolution_secs` are dropped, as Skyline's
+    /// Horizon does. `true` (flux, which has already answered 2xx for them): kept back to
+    /// `full_duration_secs`, so an accepted point is stored, not dropped.
+    pub history: bool,
+}
 
 /// Write everything buffered to Redis now; replies once the buffer is empty or the actor has
 /// given up (Redis unreachable), saying how many datapoints are still held.
@@ -136,13 +143,30 @@ impl Ingestor {
     /// Hands `points` to their metric actors, waiting for mailbox space.
     /// Fails only when the actors are gone (shutdown).
     pub async fn ingest(&self, points: Vec<Datapoint>) -> Result<(), super::StoreError> {
+        self.send_all(points, false).await
+    }
+
+    /// As [`Ingestor::ingest`], for points a client was already told are stored (flux):
+    /// kept back to `full_duration_secs` instead of `max_resolution_secs`.
+    pub async fn ingest_history(&self, points: Vec<Datapoint>) -> Result<(), super::StoreError> {
+        self.send_all(points, true).await
+    }
+
+    async fn send_all(
+        &self,
+        points: Vec<Datapoint>,
+        history: bool,
+    ) -> Result<(), super::StoreError> {
         if points.is_empty() || self.shards.is_empty() {
             return Ok(());
         }
         for (i, part) in self.split(points) {
             let n = part.len() as u64;
             self.shards[i]
-                .send(Ingest(part))
+                .send(Ingest {
+                    points: part,
+                    history,
+                })
                 .await
                 .map_err(|_| super::StoreError::Unavailable("metric actor stopped"))?;
             self.accepted.fetch_add(n, Ordering::Relaxed);
@@ -159,7 +183,11 @@ impl Ingestor {
         let mut dropped = 0;
         for (i, part) in self.split(points) {
             let n = part.len();
-            if self.shards[i].try_send(Ingest(part)).is_err() {
+            let msg = Ingest {
+                points: part,
+                history: false,
+            };
+            if self.shards[i].try_send(msg).is_err() {
                 dropped += n;
             } else {
                 self.accepted.fetch_add(n as u64, Ordering::Relaxed);

@@ -9,7 +9,9 @@
 //! because Roomba's rewrite only needs per-key atomicity (see `roomba.rs`).
 //!
 //! Applied on arrival, in Skyline's order: SKIP_LIST / DO_NOT_SKIP_LIST (decision cached per
-//! name), then the age filter (`int(ts) < int(now) - max_resolution_secs` is dropped).
+//! name), then the age filter (`int(ts) < int(now) - max_resolution_secs` is dropped; for
+//! flux's points, [`Ingest::history`], `full_duration_secs` instead: flux answered 2xx for
+//! them, so they are stored as far back as Roomba keeps anything).
 //!
 //! Failure and backpressure: one flush is in flight at a time; new datapoints keep buffering
 //! meanwhile. A failed flush puts its batch back *in front of* newer bytes (order kept) and is
@@ -47,6 +49,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct ShardSettings {
     /// Datapoints older than now minus this are dropped.
     pub max_resolution_secs: i64,
+    /// Flux's points (`Ingest::history`) are kept back to now minus this instead.
+    pub full_duration_secs: i64,
     /// Flush period.
     pub flush_interval: Duration,
     /// Flush early at this many buffered datapoints.
@@ -222,8 +226,9 @@ impl MetricShard {
                             .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
                         if log_now {
                             error!(
-                                "cannot write to Redis (metric actor {}): {err}; holding {} datapoints of {} metrics, retrying",
+                                "cannot write to Redis (metric actor {}): {}; holding {} datapoints of {} metrics, retrying",
                                 act.id,
+                                super::redis_conn::describe(&err),
                                 points + act.buffered_points,
                                 batch.len()
                             );
@@ -296,9 +301,16 @@ impl Actor for MetricShard {
 impl Handler<Ingest> for MetricShard {
     type Result = ();
 
-    fn handle(&mut self, Ingest(points): Ingest, ctx: &mut Self::Context) {
+    fn handle(&mut self, Ingest { points, history }: Ingest, ctx: &mut Self::Context) {
         let now = epoch_secs();
-        let oldest = now - self.settings.max_resolution_secs;
+        let oldest = now
+            - if history {
+                self.settings
+                    .full_duration_secs
+                    .max(self.settings.max_resolution_secs)
+            } else {
+                self.settings.max_resolution_secs
+            };
         let hard_limit = self.settings.max_buffered_points.saturating_mul(2);
         let mut added = 0usize;
         for dp in points {

@@ -20,3 +20,20 @@ pub fn connect(url: &str, response_timeout: Duration) -> Result<ConnectionManage
         .set_max_delay(Duration::from_secs(2));
     Ok(ConnectionManager::new_lazy_with_config(client, cfg)?)
 }
+
+/// A Redis failure as an operator should read it: a refused or dropped connection says that
+/// Redis is stopped or unreachable (not "broken pipe"), a timeout says it did not answer;
+/// anything else is the client's own sentence.
+pub fn describe(err: &redis::RedisError) -> String {
+    if err.is_connection_refusal() {
+        format!("Redis is not running or not reachable (connection refused: {err})")
+    } else if err.is_connection_dropped() {
+        format!("Redis closed the connection: it was stopped or restarted ({err})")
+    } else if err.is_timeout() {
+        format!("Redis did not answer in time ({err})")
+    } else if err.is_io_error() {
+        format!("Redis is not reachable ({err})")
+    } else {
+        err.to_string()
+    }
+}

@@ -363,9 +363,92 @@ pub fn render_prometheus() -> String {
     out
 }
 
+/// True when `name` is one of [`ALL_COUNTERS`] or [`ALL_GAUGES`] (so another exposition
+/// appended to [`render_prometheus`] must not declare it again).
+pub fn is_declared(name: &str) -> bool {
+    ALL_COUNTERS.iter().any(|c| c.name == name) || ALL_GAUGES.iter().any(|g| g.name == name)
+}
+
+/// Checks a Prometheus text exposition the way a scraper would: every family has at most one
+/// `# TYPE` and one `# HELP` line, its `# TYPE` comes before its samples, and every sample
+/// belongs to a declared family and has a numeric value. Returns every problem, one sentence
+/// each.
+pub fn check_exposition(text: &str) -> Result<(), Vec<String>> {
+    use std::collections::HashSet;
+    let mut problems = Vec::new();
+    let (mut typed, mut helped) = (HashSet::new(), HashSet::new());
+    let mut sampled: HashSet<&str> = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            if !typed.insert(name) {
+                problems.push(format!(
+                    "line {n}: family {name} is declared a second time."
+                ));
+            }
+            if sampled.contains(name) {
+                problems.push(format!(
+                    "line {n}: family {name} is declared after its samples."
+                ));
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            if !helped.insert(name) {
+                problems.push(format!("line {n}: family {name} has a second HELP line."));
+            }
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let series = parts.next().unwrap_or("");
+        let name = series.split('{').next().unwrap_or("");
+        if !typed.contains(name) {
+            problems.push(format!(
+                "line {n}: sample {name} has no TYPE line before it."
+            ));
+        }
+        sampled.insert(name);
+        match parts.next() {
+            Some(v) if v.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&v) => {}
+            _ => problems.push(format!("line {n}: sample {name} has no numeric value.")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposition_checker_finds_a_family_declared_twice() {
+        assert_eq!(check_exposition(&render_prometheus()), Ok(()));
+        let twice = format!(
+            "{}# HELP skyline_panorama_spool_depth x\n# TYPE skyline_panorama_spool_depth gauge\nskyline_panorama_spool_depth 1\n",
+            render_prometheus()
+        );
+        let err = check_exposition(&twice).unwrap_err();
+        assert!(
+            err.iter()
+                .any(|p| p.contains("skyline_panorama_spool_depth is declared a second time")),
+            "{err:?}"
+        );
+        assert!(check_exposition("orphan_total 1\n").is_err());
+        assert!(is_declared("skyline_panorama_spool_depth"));
+        assert!(!is_declared("skyline_panorama_received_total"));
+    }
 
     #[test]
     fn names_unique_and_prometheus_valid() {

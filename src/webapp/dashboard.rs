@@ -545,7 +545,12 @@ fn panorama_metrics(s: &PanoramaStats) -> String {
         ("rejected", s.rejected, "Anomalies moved to rejected.jsonl."),
         ("lost", s.lost, "Anomalies neither inserted nor spooled."),
     ];
+    // Families the global registry already declares (spool depth, insert failures) are
+    // skipped here: a family declared twice makes a real scrape fail.
     for (name, v, help) in counters {
+        if crate::telemetry::metrics::is_declared(&format!("skyline_panorama_{name}_total")) {
+            continue;
+        }
         let _ = writeln!(
             out,
             "# HELP skyline_panorama_{name}_total {help}\n# TYPE skyline_panorama_{name}_total counter\nskyline_panorama_{name}_total {v}"
@@ -565,6 +570,9 @@ fn panorama_metrics(s: &PanoramaStats) -> String {
         ),
     ];
     for (name, v, help) in gauges {
+        if crate::telemetry::metrics::is_declared(&format!("skyline_panorama_{name}")) {
+            continue;
+        }
         let _ = writeln!(
             out,
             "# HELP skyline_panorama_{name} {help}\n# TYPE skyline_panorama_{name} gauge\nskyline_panorama_{name} {v}"
@@ -610,5 +618,10 @@ mod tests {
         });
         assert!(t.contains("skyline_panorama_inserted_total 3"));
         assert!(t.contains("skyline_panorama_db_available 1"));
+        // Declared once, by the global registry, not again here.
+        assert!(!t.contains("skyline_panorama_spool_depth"));
+        assert!(!t.contains("skyline_panorama_insert_failures_total"));
+        let whole = crate::telemetry::metrics::render_prometheus() + &t;
+        assert_eq!(crate::telemetry::metrics::check_exposition(&whole), Ok(()));
     }
 }

@@ -57,7 +57,10 @@ pub enum WebError {
 impl WebError {
     /// Logs a Redis failure naming what was read, and returns the 503.
     pub fn redis_failed(what: &str, err: &redis::RedisError) -> Self {
-        error!("webapp: redis {what} failed: {err}");
+        error!(
+            "webapp: redis {what} failed: {}",
+            crate::store::redis_conn::describe(err)
+        );
         WebError::Redis
     }
 

@@ -144,7 +144,7 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
     let y: i64 = digits[0..4].parse().ok()?;
     let mo: u32 = digits[4..6].parse().ok()?;
     let d: u32 = digits[6..8].parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
         return None;
     }
     let mut secs = 0i64;
@@ -163,6 +163,49 @@ pub fn parse_time(s: &str, now: i64) -> Option<i64> {
         secs = h * 3600 + mi * 60 + se;
     }
     Some(super::templates::days_from_civil(y, mo, d) * 86_400 + secs)
+}
+
+/// Days in `month` (1–12) of `year`, leap years included.
+fn days_in_month(year: i64, month: u32) -> u32 {
+    use super::templates::days_from_civil;
+    let next = if month == 12 {
+        days_from_civil(year + 1, 1, 1)
+    } else {
+        days_from_civil(year, month + 1, 1)
+    };
+    (next - days_from_civil(year, month, 1)) as u32
+}
+
+/// Why a date-looking value is not a date (`2026-02-30`: "February 2026 has 28 days"), for
+/// the 400's sentence; `None` when it does not look like `YYYY-MM-DD`.
+fn date_problem(s: &str) -> Option<String> {
+    let date = s.trim().split([' ', 'T']).next()?;
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, mo, d] = parts[..] else { return None };
+    let (y, mo, d) = (
+        y.parse::<i64>().ok()?,
+        mo.parse::<u32>().ok()?,
+        d.parse::<u32>().ok()?,
+    );
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    if !(1..=12).contains(&mo) {
+        return Some(format!("there is no month {mo}"));
+    }
+    let max = days_in_month(y, mo);
+    (d < 1 || d > max).then(|| format!("{} {y} has {max} days", MONTHS[mo as usize - 1]))
 }
 
 /// Validates the Panorama parameters (first problem wins, naming the parameter).
@@ -191,9 +234,12 @@ pub fn parse_search(params: &[(String, String)], now: i64) -> Result<Search, Web
                 let ts = match text(k, v)? {
                     None => None,
                     Some(t) => Some(parse_time(&t, now).ok_or_else(|| {
-                        WebError::BadRequest(format!(
-                            "{k}: {t:?} is not epoch seconds, a relative time like -24h, or YYYY-MM-DD HH:MM"
-                        ))
+                        WebError::BadRequest(match date_problem(&t) {
+                            Some(why) => format!("{k}: {t} is not a date: {why}."),
+                            None => format!(
+                                "{k}: {t} is not epoch seconds, a relative time like -24h, or a date like YYYY-MM-DD HH:MM."
+                            ),
+                        })
                     })?),
                 };
                 if k.starts_with("from") {
@@ -605,10 +651,18 @@ mod tests {
         assert_eq!(parse_time("2023-11-14T22:13:20", now), Some(1_700_000_000));
         assert_eq!(parse_time("20231114 22:13", now), Some(1_699_999_980));
         assert_eq!(parse_time("2023-11-14", now), Some(1_699_920_000));
+        assert!(parse_time("2024-02-29", now).is_some(), "a leap day");
+        assert_eq!(
+            date_problem("2026-02-30 10:00").as_deref(),
+            Some("February 2026 has 28 days")
+        );
         for bad in [
             "yesterday",
             "-3x",
             "2023-13-01",
+            "2026-02-30",
+            "2023-02-29",
+            "2023-04-31",
             "2023-11-14 25:00",
             "12:00",
         ] {

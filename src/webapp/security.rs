@@ -9,6 +9,9 @@
 //! Allow-list: `[webapp] allowed_ips` (addresses or CIDR ranges, default loopback only) is
 //! checked against the TCP peer address (an IPv4-mapped IPv6 peer counts as its IPv4 address);
 //! `X-Forwarded-For` is not trusted. Anything else gets 403 before any handler runs.
+//!
+//! HEAD: [`head_as_get`] answers HEAD wherever GET works (the GET's status and headers, no
+//! body), so monitoring probes and `curl -I` do not get 405.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +110,23 @@ pub async fn allow_list(
     let res = WebError::Forbidden("forbidden: your address is not in [webapp] allowed_ips".into())
         .error_response();
     Ok(req.into_response(res).map_into_right_body())
+}
+
+/// Serves HEAD as GET without the body (RFC 9110: HEAD works wherever GET does). Routes are
+/// registered for GET only; this runs before routing, so every GET route answers HEAD, and a
+/// POST-only route answers HEAD with the same 405 as GET.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.method() != actix_web::http::Method::HEAD {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    req.head_mut().method = actix_web::http::Method::GET;
+    let res = next.call(req).await?;
+    let (req, res) = res.into_parts();
+    let (head, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, head.set_body(()).map_into_boxed_body()).map_into_right_body())
 }
 
 #[cfg(test)]

@@ -652,12 +652,29 @@ async fn flux_feed_horizon_without_carbon_and_populate_metric_backfills() {
         .unwrap();
     assert!(members.contains(&"metrics.warehouse-1.horizon.fed".to_string()));
 
-    // populate_metric: history older than max_age is accepted, not de-duplicated, and does
-    // not move flux.last; recent points reach Horizon
+    // populate_metric without carbon: history the metric actors would not keep (older than
+    // full_duration_secs) is refused, saying why, never 204-and-dropped
     let old = t - 5 * 86_400;
     let r = post(
         &url(&running, "/flux/populate_metric"),
-        &serde_json::json!({"key": KEY, "metric": "backfill.m", "datapoints": [[old, 1], [old + 60, 2], [t - 60, 3], [t - 60, 3]]}),
+        &serde_json::json!({"key": KEY, "metric": "backfill.m", "datapoints": [[old, 1], [t - 60, 3]]}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("would not be stored"),
+        "{:?}",
+        r.json()
+    );
+    // within full_duration: every point is stored, even those older than max_resolution_secs
+    // (1000 s), not de-duplicated, and flux.last is not moved
+    let r = post(
+        &url(&running, "/flux/populate_metric"),
+        &serde_json::json!({"key": KEY, "metric": "backfill.m", "datapoints": [[t - 80_000, 1], [t - 5000, 2], [t - 60, 3], [t - 60, 3]]}),
         None,
     )
     .await;
@@ -668,13 +685,13 @@ async fn flux_feed_horizon_without_carbon_and_populate_metric_backfills() {
     let series = decode_series(&raw).unwrap();
     assert_eq!(
         series.iter().map(|p| p.value.as_f64()).collect::<Vec<_>>(),
-        vec![3.0, 3.0],
-        "Horizon keeps only recent points (max_resolution)"
+        vec![1.0, 2.0, 3.0, 3.0],
+        "flux's points are stored back to full_duration"
     );
     assert!(get_string(&mut conn, "flux.last.backfill.m").is_none());
     let r = post(
         &url(&running, "/flux/populate_metric"),
-        &serde_json::json!({"key": KEY, "metric": "backfill.m", "datapoints": [[old, "x"]]}),
+        &serde_json::json!({"key": KEY, "metric": "backfill.m", "datapoints": [[t - 60, "x"]]}),
         None,
     )
     .await;

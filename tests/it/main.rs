@@ -10,6 +10,7 @@ mod cli;
 mod deploy;
 mod flux;
 mod fuzz_corpus;
+mod hardening;
 mod hostile;
 mod ingest;
 mod mirage;
