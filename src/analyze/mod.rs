@@ -25,9 +25,9 @@ pub mod crucible;
 mod messages;
 pub mod nab;
 mod runner;
-pub mod waterfall;
 pub mod stream;
 pub mod streaming;
+pub mod waterfall;
 mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};
