@@ -64,6 +64,7 @@ async fn boundary_with(
                 policy: RetryPolicy::from_settings(&a),
                 syslog_all: false,
                 thunder_alerters: vec![],
+                pending_file: None,
             };
             let conn = redis_conn::connect(&redis.url(), timeout).unwrap();
             Some(Alerts::new(setup, channels, Some(conn)).start())

@@ -99,6 +99,7 @@ fn flux_json_corpus_replays() {
         max_age_secs: 86_400,
         max_future_skew_secs: 300,
         backfill: false,
+        stored_back_secs: None,
     };
     replay("flux_json", |data| {
         if let Ok(req) = parse_post(data) {

@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         max_age_secs: 86_400,
         max_future_skew_secs: 300,
         backfill: false,
+        stored_back_secs: None,
     };
     if let Ok(req) = parse_post(data) {
         if let Ok(points) = validate_items(&req.items, "prefix.", &limits, req.batch) {
