@@ -410,7 +410,7 @@ impl Alerts {
     ) {
         if self.closed {
             // Shutting down: what a stopped alerter would have sent goes to the pending file.
-            if self.closed_names.iter().any(|c| *c == alerter) {
+            if self.closed_names.contains(&alerter) {
                 self.persist_late(alerter, Notification::Anomaly(notice));
             }
             return;

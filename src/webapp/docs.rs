@@ -37,12 +37,38 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/mirage.md"),
     ),
     (
+        "boundary",
+        "Boundary (rules for key metrics)",
+        include_str!("../../docs/boundary.md"),
+    ),
+    (
+        "stream",
+        "The stream detector",
+        include_str!("../../docs/stream.md"),
+    ),
+    (
+        "ionosphere",
+        "Ionosphere (features profiles)",
+        include_str!("../../docs/ionosphere.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),
     ),
 ];
 const CONFIG: &str = include_str!("../../conf/skyline.toml");
+
+/// The `/docs/<slug>` page of a `docs/<slug>.md` (or `<slug>.md`) link, when it is one of
+/// [`PAGES`].
+fn page_slug(path: &str) -> Option<&'static str> {
+    let file = path.strip_prefix("docs/").unwrap_or(path);
+    let slug = file.strip_suffix(".md")?;
+    PAGES
+        .iter()
+        .map(|(s, _, _)| *s)
+        .find(|s| *s == slug && !["readme", "architecture"].contains(s))
+}
 
 /// Where a link between the repository's files goes on `/docs`.
 fn rewrite_link(url: &str) -> String {
@@ -57,11 +83,13 @@ fn rewrite_link(url: &str) -> String {
         Some((p, a)) => (p, format!("#{a}")),
         None => (url, String::new()),
     };
-    let page = match path.trim_start_matches("./").trim_start_matches("../") {
+    let path = path.trim_start_matches("./").trim_start_matches("../");
+    if let Some(slug) = page_slug(path) {
+        return format!("/docs/{slug}{anchor}");
+    }
+    let page = match path {
         "README.md" => "/docs/readme",
         "ARCHITECTURE.md" => "/docs/architecture",
-        "docs/webapp.md" | "webapp.md" => "/docs/webapp",
-        "docs/mirage.md" | "mirage.md" => "/docs/mirage",
         "conf/skyline.toml" => "/docs/configuration",
         p if p.starts_with("docs/screenshots/") || p.starts_with("screenshots/") => {
             let file = p.rsplit('/').next().unwrap_or("");
@@ -293,6 +321,13 @@ mod tests {
             "/docs/screenshots/now.png"
         );
         assert_eq!(rewrite_link("https://example.com/"), "https://example.com/");
+        for slug in ["webapp", "mirage", "boundary", "stream", "ionosphere"] {
+            assert_eq!(
+                rewrite_link(&format!("docs/{slug}.md#x")),
+                format!("/docs/{slug}#x")
+            );
+        }
+        assert_eq!(rewrite_link("docs/unknown.md"), "docs/unknown.md");
         let all = rendered();
         assert!(all.iter().any(|d| d.slug == "configuration"));
         assert!(all.iter().all(|d| !d.html.is_empty()));
