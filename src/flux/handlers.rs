@@ -286,7 +286,10 @@ async fn read_body(
         let chunk = chunk.map_err(|err| {
             FluxError::invalid(Problem::request(
                 "body",
-                format!("the request body could not be read: {err}"),
+                format!(
+                    "the request body could not be read: {}",
+                    crate::telemetry::text::payload_error(&err)
+                ),
             ))
         })?;
         received += chunk.len();

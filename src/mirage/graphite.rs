@@ -91,7 +91,7 @@ pub async fn fetch(
         .body()
         .limit(MAX_BYTES)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(crate::telemetry::text::payload_error(&e)))?;
     parse_render(&body).map_err(fail)
 }
 

@@ -14,6 +14,7 @@
 pub mod graphite;
 pub mod metrics;
 pub mod ratelimit;
+pub mod text;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};

@@ -117,7 +117,10 @@ pub async fn fetch(
     let status = res.status();
     let body = res.body().limit(MAX_GRAPHITE_BYTES).await.map_err(|err| {
         m::WEBAPP_GRAPHITE_ERRORS.inc();
-        error!("webapp: graphite {base} answer to {what} unreadable: {err}");
+        error!(
+            "webapp: graphite {base} answer to {what} unreadable: {}",
+            crate::telemetry::text::payload_error(&err)
+        );
         WebError::Graphite
     })?;
     if status == StatusCode::BAD_REQUEST {
