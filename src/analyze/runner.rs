@@ -283,33 +283,13 @@ fn record(r: &RunReport, every: Duration) {
     info!("anomaly breakdown  :: {:?}", r.anomaly_breakdown);
 }
 
-#[derive(Serialize)]
-struct CurrentAnomaly<'a> {
-    metric: &'a str,
-    timestamp: i64,
-    datapoint: f64,
-    triggered_algorithms: &'a [String],
-    algorithms_run: &'a [String],
-}
-
 /// Writes the run's outputs for the webapp (Redis keys, optional JSONP dump).
 async fn publish(
     conn: &mut ConnectionManager,
     r: &RunReport,
     dump: Option<&std::path::Path>,
 ) -> Result<(), String> {
-    let current: Vec<CurrentAnomaly<'_>> = r
-        .anomalies
-        .iter()
-        .map(|a| CurrentAnomaly {
-            metric: &a.metric,
-            timestamp: a.timestamp,
-            datapoint: a.datapoint,
-            triggered_algorithms: &a.triggered_algorithms,
-            algorithms_run: &a.algorithms_run,
-        })
-        .collect();
-    let json = serde_json::to_string(&current).map_err(|err| err.to_string())?;
+    let json = crate::model::current_anomalies_json(&r.anomalies).map_err(|err| err.to_string())?;
     let mut stats = serde_json::to_value(r).map_err(|err| err.to_string())?;
     if let Some(o) = stats.as_object_mut() {
         o.remove("anomalies");

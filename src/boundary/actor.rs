@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use log::{error, info, warn};
 use redis::aio::ConnectionManager;
-use serde::Serialize;
 
 use super::algorithms::{evaluate, Exception, Gates};
 use super::error::BoundaryError;
@@ -256,29 +255,9 @@ pub async fn run_cycle(
     Ok(report)
 }
 
-#[derive(Serialize)]
-struct CurrentAnomaly<'a> {
-    metric: &'a str,
-    timestamp: i64,
-    datapoint: f64,
-    triggered_algorithms: &'a [String],
-    algorithms_run: &'a [String],
-}
-
 /// Writes `boundary.current_anomalies` and `boundary.run_stats`.
 async fn publish(conn: &mut ConnectionManager, r: &RunReport) -> Result<(), BoundaryError> {
-    let current: Vec<CurrentAnomaly<'_>> = r
-        .anomalies
-        .iter()
-        .map(|a| CurrentAnomaly {
-            metric: &a.metric,
-            timestamp: a.timestamp,
-            datapoint: a.datapoint,
-            triggered_algorithms: &a.triggered_algorithms,
-            algorithms_run: &a.algorithms_run,
-        })
-        .collect();
-    let json = serde_json::to_string(&current)?;
+    let json = crate::model::current_anomalies_json(&r.anomalies)?;
     let mut stats = serde_json::to_value(r)?;
     if let Some(o) = stats.as_object_mut() {
         o.remove("anomalies");

@@ -29,3 +29,37 @@ pub struct Anomaly {
     /// Epoch seconds when the anomaly was found (`added_at`).
     pub added_at: i64,
 }
+
+/// One entry of a stage's `<stage>.current_anomalies` list (`analyzer.`, `boundary.`): the
+/// fields the Now page reads, borrowed from an [`Anomaly`].
+#[derive(Debug, Serialize)]
+pub struct CurrentAnomaly<'a> {
+    /// Base name.
+    pub metric: &'a str,
+    /// Timestamp of the anomalous point.
+    pub timestamp: i64,
+    /// Its value.
+    pub datapoint: f64,
+    /// Algorithms that triggered.
+    pub triggered_algorithms: &'a [String],
+    /// Algorithms run.
+    pub algorithms_run: &'a [String],
+}
+
+impl<'a> From<&'a Anomaly> for CurrentAnomaly<'a> {
+    fn from(a: &'a Anomaly) -> Self {
+        CurrentAnomaly {
+            metric: &a.metric,
+            timestamp: a.timestamp,
+            datapoint: a.datapoint,
+            triggered_algorithms: &a.triggered_algorithms,
+            algorithms_run: &a.algorithms_run,
+        }
+    }
+}
+
+/// The JSON list a stage writes to its `<stage>.current_anomalies` key.
+pub fn current_anomalies_json(anomalies: &[Anomaly]) -> serde_json::Result<String> {
+    let list: Vec<CurrentAnomaly<'_>> = anomalies.iter().map(CurrentAnomaly::from).collect();
+    serde_json::to_string(&list)
+}

@@ -9,6 +9,6 @@ mod metric_name;
 pub mod msgpack;
 pub mod time;
 
-pub use anomaly::Anomaly;
+pub use anomaly::{current_anomalies_json, Anomaly, CurrentAnomaly};
 pub use datapoint::{Datapoint, Number, Point};
 pub use metric_name::{validate_metric_name, NameError, FULL_NAMESPACE, UNIQUE_METRICS};

@@ -247,6 +247,28 @@ pub async fn metric_series(
     name: &str,
     want_gz: bool,
 ) -> Result<(Bytes, Option<Bytes>), WebError> {
+    let (key, raw) = find_series(worker, name).await?;
+    let cached = state.series_cache.get(&key, &raw);
+    if let Some((json, gz)) = &cached {
+        if gz.is_some() || !want_gz || json.len() < 1024 {
+            return Ok((json.clone(), gz.clone()));
+        }
+    }
+    let json =
+        match cached {
+            Some((json, _)) => json,
+            None => Bytes::from(series_json(&raw).map_err(|err| {
+                WebError::internal(&format!("{key} is not a Skyline series"), &err)
+            })?),
+        };
+    let gz = if want_gz { gzip(&json, 3) } else { None };
+    state.series_cache.put(&key, raw, json.clone(), gz.clone());
+    Ok((json, gz))
+}
+
+/// The first of `name`'s candidate keys (see [`candidate_keys`]) that holds a value, with that
+/// value; 400 for an empty or over-long name, 404 when none exists.
+async fn find_series(worker: &Worker, name: &str) -> Result<(String, Vec<u8>), WebError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(WebError::BadRequest(format!(
             "metric: give a metric name of 1 to {MAX_NAME_BYTES} bytes"
@@ -262,22 +284,9 @@ pub async fn metric_series(
             .query_async(&mut conn)
             .await
             .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
-        let Some(raw) = raw else { continue };
-        let cached = state.series_cache.get(&key, &raw);
-        if let Some((json, gz)) = &cached {
-            if gz.is_some() || !want_gz || json.len() < 1024 {
-                return Ok((json.clone(), gz.clone()));
-            }
+        if let Some(raw) = raw {
+            return Ok((key, raw));
         }
-        let json = match cached {
-            Some((json, _)) => json,
-            None => Bytes::from(series_json(&raw).map_err(|err| {
-                WebError::internal(&format!("{key} is not a Skyline series"), &err)
-            })?),
-        };
-        let gz = if want_gz { gzip(&json, 3) } else { None };
-        state.series_cache.put(&key, raw, json.clone(), gz.clone());
-        return Ok((json, gz));
     }
     Err(WebError::NotFound(
         "no metric by that name in Redis (metrics.<name>)".into(),
@@ -290,52 +299,32 @@ pub async fn metric_series(
 /// scores 0), and `"threshold"`. Not cached.
 async fn metric_scores(worker: &Worker, name: &str) -> Result<HttpResponse, WebError> {
     use crate::analyze::stream::{StreamParams, StreamState};
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(WebError::BadRequest(format!(
-            "metric: give a metric name of 1 to {MAX_NAME_BYTES} bytes"
-        )));
+    let (key, raw) = find_series(worker, name).await?;
+    let bad =
+        |err: EncodingError| WebError::internal(&format!("{key} is not a Skyline series"), &err);
+    let mut json = series_json(&raw).map_err(bad)?;
+    let mut points = Vec::new();
+    crate::model::msgpack::decode_series_f64(&raw, &mut points).map_err(bad)?;
+    // Scores in the order of the stored points; the detector takes them sorted.
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0));
+    let params = StreamParams::default();
+    let mut state = StreamState::new();
+    let mut scores = vec![0.0; points.len()];
+    for i in order {
+        let (t, v) = points[i];
+        scores[i] = state.update(t as i64, v, &params);
     }
-    let mut conn = worker.redis.clone();
-    for key in candidate_keys(name) {
-        if key == UNIQUE_METRICS {
-            continue;
+    json.pop(); // the closing brace
+    json.extend_from_slice(b",\"scores\":[");
+    for (i, s) in scores.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
         }
-        let raw: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
-        let Some(raw) = raw else { continue };
-        let bad = |err: EncodingError| {
-            WebError::internal(&format!("{key} is not a Skyline series"), &err)
-        };
-        let mut json = series_json(&raw).map_err(bad)?;
-        let mut points = Vec::new();
-        crate::model::msgpack::decode_series_f64(&raw, &mut points).map_err(bad)?;
-        // Scores in the order of the stored points; the detector takes them sorted.
-        let mut order: Vec<usize> = (0..points.len()).collect();
-        order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0));
-        let params = StreamParams::default();
-        let mut state = StreamState::new();
-        let mut scores = vec![0.0; points.len()];
-        for i in order {
-            let (t, v) = points[i];
-            scores[i] = state.update(t as i64, v, &params);
-        }
-        json.pop(); // the closing brace
-        json.extend_from_slice(b",\"scores\":[");
-        for (i, s) in scores.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            json.extend_from_slice(format!("{s:.6}").as_bytes());
-        }
-        json.extend_from_slice(format!("],\"threshold\":{}}}", params.threshold).as_bytes());
-        return Ok(json_ok(json));
+        json.extend_from_slice(format!("{s:.6}").as_bytes());
     }
-    Err(WebError::NotFound(
-        "no metric by that name in Redis (metrics.<name>)".into(),
-    ))
+    json.extend_from_slice(format!("],\"threshold\":{}}}", params.threshold).as_bytes());
+    Ok(json_ok(json))
 }
 
 /// `GET /api`.
