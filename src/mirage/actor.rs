@@ -104,6 +104,35 @@ pub struct MirageRunStats {
     pub cleared: Vec<ClearedEntry>,
 }
 
+/// How long a Mirage decision stays in `mirage.current_anomalies` / the run stats' `cleared`
+/// list: two default Analyzer runs, so a run's checks decided in several batches all show.
+const RECENT_SECS: i64 = 120;
+
+/// The decisions of the last [`RECENT_SECS`], one per metric (the latest).
+#[derive(Debug, Default)]
+struct Recent {
+    current: Vec<(i64, CurrentEntry)>,
+    cleared: Vec<(i64, ClearedEntry)>,
+}
+
+impl Recent {
+    fn keep(&mut self, now: i64, current: Vec<CurrentEntry>, cleared: Vec<ClearedEntry>) {
+        let fresh = |t: &i64| now - *t < RECENT_SECS;
+        for c in current {
+            self.current.retain(|(_, e)| e.metric != c.metric);
+            self.cleared.retain(|(_, e)| e.metric != c.metric);
+            self.current.push((now, c));
+        }
+        for c in cleared {
+            self.current.retain(|(_, e)| e.metric != c.metric);
+            self.cleared.retain(|(_, e)| e.metric != c.metric);
+            self.cleared.push((now, c));
+        }
+        self.current.retain(|(t, _)| fresh(t));
+        self.cleared.retain(|(t, _)| fresh(t));
+    }
+}
+
 fn bump(v: &mut Vec<(String, usize)>, k: &str) {
     match v.iter_mut().find(|(n, _)| n == k) {
         Some(e) => e.1 += 1,
@@ -427,6 +456,7 @@ impl Actor for Mirage {
         let fut = async move {
             let mut decider = Decider::new(settings, graphite_url, conn);
             let mut publish_log = OutageLog::default();
+            let mut recent = Recent::default();
             while let Some(first) = checks.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_RUN {
@@ -435,7 +465,14 @@ impl Actor for Mirage {
                         Err(_) => break,
                     }
                 }
-                let (stats, current) = run_checks(&mut decider, batch, &record, &alert).await;
+                let (mut stats, current) = run_checks(&mut decider, batch, &record, &alert).await;
+                // One Analyzer run's checks can arrive in several batches: what the Now page
+                // shows is every decision of the last RECENT_SECS, not only this batch's.
+                let now = stats.timestamp;
+                recent.keep(now, current, std::mem::take(&mut stats.cleared));
+                stats.cleared = recent.cleared.iter().map(|(_, c)| c.clone()).collect();
+                let current: Vec<CurrentEntry> =
+                    recent.current.iter().map(|(_, c)| c.clone()).collect();
                 if let Err(e) = publish(&mut out_conn, &stats, &current).await {
                     m::MIRAGE_REDIS_ERRORS.inc();
                     publish_log.record(&format!("cannot write {RUN_STATS_KEY}: {e}"));
@@ -444,5 +481,49 @@ impl Actor for Mirage {
             warn!("mirage: the hand-off channel closed; Mirage stops");
         };
         ctx.spawn(fut.into_actor(self));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current(metric: &str) -> CurrentEntry {
+        CurrentEntry {
+            metric: metric.into(),
+            timestamp: 1,
+            datapoint: 2.0,
+            triggered_algorithms: vec![],
+            algorithms_run: vec![],
+        }
+    }
+
+    fn cleared(metric: &str) -> ClearedEntry {
+        ClearedEntry {
+            metric: metric.into(),
+            timestamp: 1,
+            datapoint: 2.0,
+            hours: 168,
+            analyzer_triggered: vec![],
+            triggered_algorithms: vec![],
+            source: "redis".into(),
+        }
+    }
+
+    #[test]
+    fn recent_keeps_every_batch_of_a_run_and_the_latest_decision_per_metric() {
+        let mut r = Recent::default();
+        r.keep(1_000, vec![current("a")], vec![]);
+        r.keep(1_001, vec![], vec![cleared("b")]);
+        assert_eq!(r.current.len(), 1, "the first batch's anomaly stays");
+        assert_eq!(r.cleared.len(), 1);
+        // A later decision on the same metric replaces the earlier one.
+        r.keep(1_002, vec![], vec![cleared("a")]);
+        assert!(r.current.is_empty());
+        assert_eq!(r.cleared.len(), 2);
+        // Older than RECENT_SECS: gone.
+        r.keep(1_002 + RECENT_SECS, vec![current("c")], vec![]);
+        assert_eq!(r.current.len(), 1);
+        assert!(r.cleared.is_empty());
     }
 }
