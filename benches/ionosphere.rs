@@ -8,6 +8,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use skyline::ionosphere::features::extract;
+use skyline::ionosphere::matching::{match_features, minmax_of, MatchSettings, Profile};
 
 /// A deterministic noisy daily series (xorshift noise on a sine).
 fn series(points: usize) -> Vec<f64> {
@@ -36,5 +37,82 @@ fn features(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, features);
+/// Matching one anomaly against 100 profiles of its metric (database read excluded: profiles
+/// are cached in the matcher). `compare/100` is the features-sum pass alone (no profile
+/// matches and none is in the anomaly's range, so no min-max retry); `with_minmax/100` has every
+/// profile in range, so the retry runs (the anomaly's scaled features are computed once and
+/// compared with each profile's stored min-max sum). The anomaly's own feature extraction is
+/// `ionosphere_features/extract/1440` above, measured in the same run.
+fn matching(c: &mut Criterion) {
+    let base = series(1440);
+    let far: Vec<Profile> = (0..100)
+        .map(|i| {
+            let x: Vec<f64> = base.iter().map(|v| v * (3.0 + i as f64 * 0.1)).collect();
+            let f = extract(&x).unwrap();
+            Profile {
+                id: i,
+                features: f
+                    .stored()
+                    .iter()
+                    .map(|&(id, v)| (i32::from(id), v))
+                    .collect(),
+                minmax: minmax_of(&x),
+            }
+        })
+        .collect();
+    let near: Vec<Profile> = (0..100)
+        .map(|i| {
+            // Same range, different shape (reversed halves, shifted): the raw sums differ by
+            // more than 1 %, the min-max retry runs and fails.
+            let mut x: Vec<f64> = base
+                .iter()
+                .map(|v| v * (1.02 + i as f64 * 0.0005))
+                .collect();
+            x.rotate_left(300 + i as usize);
+            let f = extract(&x).unwrap();
+            Profile {
+                id: i,
+                features: f
+                    .stored()
+                    .iter()
+                    .map(|&(id, v)| (i32::from(id), v * 1.05))
+                    .collect(),
+                minmax: minmax_of(&x).map(|mut m| {
+                    m.features_sum *= 1.5;
+                    m
+                }),
+            }
+        })
+        .collect();
+    let anomaly = extract(&base).unwrap();
+    let settings = MatchSettings::default();
+    assert!(match_features(&far, &anomaly, &base, &settings).0.is_none());
+    let mut g = c.benchmark_group("ionosphere_matching");
+    g.bench_function("compare/100", |b| {
+        b.iter(|| {
+            match_features(
+                black_box(&far),
+                black_box(&anomaly),
+                black_box(&base),
+                &settings,
+            )
+        })
+    });
+    g.bench_function("with_minmax/100", |b| {
+        b.iter(|| {
+            match_features(
+                black_box(&near),
+                black_box(&anomaly),
+                black_box(&base),
+                &settings,
+            )
+        })
+    });
+    g.bench_function("baseline/sum/1440", |b| {
+        b.iter(|| black_box(&base).iter().sum::<f64>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, features, matching);
 criterion_main!(benches);

@@ -275,6 +275,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         let mut ps = PanoramaSettings::new(config.data.dir.join("panorama-spool"));
         ps.expiry_secs = config.panorama.expiry_secs;
         ps.check_max_age_secs = config.panorama.check_max_age_secs;
+        ps.training_keep_secs = config.ionosphere.keep_training_secs;
         (Some(pool.clone()), Some(Panorama::start(pool, ps)))
     } else {
         (None, None)
@@ -386,6 +387,35 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             recipients,
             alert_recipients,
         );
+        // Ionosphere: Panorama keeps each anomaly's series so it can be trained on, and the
+        // anomalies of trained metrics go to the matcher first (it records and alerts the
+        // unmatched ones; the Analyzer's waterfall alerts what it does not decide in time).
+        let full_duration = i64::try_from(config.horizon.full_duration_secs).unwrap_or(86_400);
+        let analyzer = match (&panorama, &db, config.ionosphere.enabled) {
+            (Some(p), Some(pool), true) => {
+                let io = &config.ionosphere;
+                let shared = crate::ionosphere::messages::Shared::new();
+                let matcher = crate::ionosphere::actor::Ionosphere::start(
+                    crate::ionosphere::actor::IonosphereSetup {
+                        pool: pool.clone(),
+                        settings: io.matching(),
+                        shared: shared.clone(),
+                        record: vec![p.clone().recipient()],
+                        alert: vec![alerts.clone().recipient()],
+                    },
+                );
+                analyzer
+                    .with_training(vec![p.clone().recipient()], full_duration)
+                    .with_ionosphere(crate::analyze::to_ionosphere::IonosphereHandoff::new(
+                        matcher.recipient(),
+                        shared,
+                        io.waterfall_secs,
+                        io.queue_max,
+                        full_duration,
+                    ))
+            }
+            _ => analyzer,
+        };
         match mirage {
             Some(handoff) => analyzer.with_mirage(handoff).start(),
             None => analyzer.start(),

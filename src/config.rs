@@ -22,6 +22,7 @@ pub use crate::alert::config::{AlertRule, AlertersSettings};
 pub use crate::analyze::config::AnalyzerSettings;
 pub use crate::boundary::config::{BoundaryRule, BoundarySettings};
 pub use crate::flux::config::FluxSettings;
+pub use crate::ionosphere::config::IonosphereSettings;
 pub use crate::mirage::config::MirageSettings;
 pub use crate::thunder::config::ThunderSettings;
 pub use crate::webapp::config::WebappSettings;
@@ -303,6 +304,8 @@ pub struct Config {
     pub boundary: BoundarySettings,
     /// `[mirage]`
     pub mirage: MirageSettings,
+    /// `[ionosphere]`
+    pub ionosphere: IonosphereSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -368,6 +371,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "flux" => section(value, &slot, &mut config.flux, &mut problems),
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
             "mirage" => section(value, &slot, &mut config.mirage, &mut problems),
+            "ionosphere" => section(value, &slot, &mut config.ionosphere, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             "boundary" => boundary_section(value, &mut config.boundary, &mut problems),
@@ -650,6 +654,7 @@ impl Config {
         self.webapp.validate(problems);
         self.flux.validate(problems);
         self.mirage.validate(&self.alerts, problems);
+        self.ionosphere.validate(problems);
     }
 
     /// Number of metric actors to run.

@@ -31,6 +31,9 @@ pub struct BatchOutcome {
     pub anomalies: Vec<Anomaly>,
     /// Keys whose series was empty (removed from the unique set, as Skyline does).
     pub empty: Vec<String>,
+    /// The analysed series of each anomaly (base name, newest
+    /// `ionosphere::training::MAX_TRAINING_POINTS` points), kept for Ionosphere training.
+    pub training: Vec<(String, Vec<(i64, f64)>)>,
 }
 
 /// Index of an exception in [`BatchOutcome::exceptions`]; 4 is `Other` (undecodable).

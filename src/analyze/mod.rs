@@ -27,6 +27,7 @@ pub mod nab;
 mod runner;
 pub mod stream;
 pub mod streaming;
+pub mod to_ionosphere;
 pub mod waterfall;
 mod worker;
 

@@ -27,7 +27,7 @@ use super::messages::{AnalyzeBatch, BatchOutcome, EXCEPTION_NAMES};
 use super::worker::AnalysisWorker;
 use crate::alert::AlertAnomaly;
 use crate::model::Anomaly;
-use crate::panorama::RecordAnomaly;
+use crate::panorama::{KeepTrainingData, RecordAnomaly};
 use crate::telemetry::metrics as m;
 
 /// Redis key holding the current anomalies as JSON (our own key; rewritten every run).
@@ -57,6 +57,9 @@ pub struct RunReport {
     /// The Mirage hand-off of this run (None: Mirage off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirage: Option<super::waterfall::HandoffReport>,
+    /// The analysed series of each anomaly, by base name (for Ionosphere training).
+    #[serde(skip)]
+    pub training: std::collections::HashMap<String, Vec<(i64, f64)>>,
 }
 
 /// Analyzer settings the loop needs.
@@ -106,6 +109,7 @@ pub async fn run_cycle(
         }
         total.anomalies.extend(o.anomalies);
         total.empty.extend(o.empty);
+        total.training.extend(o.training);
     };
     for chunk in members.chunks(settings.mget_chunk.max(1)) {
         let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
@@ -158,6 +162,7 @@ pub async fn run_cycle(
         run_time: started.elapsed().as_secs_f64(),
         timestamp: now as i64,
         mirage: None,
+        training: total.training.into_iter().collect(),
     })
 }
 
@@ -170,6 +175,14 @@ pub struct Analyzer {
     alert_recipients: Vec<Recipient<AlertAnomaly>>,
     running: bool,
     mirage: Option<std::sync::Arc<super::waterfall::MirageHandoff>>,
+    training: Option<Training>,
+    ionosphere: Option<super::to_ionosphere::IonosphereHandoff>,
+}
+
+/// Where the Analyzer sends each recorded anomaly's series (Panorama's `KeepTrainingData`).
+struct Training {
+    recipients: Vec<Recipient<KeepTrainingData>>,
+    full_duration: i64,
 }
 
 impl Analyzer {
@@ -189,7 +202,30 @@ impl Analyzer {
             alert_recipients,
             running: false,
             mirage: None,
+            training: None,
+            ionosphere: None,
         }
+    }
+
+    /// Hands the anomalies of Ionosphere-enabled metrics to the matcher instead of recording
+    /// and alerting them (see `to_ionosphere`).
+    pub fn with_ionosphere(mut self, handoff: super::to_ionosphere::IonosphereHandoff) -> Self {
+        self.ionosphere = Some(handoff);
+        self
+    }
+
+    /// Sends the series of every anomaly it records to `recipients` (Panorama keeps it for
+    /// Ionosphere training); `full_duration` is `[horizon] full_duration_secs`.
+    pub fn with_training(
+        mut self,
+        recipients: Vec<Recipient<KeepTrainingData>>,
+        full_duration: i64,
+    ) -> Self {
+        self.training = Some(Training {
+            recipients,
+            full_duration,
+        });
+        self
     }
 
     /// Hands Mirage metrics' anomalies to Mirage instead of recording and alerting them
@@ -227,8 +263,30 @@ impl Analyzer {
         ctx.spawn(fut.into_actor(self).map(|res, act, _| {
             act.running = false;
             match res {
-                Ok(report) => {
-                    for a in &report.anomalies {
+                Ok(mut report) => {
+                    let own = match act.ionosphere.as_mut() {
+                        Some(h) => h.hand_off(report.anomalies.clone(), &mut report.training),
+                        None => report.anomalies.clone(),
+                    };
+                    if let Some(t) = &act.training {
+                        for a in &report.anomalies {
+                            let Some(series) = report.training.remove(&a.metric) else {
+                                continue;
+                            };
+                            let td = crate::db::ionosphere::TrainingData {
+                                metric: a.metric.clone(),
+                                app: a.app.clone(),
+                                metric_timestamp: a.timestamp,
+                                full_duration: t.full_duration,
+                                added_at: a.added_at,
+                                series,
+                            };
+                            for r in &t.recipients {
+                                r.do_send(KeepTrainingData(td.clone()));
+                            }
+                        }
+                    }
+                    for a in &own {
                         for r in &act.recipients {
                             // Low rate (one per anomalous metric per run): do_send never blocks.
                             r.do_send(RecordAnomaly(a.clone()));

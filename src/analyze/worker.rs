@@ -182,6 +182,10 @@ impl Handler<AnalyzeBatch> for AnalysisWorker {
                 }
             }
             if let Some(a) = anomaly {
+                out.training.push((
+                    a.metric.clone(),
+                    crate::ionosphere::training::bound_series(&self.series),
+                ));
                 out.anomalies.push(a);
             }
         }

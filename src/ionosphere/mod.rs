@@ -1,7 +1,19 @@
 //! Ionosphere: operators teach Skyline which shapes are normal for a metric.
 //!
 //! - [`features`]: the tsfresh feature set of a series (pure functions, no I/O).
+//! - [`training`]: from an anomaly's series to a features profile (pure).
+//! - [`matching`]: features-sum, min-max and layers comparison of an anomaly with a metric's
+//!   profiles (pure).
 //!
-//! Owns no actor, Redis key or table yet; see each submodule.
+//! Tables (queries in `db::ionosphere`): `ionosphere`, `ionosphere_fp_features`,
+//! `ionosphere_fp_timeseries`, `ionosphere_matched`, `ionosphere_layers`, `layers_algorithms`,
+//! `ionosphere_layers_matched`, `ionosphere_minmax`, `ionosphere_training_data`, and the
+//! `metrics` learn columns. Backpressure: see each submodule.
 
+pub mod actor;
+pub mod cache;
+pub mod config;
 pub mod features;
+pub mod matching;
+pub mod messages;
+pub mod training;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::{Actor, Addr, Handler, MessageResult, SyncArbiter, SyncContext, WeakAddr};
 
 use super::dedup::Dedup;
-use super::messages::{Flush, GetStats, PanoramaStats, RecordAnomaly, Retry};
+use super::messages::{Flush, GetStats, KeepTrainingData, PanoramaStats, RecordAnomaly, Retry};
 use super::spool::{Spool, SpoolItem, SpoolRecord};
 use crate::db::{self, queries, Bounded, DbError, IdCache, Pool};
 use crate::model::Anomaly;
@@ -54,6 +54,10 @@ pub struct PanoramaSettings {
     /// `count_by_metric` is brought up to date (10 s). Each refresh folds the rows up to the
     /// highest id seen at the previous one, so a concurrent writer's late commit is not missed.
     pub counts_refresh: Duration,
+    /// Training data ([`KeepTrainingData`]) older than this is deleted
+    /// (`[ionosphere] keep_training_secs`, Skyline's IONOSPHERE_KEEP_TRAINING_TIMESERIES_FOR,
+    /// 3 days); 0 keeps it forever.
+    pub training_keep_secs: i64,
 }
 
 impl PanoramaSettings {
@@ -74,6 +78,7 @@ impl PanoramaSettings {
             max_attempts: 3,
             counts_refresh: Duration::from_secs(10),
             stall_give_up: Duration::from_secs(600),
+            training_keep_secs: 259_200,
         }
     }
 }
@@ -141,6 +146,9 @@ pub struct Panorama {
     counts_seen_max: Option<i64>,
     /// The stats last added to the process-wide self-metrics (for deltas).
     published: PanoramaStats,
+    /// Training data: last prune, and the last failure logged (once a minute).
+    training_pruned_at: Option<Instant>,
+    training_logged_at: Option<Instant>,
 }
 
 fn now_epoch() -> i64 {
@@ -176,6 +184,8 @@ impl Panorama {
             counts_refreshed_at: Instant::now(),
             counts_seen_max: None,
             published: PanoramaStats::default(),
+            training_pruned_at: None,
+            training_logged_at: None,
         }
     }
 
@@ -865,6 +875,7 @@ impl Panorama {
             return;
         }
         self.refresh_counts();
+        self.prune_training();
         if self.backlog() > 0 {
             self.drain();
         } else if !self.db_ready {
@@ -874,6 +885,65 @@ impl Panorama {
                 self.on_db_success();
             }
         }
+    }
+}
+
+impl Panorama {
+    /// Deletes expired training data, at most every 10 minutes (failures only delay it).
+    fn prune_training(&mut self) {
+        let keep = self.settings.training_keep_secs;
+        if keep <= 0
+            || !self.db_ready
+            || self.backlog() > 0
+            || self
+                .training_pruned_at
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(600))
+        {
+            return;
+        }
+        self.training_pruned_at = Some(Instant::now());
+        let before = now_epoch() - keep;
+        match self.db_op(move |pool, _| db::ionosphere::prune_training(pool, before)) {
+            Ok(0) => {}
+            Ok(n) => log::info!("panorama :: deleted {n} expired ionosphere training series"),
+            Err(e) => log::warn!("panorama :: deleting expired training data failed: {e}"),
+        }
+    }
+
+    fn keep_training(&mut self, td: db::ionosphere::TrainingData) {
+        use crate::telemetry::metrics as m;
+        let what = format!("{} at {} ({})", td.metric, td.metric_timestamp, td.app);
+        let result = self.ensure_db_ready().and_then(|()| {
+            self.db_op(move |pool, ids| db::ionosphere::store_training(pool, ids, &td))
+        });
+        match result {
+            Ok(_) => m::PANORAMA_TRAINING_KEPT.inc(),
+            Err(e) => {
+                // Not an anomaly: the anomaly itself is recorded (or spooled) as ever; only
+                // training on it will answer 409. Counted, logged once a minute.
+                m::PANORAMA_TRAINING_FAILED.inc();
+                if self
+                    .training_logged_at
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                {
+                    self.training_logged_at = Some(Instant::now());
+                    log::error!(
+                        "panorama :: keeping the training series of {what} failed: {e} (logged once a minute)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Handler<KeepTrainingData> for Panorama {
+    type Result = ();
+
+    fn handle(&mut self, msg: KeepTrainingData, _ctx: &mut Self::Context) {
+        // Anomalies first: their insert must not wait behind a series.
+        self.flush();
+        self.keep_training(msg.0);
+        self.publish();
     }
 }
 

@@ -15,6 +15,14 @@ use crate::model::Anomaly;
 #[rtype(result = "()")]
 pub struct RecordAnomaly(pub Anomaly);
 
+/// Keep the series an anomaly was found in (`ionosphere_training_data`), so an operator can
+/// train Ionosphere on it later (Skyline's training data, spec §0.3). Sent with the
+/// anomaly's [`RecordAnomaly`]; kept `training_keep_secs`. Best effort: a database failure is
+/// counted and logged, never retried (the anomaly itself is spooled as ever).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct KeepTrainingData(pub crate::db::ionosphere::TrainingData);
+
 /// Retry spooled inserts if the back-off allows. Sent every `retry_tick` by the timer that
 /// [`crate::panorama::Panorama::start`] spawns; may also be sent by anyone at any time.
 #[derive(Debug, Clone, Copy, Message)]

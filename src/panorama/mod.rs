@@ -33,6 +33,10 @@
 //!   `rejected.jsonl` rather than blocking the rest. The actor's mailbox is unbounded and in
 //!   memory: anomalies queued there when the process dies are lost (the Analyzer finds them
 //!   again on its next run if they are still anomalous).
+//! * **Training data** ([`KeepTrainingData`], sent with an anomaly): the series it was found
+//!   in goes to `ionosphere_training_data` (`db::ionosphere`), best effort (a failure is
+//!   counted and logged once a minute, not spooled), and is deleted after
+//!   `training_keep_secs` (checked every 10 minutes on [`Retry`] ticks).
 //! * **Self-metrics**: after every message the actor adds the change in its [`PanoramaStats`]
 //!   to the process-wide counters (`skyline_panorama_anomalies_inserted_total`, …) and sets
 //!   the `skyline_panorama_spool_depth` and `skyline_panorama_database_available` gauges
@@ -45,5 +49,5 @@ pub mod spool;
 
 pub use actor::{Panorama, PanoramaError, PanoramaSettings};
 pub use dedup::Dedup;
-pub use messages::{Flush, GetStats, PanoramaStats, RecordAnomaly, Retry};
+pub use messages::{Flush, GetStats, KeepTrainingData, PanoramaStats, RecordAnomaly, Retry};
 pub use spool::{Spool, SpoolError, SpoolRecord};

@@ -300,6 +300,22 @@ counters! {
         "mirage.{host}.history.buckets", "Buckets appended to mirage.history.* keys.";
     MIRAGE_HISTORY_ERRORS = "skyline_mirage_history_errors_total",
         "mirage.{host}.history.errors", "History keeper rounds that failed on Redis errors.";
+    PANORAMA_TRAINING_KEPT = "skyline_panorama_training_series_kept_total",
+        "panorama.{host}.training.kept", "Anomaly series kept for Ionosphere training.";
+    PANORAMA_TRAINING_FAILED = "skyline_panorama_training_series_failed_total",
+        "panorama.{host}.training.failed", "Anomaly series that could not be kept (database failure).";
+    IONOSPHERE_TRAINED = "skyline_ionosphere_profiles_created_total",
+        "ionosphere.{host}.profiles_created", "Features profiles created (trained or learnt).";
+    IONOSPHERE_CHECKS = "skyline_ionosphere_checks_total",
+        "ionosphere.{host}.checks", "Anomalies of Ionosphere-enabled metrics compared with their profiles.";
+    IONOSPHERE_MATCHED = "skyline_ionosphere_matched_total",
+        "ionosphere.{host}.not_anomalous", "Anomalies matched to a profile (not recorded, not alerted).";
+    IONOSPHERE_NOT_MATCHED = "skyline_ionosphere_not_matched_total",
+        "ionosphere.{host}.anomalous", "Anomalies no profile matched (recorded and alerted).";
+    IONOSPHERE_ERRORS = "skyline_ionosphere_errors_total",
+        "ionosphere.{host}.errors", "Checks that failed (database, features); each is recorded and alerted.";
+    IONOSPHERE_WATERFALL = "skyline_ionosphere_waterfall_alerts_total",
+        "ionosphere.{host}.waterfall", "Anomalies alerted because Ionosphere did not decide in time (or its queue was full).";
 }
 
 gauges! {

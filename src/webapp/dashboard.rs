@@ -149,6 +149,7 @@ struct Card {
     triggered_count: usize,
     run_count: usize,
     stage: String,
+    trainable: bool,
 }
 
 #[derive(Serialize)]
@@ -306,13 +307,14 @@ fn build(state: &WebState, raw: Raw) -> Result<NowEntry, WebError> {
                 triggered: a.triggered_algorithms.clone(),
                 run_count: a.algorithms_run.len(),
                 stage: a.stage.clone(),
+                trainable: state.trainable(&a.metric),
             }
         })
         .collect::<Vec<_>>();
     let view = NowView {
         title: "Now",
         nav_now: true,
-        scripts: &["common.js", "chart.js", "now.js"],
+        scripts: &["common.js", "chart.js", "now.js", "train.js"],
         page_config: json_for_html(&PageConfig {
             page: "now",
             timezone: &state.settings.timezone,

@@ -31,6 +31,12 @@ pub enum WebError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: the request conflicts with the current state (e.g. training data expired).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: well-formed but unusable (e.g. a series too short to train on).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 503: Panorama is disabled in the config.
     #[error("Panorama is disabled ([panorama] enabled = false)")]
     PanoramaDisabled,
@@ -95,6 +101,8 @@ impl ResponseError for WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::PanoramaDisabled
             | WebError::GraphiteNotConfigured
             | WebError::Redis

@@ -45,6 +45,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod graphite;
+pub mod ionosphere;
 pub mod monitor;
 pub mod panorama;
 pub mod rebrow;
@@ -90,6 +91,25 @@ pub struct WebState {
     pub now_cache: dashboard::NowCache,
     /// The Redis URL, password redacted (shown by rebrow).
     pub redis_label: String,
+    /// Ionosphere training is offered (`[ionosphere] enabled` and Panorama on).
+    pub ionosphere: bool,
+    /// The `[[alerts]]` rules: only metrics covered by an smtp rule can be trained.
+    pub alert_rules: crate::alert::RuleSet,
+}
+
+impl WebState {
+    /// Whether anomalies of `metric` get the "not anomalous — train" action: Ionosphere is on
+    /// and an smtp `[[alerts]]` rule covers the metric (Skyline trains smtp-alerted metrics
+    /// only).
+    pub fn trainable(&self, metric: &str) -> bool {
+        self.ionosphere
+            && self.db.is_some()
+            && self
+                .alert_rules
+                .matching(metric)
+                .iter()
+                .any(|(r, _)| r.alerter == "smtp")
+    }
 }
 
 /// Per HTTP worker: its own Redis connection and Graphite client (awc is not `Send`).
@@ -143,6 +163,8 @@ impl Webapp {
             series_cache: api::SeriesCache::new(api::SERIES_CACHE_BYTES),
             now_cache: dashboard::NowCache::default(),
             redis_label: crate::telemetry::redact_url(redis_url),
+            ionosphere: config.ionosphere.enabled,
+            alert_rules: crate::alert::RuleSet::new(&config.alerts).unwrap_or_default(),
         };
         Ok(Webapp {
             state: web::Data::new(state),

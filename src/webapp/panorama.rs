@@ -339,6 +339,7 @@ struct Row {
     algorithms_run: usize,
     graph_from: i64,
     graph_until: i64,
+    trainable: bool,
 }
 
 impl Row {
@@ -370,6 +371,7 @@ impl Row {
             triggered: r.triggered_algorithms,
             graph_from: r.anomaly_timestamp - r.full_duration.max(3600),
             graph_until: r.anomaly_timestamp + shift,
+            trainable: false,
         }
     }
 }
@@ -512,7 +514,7 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
     let mut view = PanoramaPage {
         title: "Panorama",
         nav_panorama: true,
-        scripts: &["common.js", "chart.js", "panorama.js"],
+        scripts: &["common.js", "chart.js", "panorama.js", "train.js"],
         page_config,
         timezone_label: &settings.timezone,
         disabled: state.db.is_none(),
@@ -586,7 +588,16 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
                 _ => Vec::new(),
             };
             view.total = rows.len();
-            view.rows = rows.into_iter().map(Row::new).collect();
+            view.rows = rows
+                .into_iter()
+                .map(|r| {
+                    let trainable = state.trainable(&r.metric);
+                    Row {
+                        trainable,
+                        ..Row::new(r)
+                    }
+                })
+                .collect();
             StatusCode::OK
         }
     };

@@ -8,7 +8,9 @@
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
-use super::{api, auth, dashboard, docs, graphite, monitor, panorama, rebrow, PageError};
+use super::{
+    api, auth, dashboard, docs, graphite, ionosphere, monitor, panorama, rebrow, PageError,
+};
 use super::{templates, WebError};
 
 /// Registers every webapp route (state is registered by [`super::Webapp::configure`]).
@@ -29,6 +31,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource(["/render", "/render/"]).route(web::get().to(graphite::render)),
                 )
                 .service(web::resource("/panorama").route(web::get().to(panorama::page)))
+                .service(web::resource("/ionosphere").route(web::get().to(ionosphere::page)))
+                .service(
+                    web::resource("/api/ionosphere/profiles")
+                        .route(web::get().to(ionosphere::profiles)),
+                )
+                .service(
+                    web::resource("/api/ionosphere/matches")
+                        .route(web::get().to(ionosphere::matches)),
+                )
+                .service(
+                    web::resource("/api/ionosphere/series")
+                        .route(web::get().to(ionosphere::series)),
+                )
+                .service(
+                    web::resource("/api/ionosphere/train")
+                        .route(web::post().to(ionosphere::train))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/api/ionosphere/enabled")
+                        .route(web::post().to(ionosphere::set_enabled))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(web::resource("/rebrow").route(web::get().to(rebrow::index)))
                 .service(web::resource("/rebrow/key").route(web::get().to(rebrow::key)))
                 .service(

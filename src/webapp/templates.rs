@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("docs", include_str!("../../templates/docs.hbs")),
     ("monitor", include_str!("../../templates/monitor.hbs")),
     ("errors", include_str!("../../templates/errors.hbs")),
+    ("ionosphere", include_str!("../../templates/ionosphere.hbs")),
 ];
 
 /// `(path under /assets/, content type, bytes)`.
@@ -56,6 +57,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "rebrow.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/rebrow.js"),
+    ),
+    (
+        "train.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/train.js"),
+    ),
+    (
+        "ionosphere.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/ionosphere.js"),
     ),
     (
         "favicon.svg",

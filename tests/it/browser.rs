@@ -407,6 +407,74 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         .collect();
     put_current(&mut r, &current, 6);
     insert_anomalies(&web.pool(), &rows);
+    // An Ionosphere profile of prod.web01.cpu.user (trained on its series) with a match and
+    // a layers match, for the Ionosphere page.
+    {
+        use skyline::db::ionosphere as io;
+        let pool = web.pool();
+        let series = &now_metrics[0].1;
+        let metric_id = skyline::db::queries::resolve_id(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            skyline::db::Lookup::Metric,
+            "prod.web01.cpu.user",
+        )
+        .unwrap();
+        let values: Vec<f64> = series.iter().map(|p| p.1).collect();
+        let f = skyline::ionosphere::features::extract(&values).unwrap();
+        let fp = io::create_profile(
+            &pool,
+            &io::NewProfile {
+                metric_id,
+                full_duration: 86_400,
+                anomaly_timestamp: series.last().unwrap().0 - 86_400,
+                calc_time: 0.002,
+                features_count: 210,
+                features_sum: f.sum(),
+                features: f.stored(),
+                series: series.clone(),
+                minmax: skyline::ionosphere::matching::minmax_of(&values),
+                parent_id: 0,
+                generation: 0,
+                label: Some("<script>alert(1)</script> nightly".into()),
+                user: "admin".into(),
+            },
+        )
+        .unwrap();
+        let end_ts = series.last().unwrap().0;
+        io::store_training(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            &io::TrainingData {
+                metric: "prod.web01.cpu.user".into(),
+                app: "analyzer".into(),
+                metric_timestamp: end_ts,
+                full_duration: 86_400,
+                added_at: end_ts,
+                series: series.clone(),
+            },
+        )
+        .unwrap();
+        io::record_match(
+            &pool,
+            &io::NewMatch {
+                fp_id: fp,
+                metric_timestamp: end_ts,
+                all_calc_features_sum: f.sum(),
+                all_calc_features_count: 210,
+                sum_common_values: 1.0,
+                common_features_count: 140,
+                minmax: false,
+                minmax_fp_features_sum: 0.0,
+                minmax_anomalous_features_sum: 0.0,
+                minmax_features_count: 0,
+                fp_count: 1,
+                fp_checked: 1,
+                now: end_ts,
+            },
+        )
+        .unwrap();
+    }
     // Some traffic for the monitor, and an error line.
     let _ = skyline::telemetry::init("error", "");
     for _ in 0..30 {
@@ -452,6 +520,11 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         (
             format!("/rebrow/key?k={}", k("analyzer.current_anomalies")),
             None,
+        ),
+        ("/ionosphere".into(), None),
+        (
+            "/ionosphere?metric=prod.web01.cpu.user".into(),
+            Some("ionosphere"),
         ),
         ("/monitor".into(), Some("monitor")),
         ("/errors".into(), None),

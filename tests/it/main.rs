@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod hardening;
 mod hostile;
 mod ingest;
+mod ionosphere;
 mod mirage;
 mod pipeline;
 mod stream;

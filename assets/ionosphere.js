@@ -1,0 +1,63 @@
+/* Ionosphere page: draws each profile's training series and, for each match, the profile
+ * beside the matched anomaly's series; enables/disables profiles with a JSON POST (a
+ * cross-site form cannot send one). */
+(function () {
+  'use strict';
+
+  var Sky = window.Sky;
+
+  function draw(el, url, ts, label) {
+    if (!el) { return; }
+    Sky.getJSON(url).then(function (d) {
+      var pts = (d && d.results) || [];
+      Sky.chart(el, pts, { marker: ts ? { ts: ts, value: pts.length ? pts[pts.length - 1][1] : 0 } : null, label: label, empty: 'no data' });
+    }).catch(function (err) {
+      Sky.chartMessage(el, err.status === 404 ? 'series no longer kept' : 'could not load: ' + err.message, err.status !== 404);
+    });
+  }
+
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body)
+    }).then(function (res) {
+      return res.text().then(function (text) {
+        var b = null;
+        try { b = text ? JSON.parse(text) : null; } catch (e) { b = null; }
+        if (!res.ok) { throw new Error((b && b.message) || ('HTTP ' + res.status)); }
+        return b;
+      });
+    });
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    Sky.renderTimes(document);
+    document.querySelectorAll('.fp-card').forEach(function (card) {
+      var fp = card.getAttribute('data-fp');
+      draw(card.querySelector('.chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), 0, 'fp ' + fp);
+    });
+    document.querySelectorAll('.match-card').forEach(function (card) {
+      var fp = card.getAttribute('data-fp');
+      var ts = Number(card.getAttribute('data-ts'));
+      var metric = card.getAttribute('data-metric');
+      draw(card.querySelector('.profile-chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), 0, 'fp ' + fp);
+      draw(card.querySelector('.anomaly-chart'), '/api/ionosphere/series?metric=' + encodeURIComponent(metric) + '&timestamp=' + ts, ts, metric);
+    });
+    var status = document.getElementById('fp-status');
+    document.querySelectorAll('.fp-toggle').forEach(function (button) {
+      button.addEventListener('click', function () {
+        var fp = Number(button.getAttribute('data-fp'));
+        var enable = button.getAttribute('data-enable') === 'true';
+        button.disabled = true;
+        postJSON('/api/ionosphere/enabled', { fp_id: fp, enabled: enable }).then(function () {
+          window.location.reload();
+        }).catch(function (err) {
+          button.disabled = false;
+          if (status) { status.textContent = 'fp ' + fp + ': ' + err.message; }
+        });
+      });
+    });
+  });
+}());

@@ -1,0 +1,9 @@
+DROP TABLE IF EXISTS ionosphere_training_data;
+DROP TABLE IF EXISTS ionosphere_minmax;
+DROP TABLE IF EXISTS ionosphere_layers_matched;
+DROP TABLE IF EXISTS layers_algorithms;
+DROP TABLE IF EXISTS ionosphere_layers;
+DROP TABLE IF EXISTS ionosphere_matched;
+DROP TABLE IF EXISTS ionosphere_fp_timeseries;
+DROP TABLE IF EXISTS ionosphere_fp_features;
+DROP TABLE IF EXISTS ionosphere;
