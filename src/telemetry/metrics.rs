@@ -300,6 +300,16 @@ counters! {
         "mirage.{host}.history.buckets", "Buckets appended to mirage.history.* keys.";
     MIRAGE_HISTORY_ERRORS = "skyline_mirage_history_errors_total",
         "mirage.{host}.history.errors", "History keeper rounds that failed on Redis errors.";
+    FLUX_PROMETHEUS_SAMPLES = "skyline_flux_prometheus_samples_accepted_total",
+        "flux.{host}.prometheus.samples_accepted", "Prometheus remote_write samples accepted (answered 204) and queued.";
+    FLUX_PROMETHEUS_STALE_SKIPPED = "skyline_flux_prometheus_stale_samples_skipped_total",
+        "flux.{host}.prometheus.stale_skipped", "remote_write samples skipped because Prometheus marked them stale.";
+    FLUX_PROMETHEUS_NON_FINITE_SKIPPED = "skyline_flux_prometheus_non_finite_samples_skipped_total",
+        "flux.{host}.prometheus.non_finite_skipped", "remote_write samples skipped for a NaN (not a staleness marker) or infinite value.";
+    FLUX_PROMETHEUS_CARDINALITY_REFUSED = "skyline_flux_prometheus_cardinality_refused_total",
+        "flux.{host}.prometheus.cardinality_refused", "remote_write requests refused because their new series would exceed prometheus_max_series.";
+    ANOMALY_GAUGE_OMITTED = "skyline_anomaly_gauge_omitted_total",
+        "webapp.{host}.anomaly_gauge.omitted", "Current anomalies left out of the skyline_anomaly family of a /metrics answer (over [webapp] anomaly_gauge_max), summed over answers.";
 }
 
 gauges! {
@@ -333,6 +343,8 @@ gauges! {
         "boundary.{host}.run_time", "Duration of the last Boundary run.";
     STREAM_ABOVE_THRESHOLD = "skyline_analyzer_stream_above_threshold_metrics",
         "analyzer.{host}.stream.above_threshold", "Metrics whose last analysis run the stream detector scored at or above its threshold.";
+    FLUX_PROMETHEUS_SERIES = "skyline_flux_prometheus_series",
+        "flux.{host}.prometheus.series", "Distinct Prometheus series written within prometheus_series_idle_secs (bounded by prometheus_max_series).";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

@@ -8,7 +8,7 @@
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
-use super::{api, auth, dashboard, docs, graphite, monitor, panorama, rebrow, PageError};
+use super::{api, auth, dashboard, docs, events, graphite, monitor, panorama, rebrow, PageError};
 use super::{templates, WebError};
 
 /// Registers every webapp route (state is registered by [`super::Webapp::configure`]).
@@ -27,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/api/anomalies").route(web::get().to(api::anomalies)))
                 .service(
                     web::resource(["/render", "/render/"]).route(web::get().to(graphite::render)),
+                )
+                .service(
+                    web::resource(["/events/get_data", "/events/get_data/"])
+                        .route(web::get().to(events::get_data)),
                 )
                 .service(web::resource("/panorama").route(web::get().to(panorama::page)))
                 .service(web::resource("/rebrow").route(web::get().to(rebrow::index)))
