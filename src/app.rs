@@ -236,8 +236,16 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         } else {
             0
         });
-        let state =
-            web::Data::new(FluxState::new(f, queue, addr.clone().recipient()).stored_back_to(keep));
+        let mut state = FluxState::new(f, queue, addr.clone().recipient())
+            .stored_back_to(keep)
+            .prometheus_stored_back_to(f.feed_horizon.then_some(h.full_duration_secs as i64));
+        // remote_write also takes the webapp's login (Prometheus' basic_auth).
+        if let Some(password) = &web_password {
+            let creds = crate::webapp::Credentials::new(&config.webapp.auth_user, password);
+            state =
+                state.with_basic_auth(std::sync::Arc::new(move |h: Option<&[u8]>| creds.check(h)));
+        }
+        let state = web::Data::new(state);
         Some((addr, state))
     } else {
         None
@@ -655,6 +663,7 @@ pub fn start_http(
     let addr = socket.local_addr().map_err(io)?;
     let allow = web::Data::new(crate::webapp::AllowList::new(&config.webapp.allowed_ips));
     let monitor = web::Data::new(crate::webapp::Monitor::new());
+    let prometheus = config.flux.prometheus_enabled;
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(allow.clone())
@@ -666,7 +675,7 @@ pub fn start_http(
         if let Some(state) = &flux {
             app = app
                 .app_data(state.clone())
-                .configure(crate::flux::configure);
+                .configure(|cfg| crate::flux::routes::configure_with(cfg, prometheus));
         }
         if let Some(w) = &webapp {
             app = app.configure(|cfg| w.configure(cfg));

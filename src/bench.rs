@@ -1218,3 +1218,380 @@ pub fn stream(metrics: usize, points: usize) -> StreamBenchReport {
         detections,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `skyline bench remote-write`
+// ---------------------------------------------------------------------------------------------
+
+/// Options of `skyline bench remote-write`.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteBenchOptions {
+    /// Samples to send (each arm).
+    pub samples: usize,
+    /// Samples per request (one per series, as Prometheus sends them).
+    pub batch: usize,
+    /// Distinct series.
+    pub series: usize,
+    /// Concurrent client connections.
+    pub connections: usize,
+}
+
+/// One arm of the remote-write benchmark.
+#[derive(Debug, Clone, Default)]
+pub struct IngestArm {
+    /// Samples answered 2xx.
+    pub samples: usize,
+    /// Requests sent (answered 2xx).
+    pub requests: usize,
+    /// 503 answers retried.
+    pub retries: usize,
+    /// Seconds from the first request until every sample was written to Redis.
+    pub seconds: f64,
+    /// Samples per second end to end (HTTP → Redis).
+    pub rate: f64,
+    /// Request latency percentiles (ms): 50, 99, max.
+    pub latency_ms: [f64; 3],
+}
+
+/// Result of `skyline bench remote-write`: remote_write and, as the baseline in the same run,
+/// flux's JSON `metric_data_post` with the same samples, client and daemon.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteReport {
+    /// Options used.
+    pub opts: RemoteWriteBenchOptions,
+    /// Prometheus remote_write (snappy protobuf) to `/api/v1/write`.
+    pub remote_write: IngestArm,
+    /// flux JSON to `/flux/metric_data_post`.
+    pub flux_json: IngestArm,
+    /// /proc/loadavg before and after.
+    pub load: (String, String),
+}
+
+impl std::fmt::Display for RemoteWriteReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.opts;
+        writeln!(
+            f,
+            "remote-write bench: {} samples per arm, {} per request, {} series, {} connections, HTTP → Redis",
+            o.samples, o.batch, o.series, o.connections
+        )?;
+        for (name, a) in [
+            (
+                "remote_write (snappy protobuf, /api/v1/write)",
+                &self.remote_write,
+            ),
+            (
+                "baseline: flux JSON (/flux/metric_data_post)",
+                &self.flux_json,
+            ),
+        ] {
+            writeln!(
+                f,
+                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503)",
+                a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries
+            )?;
+        }
+        writeln!(
+            f,
+            "remote_write / flux JSON = {:.2}",
+            self.remote_write.rate / self.flux_json.rate.max(1e-9)
+        )?;
+        write!(
+            f,
+            "load average before: {}; after: {}; cores: {}",
+            self.load.0,
+            self.load.1,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+    }
+}
+
+/// Sends `bodies` as POSTs to `path` over `connections` keep-alive connections (a small
+/// HTTP/1.1 client on plain sockets); a 503 is retried after 5 ms. Returns the latency of each
+/// 2xx request and the retries.
+fn post_all(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    headers: &'static str,
+    bodies: Vec<Vec<u8>>,
+    connections: usize,
+) -> Result<(Vec<Duration>, usize), String> {
+    use std::io::Read;
+    let per = bodies.len().div_ceil(connections.max(1)).max(1);
+    let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut it = bodies.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    let threads: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            std::thread::spawn(move || -> Result<(Vec<Duration>, usize), String> {
+                let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                let mut lat = Vec::with_capacity(chunk.len());
+                let mut retries = 0;
+                let mut buf = Vec::with_capacity(4096);
+                let mut tmp = [0u8; 4096];
+                for body in chunk {
+                    let head = format!(
+                        "POST {path} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    loop {
+                        let t = Instant::now();
+                        s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+                        s.write_all(&body).map_err(|e| e.to_string())?;
+                        // Read one response: headers, then Content-Length bytes.
+                        let (status, end, len) = loop {
+                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let text = String::from_utf8_lossy(&buf[..p]).to_string();
+                                let status: u16 = text
+                                    .split_whitespace()
+                                    .nth(1)
+                                    .and_then(|v| v.parse().ok())
+                                    .unwrap_or(0);
+                                let len = text
+                                    .lines()
+                                    .find_map(|l| {
+                                        let (k, v) = l.split_once(':')?;
+                                        k.eq_ignore_ascii_case("content-length")
+                                            .then(|| v.trim().parse::<usize>().ok())?
+                                    })
+                                    .unwrap_or(0);
+                                break (status, p + 4, len);
+                            }
+                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
+                            if n == 0 {
+                                return Err("server closed the connection".into());
+                            }
+                            buf.extend_from_slice(&tmp[..n]);
+                        };
+                        while buf.len() < end + len {
+                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
+                            if n == 0 {
+                                return Err("server closed the connection".into());
+                            }
+                            buf.extend_from_slice(&tmp[..n]);
+                        }
+                        let body_text = String::from_utf8_lossy(&buf[end..end + len]).to_string();
+                        buf.drain(..end + len);
+                        match status {
+                            200..=299 => {
+                                lat.push(t.elapsed());
+                                break;
+                            }
+                            503 => {
+                                retries += 1;
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            other => return Err(format!("{path}: HTTP {other}: {body_text}")),
+                        }
+                    }
+                }
+                Ok((lat, retries))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut retries = 0;
+    for t in threads {
+        let (l, r) = t
+            .join()
+            .map_err(|_| "client thread panicked".to_string())??;
+        all.extend(l);
+        retries += r;
+    }
+    Ok((all, retries))
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Runs one arm: sends, then waits until the metric actors wrote every sample to Redis.
+async fn ingest_arm(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    headers: &'static str,
+    bodies: Vec<Vec<u8>>,
+    samples: usize,
+    connections: usize,
+) -> Result<IngestArm, String> {
+    let written_before = m::DATAPOINTS_WRITTEN.get();
+    let dedup_before = m::FLUX_DEDUPLICATED.get();
+    let requests = bodies.len();
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(post_all(addr, path, headers, bodies, connections));
+    });
+    let (mut lat, retries) = rx.await.map_err(|_| "client died".to_string())??;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while m::DATAPOINTS_WRITTEN.get() - written_before + (m::FLUX_DEDUPLICATED.get() - dedup_before)
+        < samples as u64
+    {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{path}: timed out: {} of {samples} samples written to Redis",
+                m::DATAPOINTS_WRITTEN.get() - written_before
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if m::FLUX_DEDUPLICATED.get() != dedup_before {
+        return Err(format!(
+            "{path}: {} samples were dropped as duplicates",
+            m::FLUX_DEDUPLICATED.get() - dedup_before
+        ));
+    }
+    lat.sort_unstable();
+    Ok(IngestArm {
+        samples,
+        requests,
+        retries,
+        seconds,
+        rate: samples as f64 / seconds,
+        latency_ms: [
+            percentile_ms(&lat, 0.5),
+            percentile_ms(&lat, 0.99),
+            lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        ],
+    })
+}
+
+/// Runs `skyline bench remote-write`: a private redis-server, the daemon in-process (HTTP
+/// server, flux forwarder, metric actors; no carbon), remote_write requests of `batch` samples
+/// (one per series, timestamps rising per round so none is a duplicate), then the same samples
+/// as flux JSON as the baseline.
+pub fn remote_write(
+    opts: &RemoteWriteBenchOptions,
+    out: &mut dyn Write,
+) -> Result<RemoteWriteReport, String> {
+    use crate::flux::prometheus::{encode, Label, Sample, TimeSeries, WriteRequest};
+    const KEY: &str = "bench-key-0123456789";
+    let opts = RemoteWriteBenchOptions {
+        batch: opts.batch.max(1),
+        series: opts.series.max(opts.batch.max(1)),
+        ..opts.clone()
+    };
+    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    let dir = std::env::temp_dir().join(format!("skyline-bench-rw-{}", std::process::id()));
+    let mut config = bench_config()?;
+    config.data.dir = dir.clone();
+    config.redis.url = redis.url();
+    config.horizon.pickle_bind = String::new();
+    config.horizon.udp_bind = String::new();
+    config.horizon.roomba_interval_secs = 3600;
+    config.analyzer.enabled = false;
+    config.webapp.bind = "127.0.0.1:0".into();
+    config.flux.api_keys = vec![crate::flux::config::ApiKey::Plain(KEY.into())];
+    config.flux.carbon_pickle_addr = String::new();
+    config.flux.feed_horizon = true;
+    config.flux.prometheus_max_series = config.flux.prometheus_max_series.max(opts.series * 2);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let requests = opts.samples.div_ceil(opts.batch);
+    let per_round = (opts.series / opts.batch).max(1);
+    let rounds = requests.div_ceil(per_round) as i64;
+    let _ = writeln!(
+        out,
+        "encoding {requests} remote_write and {requests} flux JSON requests…"
+    );
+    let mut rw = Vec::with_capacity(requests);
+    let mut json = Vec::with_capacity(requests);
+    for r in 0..requests {
+        let block = r % per_round;
+        let ts = now - rounds - 60 + (r / per_round) as i64;
+        let ids = (0..opts.batch).map(|j| block * opts.batch + j);
+        let req = WriteRequest {
+            timeseries: ids
+                .clone()
+                .map(|id| TimeSeries {
+                    labels: vec![
+                        Label {
+                            name: "__name__".into(),
+                            value: "bench_requests_total".into(),
+                        },
+                        Label {
+                            name: "instance".into(),
+                            value: format!("host-{}:9100", id % 97),
+                        },
+                        Label {
+                            name: "job".into(),
+                            value: "bench".into(),
+                        },
+                        Label {
+                            name: "series".into(),
+                            value: id.to_string(),
+                        },
+                    ],
+                    samples: vec![Sample {
+                        value: (r + id) as f64 * 0.5,
+                        timestamp: ts * 1000,
+                    }],
+                })
+                .collect(),
+        };
+        rw.push(encode(&req));
+        let items: Vec<String> = ids
+            .map(|id| {
+                format!(
+                    r#"{{"metric":"bench.json.host-{}.series-{id}","timestamp":{},"value":{}}}"#,
+                    id % 97,
+                    ts,
+                    (r + id) as f64 * 0.5
+                )
+            })
+            .collect();
+        json.push(format!(r#"{{"metrics":[{}]}}"#, items.join(",")).into_bytes());
+    }
+    let samples = requests * opts.batch;
+    let load_before = loadavg();
+    let connections = opts.connections;
+    let system = actix_rt::System::new();
+    let result = system.block_on(async move {
+        let running = crate::app::start(&config)
+            .await
+            .map_err(|err| err.to_string())?;
+        let http = running.http_addr.ok_or("no HTTP server")?;
+        let _ = writeln!(out, "remote_write to http://{http}/api/v1/write …");
+        let remote_write = ingest_arm(
+            http,
+            "/api/v1/write",
+            "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nkey: bench-key-0123456789\r\n",
+            rw,
+            samples,
+            connections,
+        )
+        .await?;
+        let _ = writeln!(out, "baseline: flux JSON to http://{http}/flux/metric_data_post …");
+        let flux_json = ingest_arm(
+            http,
+            "/flux/metric_data_post",
+            "Content-Type: application/json\r\nkey: bench-key-0123456789\r\n",
+            json,
+            samples,
+            connections,
+        )
+        .await?;
+        running.shutdown().await;
+        Ok::<_, String>((remote_write, flux_json))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(redis);
+    let (remote_write, flux_json) = result?;
+    Ok(RemoteWriteReport {
+        opts,
+        remote_write,
+        flux_json,
+        load: (load_before, loadavg()),
+    })
+}

@@ -148,6 +148,22 @@ enum BenchCmd {
         #[arg(long)]
         no_horizon: bool,
     },
+    /// Prometheus remote_write (snappy protobuf) through the HTTP server into Redis, with flux
+    /// JSON of the same samples as the baseline in the same run.
+    RemoteWrite {
+        /// Samples per arm.
+        #[arg(long, default_value_t = 2_000_000)]
+        samples: usize,
+        /// Samples (series) per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Distinct series.
+        #[arg(long, default_value_t = 20_000)]
+        series: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
     /// wrk against /api?metric= (a 1,440-point metric) and the Now page (100 anomalies),
     /// through the real middleware and basic auth (needs `wrk`).
     Webapp {
@@ -224,7 +240,10 @@ fn main() -> ExitCode {
         Cmd::Run => run(cli.config.as_deref()),
         Cmd::CheckConfig => match load_config(cli.config.as_deref()) {
             Ok(_) => {
-                println!("configuration OK");
+                match config::resolve_path(cli.config.as_deref()) {
+                    Some(p) => println!("configuration OK: {} (with any SKYLINE__* overrides from the environment)", p.display()),
+                    None => println!("configuration OK: no file (built-in defaults, with any SKYLINE__* overrides from the environment)"),
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -269,6 +288,29 @@ fn main() -> ExitCode {
                 metrics,
                 connections,
             } => bench_ingest(points, metrics, connections),
+            BenchCmd::RemoteWrite {
+                samples,
+                batch,
+                series,
+                connections,
+            } => {
+                let opts = skyline::bench::RemoteWriteBenchOptions {
+                    samples,
+                    batch,
+                    series,
+                    connections,
+                };
+                match skyline::bench::remote_write(&opts, &mut std::io::stdout()) {
+                    Ok(report) => {
+                        println!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(err) => {
+                        eprintln!("skyline bench remote-write: FAIL: {err}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             BenchCmd::Flux {
                 duration,
                 threads,

@@ -84,6 +84,23 @@ pub struct FluxSettings {
     pub carbon_spool_max_bytes: u64,
     /// Longest wait between reconnection attempts to carbon (back-off starts at 100 ms).
     pub carbon_reconnect_max_secs: u64,
+    /// Serve Prometheus remote_write on `/flux/prometheus/write` and `/api/v1/write`.
+    pub prometheus_enabled: bool,
+    /// Largest snappy-compressed remote_write body; bigger: 413.
+    pub prometheus_max_body_bytes: usize,
+    /// Largest decompressed remote_write body (checked before allocating); bigger: 400.
+    pub prometheus_max_decompressed_bytes: usize,
+    /// Longest canonical series name `name{a="1",…}`, in bytes.
+    pub prometheus_max_name_bytes: usize,
+    /// Most labels per series, `__name__` included.
+    pub prometheus_max_labels: usize,
+    /// Most series in one remote_write request.
+    pub prometheus_max_series_per_request: usize,
+    /// Most distinct Prometheus series written within `prometheus_series_idle_secs`; a request
+    /// that would add more is refused (400, counted).
+    pub prometheus_max_series: usize,
+    /// A series not written for this long no longer counts against `prometheus_max_series`.
+    pub prometheus_series_idle_secs: u64,
 }
 
 impl Default for FluxSettings {
@@ -105,6 +122,14 @@ impl Default for FluxSettings {
             carbon_max_pending_points: 500_000,
             carbon_spool_max_bytes: 1 << 30,
             carbon_reconnect_max_secs: 10,
+            prometheus_enabled: true,
+            prometheus_max_body_bytes: 8 << 20,
+            prometheus_max_decompressed_bytes: 64 << 20,
+            prometheus_max_name_bytes: 2048,
+            prometheus_max_labels: 32,
+            prometheus_max_series_per_request: 50_000,
+            prometheus_max_series: 200_000,
+            prometheus_series_idle_secs: 3600,
         }
     }
 }
@@ -180,6 +205,39 @@ impl FluxSettings {
         }
         if self.last_timestamp_ttl_secs == 0 {
             problems.push("[flux] last_timestamp_ttl_secs: must be positive".into());
+        }
+        self.validate_prometheus(problems);
+    }
+
+    fn validate_prometheus(&self, problems: &mut Vec<String>) {
+        if self.prometheus_max_body_bytes < 1024 {
+            problems.push("[flux] prometheus_max_body_bytes: must be at least 1024".into());
+        }
+        if self.prometheus_max_decompressed_bytes < self.prometheus_max_body_bytes {
+            problems.push(
+                "[flux] prometheus_max_decompressed_bytes: must be >= prometheus_max_body_bytes"
+                    .into(),
+            );
+        }
+        let room = super::validate::MAX_NAME_BYTES;
+        if !(16..=room).contains(&self.prometheus_max_name_bytes) {
+            problems.push(format!(
+                "[flux] prometheus_max_name_bytes: must be between 16 and {room}"
+            ));
+        }
+        if self.prometheus_max_labels == 0 {
+            problems.push("[flux] prometheus_max_labels: must be positive".into());
+        }
+        if self.prometheus_max_series_per_request == 0
+            || self.prometheus_max_series_per_request > self.prometheus_max_series
+        {
+            problems.push(
+                "[flux] prometheus_max_series_per_request: must be positive and <= prometheus_max_series"
+                    .into(),
+            );
+        }
+        if self.prometheus_series_idle_secs == 0 {
+            problems.push("[flux] prometheus_series_idle_secs: must be positive".into());
         }
     }
 }

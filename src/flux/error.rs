@@ -65,6 +65,12 @@ pub enum FluxError {
         /// `Retry-After`.
         retry_after_secs: u64,
     },
+    /// 422: the request is valid but this configuration would store it nowhere.
+    #[error("not stored: {reason}")]
+    NotStored {
+        /// Why, naming the setting.
+        reason: String,
+    },
     /// 500: a bug or an unexpected failure; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -132,6 +138,7 @@ impl ResponseError for FluxError {
             FluxError::QueueFull { .. } | FluxError::ShuttingDown { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            FluxError::NotStored { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             FluxError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

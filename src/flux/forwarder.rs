@@ -624,7 +624,20 @@ impl Forwarder {
         let mut all_queued = true;
         if self.settings.carbon_addr.is_some() {
             let mut frames = Vec::new();
-            encode_frames(&accepted, self.settings.chunk_points, &mut frames);
+            // Labelled (Prometheus) series are not Graphite names: never sent to carbon.
+            if accepted
+                .iter()
+                .any(|p| super::prometheus::is_labelled(&p.metric))
+            {
+                let graphite: Vec<FluxPoint> = accepted
+                    .iter()
+                    .filter(|p| !super::prometheus::is_labelled(&p.metric))
+                    .cloned()
+                    .collect();
+                encode_frames(&graphite, self.settings.chunk_points, &mut frames);
+            } else {
+                encode_frames(&accepted, self.settings.chunk_points, &mut frames);
+            }
             let mut dropped = 0;
             let mut io_err = None;
             for f in frames {

@@ -33,13 +33,24 @@ use crate::telemetry::metrics as m;
 
 /// What the handlers share, registered as `web::Data<FluxState>` by `app::start_http`.
 pub struct FluxState {
-    keys: KeyRing,
-    settings: FluxSettings,
+    pub(super) keys: KeyRing,
+    pub(super) settings: FluxSettings,
     queue: QueueGauge,
     forwarder: Recipient<Enqueue>,
     /// See [`Limits::stored_back_secs`].
     stored_back_secs: Option<i64>,
+    /// remote_write: how far back the metric actors keep a labelled series
+    /// (`[horizon] full_duration_secs`); `None` when flux does not feed them (labelled series
+    /// would be stored nowhere: 422).
+    pub(super) prometheus_keep_secs: Option<i64>,
+    /// remote_write: the webapp's basic-auth check, when the webapp runs.
+    pub(super) basic_auth: Option<BasicAuth>,
+    /// remote_write: recently written series, bounded.
+    pub(super) series: super::prometheus::SeriesTracker,
 }
+
+/// Checks an `Authorization` header value against the webapp's login (handed in by `app`).
+pub type BasicAuth = std::sync::Arc<dyn Fn(Option<&[u8]>) -> bool + Send + Sync>;
 
 impl FluxState {
     /// State for `settings`, queueing into `forwarder` against `queue`.
@@ -50,7 +61,26 @@ impl FluxState {
             queue,
             forwarder,
             stored_back_secs: None,
+            prometheus_keep_secs: None,
+            basic_auth: None,
+            series: super::prometheus::SeriesTracker::new(
+                settings.prometheus_max_series,
+                settings.prometheus_series_idle_secs,
+            ),
         }
+    }
+
+    /// remote_write: labelled series are stored by the metric actors back to `secs`
+    /// (`[horizon] full_duration_secs`); `None` when flux does not feed them.
+    pub fn prometheus_stored_back_to(mut self, secs: Option<i64>) -> Self {
+        self.prometheus_keep_secs = secs;
+        self
+    }
+
+    /// remote_write also accepts the webapp's basic-auth login, checked by `check`.
+    pub fn with_basic_auth(mut self, check: BasicAuth) -> Self {
+        self.basic_auth = Some(check);
+        self
     }
 
     /// When nothing forwards to carbon: the metric actors keep points back to `secs` (0: flux
@@ -60,7 +90,7 @@ impl FluxState {
         self
     }
 
-    fn limits(&self, backfill: bool) -> Limits {
+    pub(super) fn limits(&self, backfill: bool) -> Limits {
         Limits {
             now: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -79,7 +109,7 @@ static LAST_KEY_LOG: AtomicU64 = AtomicU64::new(0);
 /// Refusals since that line.
 static KEY_REFUSALS: AtomicU64 = AtomicU64::new(0);
 
-fn refuse_key(req: &HttpRequest, err: FluxError) -> FluxError {
+pub(super) fn refuse_key(req: &HttpRequest, err: FluxError) -> FluxError {
     m::FLUX_REJECTED_KEY.inc();
     let n = KEY_REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
     let now = SystemTime::now()
@@ -105,7 +135,7 @@ fn refuse_key(req: &HttpRequest, err: FluxError) -> FluxError {
     err
 }
 
-fn header_key(req: &HttpRequest) -> Option<&str> {
+pub(super) fn header_key(req: &HttpRequest) -> Option<&str> {
     req.headers().get("key").and_then(|v| v.to_str().ok())
 }
 
@@ -144,7 +174,7 @@ fn authenticate_before_body(
 }
 
 /// The prefix of the request's key: the `key` header wins over `fallback` (query or body).
-fn authenticate<'s>(
+pub(super) fn authenticate<'s>(
     req: &HttpRequest,
     state: &'s FluxState,
     fallback: Option<&str>,
@@ -313,13 +343,17 @@ async fn read_body(
     }
 }
 
-fn reject(problems: Vec<Problem>, total: usize) -> FluxError {
+pub(super) fn reject(problems: Vec<Problem>, total: usize) -> FluxError {
     m::FLUX_REJECTED_INVALID.inc();
     FluxError::invalid_batch(problems, total)
 }
 
 /// Reserves the whole batch in the queue and hands it to the forwarder.
-fn enqueue(state: &FluxState, points: Vec<FluxPoint>, backfill: bool) -> Result<(), FluxError> {
+pub(super) fn enqueue(
+    state: &FluxState,
+    points: Vec<FluxPoint>,
+    backfill: bool,
+) -> Result<(), FluxError> {
     let n = points.len();
     let retry_after_secs = state.settings.retry_after_secs;
     if n > state.queue.max() {
@@ -343,7 +377,7 @@ fn enqueue(state: &FluxState, points: Vec<FluxPoint>, backfill: bool) -> Result<
 /// Refuses an authenticated request at once, before reading and parsing its body, while the
 /// queue is full (load shedding: an overloaded daemon does not spend its CPU on requests it
 /// will refuse anyway).
-fn shed_if_full(state: &FluxState) -> Result<(), FluxError> {
+pub(super) fn shed_if_full(state: &FluxState) -> Result<(), FluxError> {
     if state.queue.queued() >= state.queue.max() {
         m::FLUX_REJECTED_QUEUE_FULL.inc();
         return Err(FluxError::QueueFull {

@@ -2,7 +2,10 @@
 //!
 //! Routes ([`routes`]): `GET /flux/metric_data?metric=&timestamp=&value=&key=`,
 //! `POST /flux/metric_data_post` (one metric, or `{"key", "metrics": [...]}`), and
-//! `POST /flux/populate_metric` (backfill: `{"key", "metric", "datapoints": [[ts, value], …]}`).
+//! `POST /flux/populate_metric` (backfill: `{"key", "metric", "datapoints": [[ts, value], …]}`),
+//! and Prometheus remote_write on `POST /flux/prometheus/write` and `POST /api/v1/write`
+//! ([`remote_write`], pure part in [`prometheus`]; labelled series named `name{a="1",…}`,
+//! stored only by our metric actors, never sent to carbon).
 //! Success is 204; every error is JSON `{"code", "message"}` ([`error`]): 400 naming each
 //! problem (nothing of the request is queued), 401 for a wrong or missing key, 405, 413 for a
 //! body over `max_body_bytes`, 503 + `Retry-After` when the queue is full. Keys come from
@@ -40,10 +43,12 @@ pub mod error;
 pub mod forwarder;
 pub mod handlers;
 pub mod outbox;
+pub mod prometheus;
+pub mod remote_write;
 pub mod routes;
 pub mod validate;
 
 pub use error::FluxError;
 pub use forwarder::{Drain, DrainReport, Enqueue, Forwarder, ForwarderSettings, QueueGauge};
-pub use handlers::FluxState;
+pub use handlers::{BasicAuth, FluxState};
 pub use routes::configure;

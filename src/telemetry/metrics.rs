@@ -316,6 +316,16 @@ counters! {
         "ionosphere.{host}.errors", "Checks that failed (database, features); each is recorded and alerted.";
     IONOSPHERE_WATERFALL = "skyline_ionosphere_waterfall_alerts_total",
         "ionosphere.{host}.waterfall", "Anomalies alerted because Ionosphere did not decide in time (or its queue was full).";
+    FLUX_PROMETHEUS_SAMPLES = "skyline_flux_prometheus_samples_accepted_total",
+        "flux.{host}.prometheus.samples_accepted", "Prometheus remote_write samples accepted (answered 204) and queued.";
+    FLUX_PROMETHEUS_STALE_SKIPPED = "skyline_flux_prometheus_stale_samples_skipped_total",
+        "flux.{host}.prometheus.stale_skipped", "remote_write samples skipped because Prometheus marked them stale.";
+    FLUX_PROMETHEUS_NON_FINITE_SKIPPED = "skyline_flux_prometheus_non_finite_samples_skipped_total",
+        "flux.{host}.prometheus.non_finite_skipped", "remote_write samples skipped for a NaN (not a staleness marker) or infinite value.";
+    FLUX_PROMETHEUS_CARDINALITY_REFUSED = "skyline_flux_prometheus_cardinality_refused_total",
+        "flux.{host}.prometheus.cardinality_refused", "remote_write requests refused because their new series would exceed prometheus_max_series.";
+    ANOMALY_GAUGE_OMITTED = "skyline_anomaly_gauge_omitted_total",
+        "webapp.{host}.anomaly_gauge.omitted", "Current anomalies left out of the skyline_anomaly family of a /metrics answer (over [webapp] anomaly_gauge_max), summed over answers.";
 }
 
 gauges! {
@@ -349,6 +359,8 @@ gauges! {
         "boundary.{host}.run_time", "Duration of the last Boundary run.";
     STREAM_ABOVE_THRESHOLD = "skyline_analyzer_stream_above_threshold_metrics",
         "analyzer.{host}.stream.above_threshold", "Metrics whose last analysis run the stream detector scored at or above its threshold.";
+    FLUX_PROMETHEUS_SERIES = "skyline_flux_prometheus_series",
+        "flux.{host}.prometheus.series", "Distinct Prometheus series written within prometheus_series_idle_secs (bounded by prometheus_max_series).";
 }
 
 /// Renders every counter and gauge in the Prometheus text format.

@@ -133,9 +133,11 @@ pub fn resolve_password(
     }
     let password = generate_password()?;
     write_private(&path, &password)?;
+    // Never the password itself: the log file may be readable by others.
     info!(
-        "webapp: generated a password for user {:?}: {password} (stored in {}, mode 0600; it is not logged again)",
+        "webapp: generated a password for user {:?}, stored in {} (mode 0600): read it there (`cat {}`)",
         settings.auth_user,
+        path.display(),
         path.display()
     );
     Ok((password, PasswordSource::Generated(path)))

@@ -28,6 +28,9 @@ pub struct WebappSettings {
     pub refresh_secs: u64,
     /// Timeout of each Graphite render request (connect and answer), seconds.
     pub graphite_timeout_secs: u64,
+    /// Most series of the `skyline_anomaly` gauge family on `/metrics` (the current anomalies);
+    /// beyond it they are left out and counted.
+    pub anomaly_gauge_max: usize,
 }
 
 impl Default for WebappSettings {
@@ -42,6 +45,7 @@ impl Default for WebappSettings {
             rebrow_writable: false,
             refresh_secs: 10,
             graphite_timeout_secs: 10,
+            anomaly_gauge_max: 1000,
         }
     }
 }

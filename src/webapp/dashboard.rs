@@ -583,8 +583,103 @@ fn panorama_metrics(s: &PanoramaStats) -> String {
     out
 }
 
+/// Escapes a Prometheus label value (`\\`, `\"`, newline).
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The current anomalies as the bounded `skyline_anomaly` gauge family: one series per
+/// current (metric, stage), value 1, at most `max` of them (sorted by metric; the rest counted in
+/// `skyline_anomaly_gauge_omitted_total`). `None` (Redis unreachable) gives
+/// `skyline_anomaly_gauge_up 0` and no series, so an alert rule can tell "none" from "unknown".
+pub fn anomaly_metrics(current: Option<&[CurrentAnomaly]>, max: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# HELP skyline_anomaly 1 for each metric currently anomalous (the Now list), by stage.\n# TYPE skyline_anomaly gauge\n",
+    );
+    let mut shown = 0usize;
+    let mut total = 0usize;
+    if let Some(list) = current {
+        let mut list: Vec<&CurrentAnomaly> = list.iter().collect();
+        list.sort_by(|a, b| a.metric.cmp(&b.metric).then(a.stage.cmp(&b.stage)));
+        list.dedup_by(|a, b| a.metric == b.metric && a.stage == b.stage);
+        total = list.len();
+        for a in list.iter().take(max) {
+            let _ = writeln!(
+                out,
+                "skyline_anomaly{{metric=\"{}\",stage=\"{}\"}} 1",
+                label_value(&a.metric),
+                label_value(&a.stage)
+            );
+            shown += 1;
+        }
+    }
+    let omitted = total - shown;
+    crate::telemetry::metrics::ANOMALY_GAUGE_OMITTED.add(omitted as u64);
+    let _ = write!(
+        out,
+        "# HELP skyline_anomaly_current Current anomalies (all stages), including any left out of skyline_anomaly.\n# TYPE skyline_anomaly_current gauge\nskyline_anomaly_current {total}\n\
+         # HELP skyline_anomaly_gauge_up 1 when the current anomalies could be read from Redis for this answer.\n# TYPE skyline_anomaly_gauge_up gauge\nskyline_anomaly_gauge_up {}\n",
+        u8::from(current.is_some())
+    );
+    out
+}
+
+/// The merged current anomalies of the three stages (one `MGET`), `None` if Redis fails.
+async fn current_anomalies(worker: &Worker) -> Option<Vec<CurrentAnomaly>> {
+    let keys = [
+        CURRENT_ANOMALIES_KEY,
+        MIRAGE_CURRENT_KEY,
+        BOUNDARY_CURRENT_KEY,
+    ];
+    let mut conn = worker.redis.clone();
+    let got = tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("MGET")
+            .arg(&keys[..])
+            .query_async::<Vec<Option<Vec<u8>>>>(&mut conn),
+    )
+    .await;
+    let values = match got {
+        Ok(Ok(v)) => v,
+        Ok(Err(err)) => {
+            error!("webapp: /metrics: redis MGET {}: {err}", keys.join(" "));
+            return None;
+        }
+        Err(_) => {
+            error!("webapp: /metrics: redis MGET {} timed out", keys.join(" "));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for ((value, key), stage) in values
+        .into_iter()
+        .zip(keys)
+        .zip(["analyzer", "mirage", "boundary"])
+    {
+        let Some(bytes) = value else { continue };
+        match serde_json::from_slice::<Vec<CurrentAnomaly>>(&bytes) {
+            Ok(list) => out.extend(list.into_iter().map(|mut a| {
+                a.stage = stage.to_string();
+                a
+            })),
+            Err(err) => error!("webapp: /metrics: redis {key} is not the {stage}'s JSON: {err}"),
+        }
+    }
+    Some(out)
+}
+
 /// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics(state: web::Data<WebState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<WebState>, worker: web::Data<Worker>) -> HttpResponse {
     let mut text = crate::telemetry::metrics::render_prometheus();
     if let Some(p) = &state.panorama {
         match tokio::time::timeout(Duration::from_secs(2), p.send(GetStats)).await {
@@ -592,6 +687,11 @@ pub async fn metrics(state: web::Data<WebState>) -> HttpResponse {
             _ => text.push_str("# panorama stats unavailable (actor busy or stopped)\n"),
         }
     }
+    let current = current_anomalies(&worker).await;
+    text.push_str(&anomaly_metrics(
+        current.as_deref(),
+        state.settings.anomaly_gauge_max,
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
@@ -609,6 +709,53 @@ mod tests {
         let c = fingerprint(&[Some(b"[]".to_vec()), None, None, None, None]);
         assert_ne!(a, b);
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn anomaly_gauge_is_bounded_escaped_and_valid() {
+        let a = |m: &str, stage: &str| CurrentAnomaly {
+            metric: m.into(),
+            timestamp: 1,
+            datapoint: 2.0,
+            triggered_algorithms: vec![],
+            algorithms_run: vec![],
+            stage: stage.into(),
+        };
+        let list = vec![
+            a("b.metric", "analyzer"),
+            a(r#"up{job="x\y"}"#, "analyzer"),
+            a("a.metric", "mirage"),
+            a("a.metric", "analyzer"),
+        ];
+        let before = crate::telemetry::metrics::ANOMALY_GAUGE_OMITTED.get();
+        let t = anomaly_metrics(Some(&list), 3);
+        assert!(
+            t.contains("skyline_anomaly{metric=\"a.metric\",stage=\"analyzer\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("skyline_anomaly{metric=\"a.metric\",stage=\"mirage\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("skyline_anomaly{metric=\"b.metric\",stage=\"analyzer\"} 1\n"),
+            "{t}"
+        );
+        // The fourth (sorted last) is left out and counted.
+        assert!(!t.contains("up{"), "{t}");
+        assert!(t.contains("skyline_anomaly_current 4\n"), "{t}");
+        assert!(t.contains("skyline_anomaly_gauge_up 1\n"), "{t}");
+        assert!(crate::telemetry::metrics::ANOMALY_GAUGE_OMITTED.get() > before);
+        let t = anomaly_metrics(Some(&list), 10);
+        assert!(
+            t.contains(r#"skyline_anomaly{metric="up{job=\"x\\y\"}",stage="analyzer"} 1"#),
+            "{t}"
+        );
+        let whole = crate::telemetry::metrics::render_prometheus() + &t;
+        assert_eq!(crate::telemetry::metrics::check_exposition(&whole), Ok(()));
+        let down = anomaly_metrics(None, 10);
+        assert!(down.contains("skyline_anomaly_gauge_up 0\n"), "{down}");
+        assert!(down.contains("skyline_anomaly_current 0\n"), "{down}");
     }
 
     #[test]

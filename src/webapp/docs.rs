@@ -52,6 +52,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/ionosphere.md"),
     ),
     (
+        "prometheus",
+        "Prometheus and Grafana",
+        include_str!("../../docs/prometheus.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),

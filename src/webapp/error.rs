@@ -155,7 +155,10 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {reason} · Skyline</title>\
          <link rel=\"stylesheet\" href=\"/assets/skyline.css\"><link rel=\"icon\" href=\"/assets/favicon.svg\"></head>\
-         <body><main class=\"error-page\"><h1>{code} {reason}</h1><p>{msg}</p><p><a href=\"/\">Back to the Now view</a></p></main></body></html>",
+         <body><header class=\"topbar\"><a class=\"brand\" href=\"/\"><img src=\"/assets/favicon.svg\" alt=\"\" width=\"22\" height=\"22\"><span>Skyline</span></a>\
+         <nav class=\"mainnav\" aria-label=\"Main\"><a href=\"/\">Now</a><a href=\"/panorama\">Panorama</a><a href=\"/rebrow\">rebrow</a>\
+         <a href=\"/monitor\">Monitor</a><a href=\"/errors\">Errors</a><a href=\"/docs\">Docs</a></nav></header>\
+         <main class=\"error-page\"><h1>{code} {reason}</h1><p>{msg}</p><p><a href=\"/\">Back to the Now view</a></p></main></body></html>",
         code = status.as_u16(),
         reason = super::templates::escape_html(reason),
         msg = super::templates::escape_html(message),
@@ -178,5 +181,14 @@ mod tests {
         let page = error_page(StatusCode::NOT_FOUND, "no key <script>");
         assert!(page.contains("no key &lt;script&gt;"));
         assert!(!page.contains("<script>"));
+        // The navigation of every page, so a lost user can go on.
+        for link in [
+            "href=\"/panorama\"",
+            "href=\"/rebrow\"",
+            "href=\"/docs\"",
+            "class=\"mainnav\"",
+        ] {
+            assert!(page.contains(link), "{link}: {page}");
+        }
     }
 }

@@ -19,7 +19,8 @@
 //! | `/docs`, `/docs/{page}` | README, webapp guide, architecture, configuration, rendered | compiled in |
 //! | `/monitor` | hits, median/p99 latency per route, hits per hour, slow requests | [`monitor::Monitor`] |
 //! | `/errors` | the last ERROR log lines, newest first | `telemetry::recent_errors` |
-//! | `/metrics` | Prometheus text: every self-metric, HTTP counters, Panorama's stats | `telemetry::metrics`, `panorama::GetStats` |
+//! | `/metrics` | Prometheus text: every self-metric, HTTP counters, Panorama's stats, the current anomalies as the bounded `skyline_anomaly{metric,stage}` family | `telemetry::metrics`, `panorama::GetStats`, the three `*.current_anomalies` keys |
+//! | `/events/get_data` | graphite-web's events API: Panorama anomalies as Grafana annotations ([`events`]) | `anomalies` + lookup tables |
 //! | `/assets/*` | CSS, JS, icon | compiled in |
 //!
 //! Every route needs HTTP basic auth ([`auth`]) except `/health` (and flux's `/flux/*`, which
@@ -44,6 +45,7 @@ pub mod config;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
+pub mod events;
 pub mod graphite;
 pub mod ionosphere;
 pub mod monitor;

@@ -319,6 +319,8 @@ fn options(names: Vec<String>, chosen: Option<&str>) -> Vec<Opt> {
 struct Row {
     id: i64,
     metric: String,
+    /// Escaped, breakable only between parts ([`super::templates::breakable_name`]).
+    metric_html: String,
     metric_q: String,
     datapoint: f64,
     datapoint_fmt: String,
@@ -348,6 +350,7 @@ impl Row {
         Row {
             id: r.id,
             metric_q: query_value(&r.metric),
+            metric_html: super::templates::breakable_name(&r.metric),
             metric: r.metric,
             datapoint: r.datapoint,
             datapoint_fmt: fmt_value(r.datapoint),
@@ -379,6 +382,7 @@ impl Row {
 #[derive(Serialize)]
 struct CountView {
     metric: String,
+    metric_html: String,
     metric_q: String,
     count: i64,
     drill_limit: i64,
@@ -574,6 +578,7 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
                 .into_iter()
                 .map(|(metric, count)| CountView {
                     metric_q: query_value(&metric),
+                    metric_html: super::templates::breakable_name(&metric),
                     metric,
                     drill_limit: count.clamp(1, 100),
                     count,

@@ -9,7 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
 use super::{
-    api, auth, dashboard, docs, graphite, ionosphere, monitor, panorama, rebrow, PageError,
+    api, auth, dashboard, docs, events, graphite, ionosphere, monitor, panorama, rebrow, PageError,
 };
 use super::{templates, WebError};
 
@@ -29,6 +29,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/api/anomalies").route(web::get().to(api::anomalies)))
                 .service(
                     web::resource(["/render", "/render/"]).route(web::get().to(graphite::render)),
+                )
+                .service(
+                    web::resource(["/events/get_data", "/events/get_data/"])
+                        .route(web::get().to(events::get_data)),
                 )
                 .service(web::resource("/panorama").route(web::get().to(panorama::page)))
                 .service(web::resource("/ionosphere").route(web::get().to(ionosphere::page)))

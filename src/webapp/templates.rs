@@ -109,6 +109,22 @@ impl Templates {
     }
 }
 
+/// A metric name as HTML that wraps only between its parts: escaped, with `<wbr>` after each
+/// `.`, `,` and `_` and before `{` (so a long name breaks at a dot or a label, never mid-word).
+pub fn breakable_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + name.len() / 4);
+    for c in name.chars() {
+        if c == '{' {
+            out.push_str("<wbr>");
+        }
+        out.push_str(&escape_html(c.encode_utf8(&mut [0u8; 4])));
+        if matches!(c, '.' | ',' | '_') {
+            out.push_str("<wbr>");
+        }
+    }
+    out
+}
+
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
@@ -194,6 +210,24 @@ pub fn fmt_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_names_break_only_between_parts() {
+        assert_eq!(
+            breakable_name("stats.web_01.cpu"),
+            "stats.<wbr>web_<wbr>01.<wbr>cpu"
+        );
+        assert_eq!(
+            breakable_name(r#"up{a="<b>",c="d"}"#),
+            "up<wbr>{a=&quot;&lt;b&gt;&quot;,<wbr>c=&quot;d&quot;}"
+        );
+        // Nothing but <wbr> is inserted: no break inside an element.
+        let html = breakable_name("carbon.agents.graphiteserver01-a.cache.queues");
+        assert_eq!(
+            html.replace("<wbr>", ""),
+            "carbon.agents.graphiteserver01-a.cache.queues"
+        );
+    }
 
     #[test]
     fn templates_compile_and_assets_exist() {

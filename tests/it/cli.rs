@@ -44,6 +44,9 @@ fn shipped_config_checks_out() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // It names the file it checked.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("conf/skyline.toml"), "{said}");
 }
 
 /// The whole quick start: `skyline run` with a managed Redis, then `skyline seed`, then
@@ -70,9 +73,13 @@ fn run_managed_seed_and_stop() {
         ),
     )
     .unwrap();
+    // The README's port override: the file says one port, the environment another; `seed`
+    // given the same override finds the daemon.
+    let overridden = format!("127.0.0.1:{}", free());
     let mut daemon = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
+        .env("SKYLINE__HORIZON__PICKLE_BIND", &overridden)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -100,6 +107,7 @@ fn run_managed_seed_and_stop() {
     let seed = Command::new(BIN)
         .args(["seed", "--config"])
         .arg(&cfg)
+        .env("SKYLINE__HORIZON__PICKLE_BIND", &overridden)
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&seed.stdout);
@@ -130,6 +138,12 @@ fn run_managed_seed_and_stop() {
     assert!(status.success(), "exit status {status:?}");
     let log = std::fs::read_to_string(dir.0.join("skyline.log")).unwrap();
     assert!(log.contains("all datapoints written to Redis"), "{log}");
+    // The generated password is in its 0600 file, never in the (world-readable) log.
+    let password = std::fs::read_to_string(dir.0.join("data/webapp.password")).unwrap();
+    let password = password.trim();
+    assert!(password.len() >= 8);
+    assert!(log.contains("webapp.password"), "{log}");
+    assert!(!log.contains(password), "the password is in the log");
     assert!(
         dir.0.join("data/redis/appendonlydir").exists()
             || dir.0.join("data/redis/appendonly.aof").exists(),
