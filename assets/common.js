@@ -94,11 +94,13 @@
   function pad(n) { return (n < 10 ? '0' : '') + n; }
 
   /* 'datetime' → 2026-11-21 10:00:00, 'minute' → 2026-11-21 10:00, 'time' → 10:00,
-   * 'day' → 11-21. */
+   * 'seconds' → 10:00:30, 'date' → 2026-11-21, 'day' → 11-21. */
   Sky.fmtTime = function (ts, style) {
     var p = parts(ts);
     switch (style) {
       case 'time': return p.hour + ':' + p.minute;
+      case 'seconds': return p.hour + ':' + p.minute + ':' + p.second;
+      case 'date': return p.year + '-' + p.month + '-' + p.day;
       case 'day': return p.month + '-' + p.day;
       case 'minute': return p.year + '-' + p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute;
       default: return p.year + '-' + p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute + ':' + p.second;

@@ -11,7 +11,8 @@
 
   function seriesUrl(metric) {
     // Skyline's own pages send the name with the metrics. prefix; the API accepts both.
-    return '/api?metric=' + encodeURIComponent('metrics.' + metric);
+    // scores=1 adds the stream detector's score per point (shaded under the graph).
+    return '/api?metric=' + encodeURIComponent('metrics.' + metric) + '&scores=1';
   }
 
   function drawCard(card) {
@@ -23,6 +24,8 @@
       Sky.chart(chart, (d && d.results) || [], {
         marker: { ts: ts, value: value },
         label: metric,
+        ranges: true,
+        scores: Sky.scoresOf(d),
         empty: 'no datapoints in Redis'
       });
     }).catch(function (err) {

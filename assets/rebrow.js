@@ -10,7 +10,7 @@
     if (data && chart) {
       var points = [];
       try { points = JSON.parse(data.textContent); } catch (err) { points = []; }
-      Sky.chart(chart, points, { label: Sky.config().key || 'series' });
+      Sky.chart(chart, points, { label: Sky.config().key || 'series', ranges: true });
     }
     var del = document.getElementById('delete-form');
     if (del) {

@@ -431,7 +431,7 @@ fn alerters_section(value: toml::Value, out: &mut AlertersSettings, problems: &m
         return;
     };
     let mut subs: Vec<(String, toml::Value)> = Vec::new();
-    for name in ["smtp", "slack", "webhook", "syslog"] {
+    for name in crate::alert::config::ALERTER_NAMES {
         if let Some(v) = table.remove(name) {
             subs.push((name.to_string(), v));
         }
@@ -454,6 +454,16 @@ fn alerters_section(value: toml::Value, out: &mut AlertersSettings, problems: &m
                 let mut s = crate::alert::config::WebhookSettings::default();
                 section(v, &slot, &mut s, problems);
                 out.webhook = Some(s);
+            }
+            "alertmanager" => {
+                let mut s = crate::alert::config::AlertmanagerSettings::default();
+                section(v, &slot, &mut s, problems);
+                out.alertmanager = Some(s);
+            }
+            "pagerduty" => {
+                let mut s = crate::alert::config::PagerdutySettings::default();
+                section(v, &slot, &mut s, problems);
+                out.pagerduty = Some(s);
             }
             _ => {
                 let mut s = crate::alert::config::SyslogSettings::default();

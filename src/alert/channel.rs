@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use super::alertmanager::AlertmanagerAlerter;
 use super::config::{AlertRule, AlertersSettings};
 use super::error::AlertError;
 use super::notification::{AnomalyNotice, Context, Notification};
+use super::pagerduty::PagerdutyAlerter;
 use super::rules::RuleSet;
 use super::slack::SlackAlerter;
 use super::smtp::SmtpAlerter;
@@ -27,16 +29,23 @@ pub enum Channel {
     Webhook(WebhookAlerter),
     /// `[alerters.syslog]`.
     Syslog(SyslogAlerter),
+    /// `[alerters.alertmanager]`.
+    Alertmanager(AlertmanagerAlerter),
+    /// `[alerters.pagerduty]`.
+    Pagerduty(PagerdutyAlerter),
 }
 
 impl Channel {
-    /// `smtp`, `slack`, `webhook` or `syslog` (the `<alerter>` of `last_alert.<alerter>.*`).
+    /// `smtp`, `slack`, `webhook`, `syslog`, `alertmanager` or `pagerduty` (the `<alerter>` of
+    /// `last_alert.<alerter>.*`).
     pub fn name(&self) -> &'static str {
         match self {
             Channel::Smtp(_) => "smtp",
             Channel::Slack(_) => "slack",
             Channel::Webhook(_) => "webhook",
             Channel::Syslog(_) => "syslog",
+            Channel::Alertmanager(_) => "alertmanager",
+            Channel::Pagerduty(_) => "pagerduty",
         }
     }
 
@@ -47,10 +56,12 @@ impl Channel {
             Channel::Slack(c) => c.peer(),
             Channel::Webhook(c) => c.peer(),
             Channel::Syslog(c) => c.peer(),
+            Channel::Alertmanager(c) => c.peer(),
+            Channel::Pagerduty(c) => c.peer(),
         }
     }
 
-    /// One attempt, at most `timeout` long. `http` serves Slack and the webhook.
+    /// One attempt, at most `timeout` long. `http` serves the HTTP alerters.
     pub async fn deliver(
         &self,
         http: &awc::Client,
@@ -63,6 +74,8 @@ impl Channel {
                 Channel::Slack(c) => c.send(http, n, timeout).await,
                 Channel::Webhook(c) => c.send(http, n, timeout).await,
                 Channel::Syslog(c) => c.send(n).await,
+                Channel::Alertmanager(c) => c.send(http, n, timeout).await,
+                Channel::Pagerduty(c) => c.send(http, n, timeout).await,
             }
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -101,10 +114,19 @@ pub fn build_channels(
     if let Some(sys) = &s.syslog {
         out.push(Channel::Syslog(SyslogAlerter::new(sys, hostname)?));
     }
+    if let Some(a) = &s.alertmanager {
+        out.push(Channel::Alertmanager(AlertmanagerAlerter::new(
+            a,
+            ctx.clone(),
+        )));
+    }
+    if let Some(p) = &s.pagerduty {
+        out.push(Channel::Pagerduty(PagerdutyAlerter::new(p, ctx.clone())));
+    }
     Ok(out)
 }
 
-/// An HTTP client for the Slack and webhook alerters (create on the arbiter that uses it).
+/// An HTTP client for the HTTP alerters (Slack, webhook, Alertmanager, PagerDuty) (create on the arbiter that uses it).
 pub fn http_client(timeout: Duration) -> awc::Client {
     awc::Client::builder().timeout(timeout).finish()
 }

@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::rules::Matcher;
 
 /// The alerter names a rule may use.
-pub const ALERTER_NAMES: [&str; 4] = ["smtp", "slack", "webhook", "syslog"];
+pub const ALERTER_NAMES: [&str; 6] = [
+    "smtp",
+    "slack",
+    "webhook",
+    "syslog",
+    "alertmanager",
+    "pagerduty",
+];
 
 /// One `[[alerts]]` entry: Skyline's `(pattern, alerter, EXPIRATION_TIME)` tuple.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,7 +27,7 @@ pub struct AlertRule {
     /// `[` or `{`; otherwise a namespace matched as Skyline G does (exact, substring, every
     /// dotted element, then a regex from the start).
     pub pattern: String,
-    /// `smtp`, `slack`, `webhook` or `syslog`.
+    /// `smtp`, `slack`, `webhook`, `syslog`, `alertmanager` or `pagerduty`.
     pub alerter: String,
     /// One alert per metric per alerter within this many seconds (`EXPIRATION_TIME`), kept
     /// in Redis as `last_alert.<alerter>.<metric>`.
@@ -70,6 +77,12 @@ pub struct AlertersSettings {
     /// `[alerters.syslog]`: RFC 3164/5424 to `/dev/log` or UDP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog: Option<SyslogSettings>,
+    /// `[alerters.alertmanager]`: a Prometheus Alertmanager (`POST <url>/api/v2/alerts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<AlertmanagerSettings>,
+    /// `[alerters.pagerduty]`: PagerDuty Events API v2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerdutySettings>,
 }
 
 impl Default for AlertersSettings {
@@ -85,6 +98,8 @@ impl Default for AlertersSettings {
             slack: None,
             webhook: None,
             syslog: None,
+            alertmanager: None,
+            pagerduty: None,
         }
     }
 }
@@ -182,6 +197,85 @@ impl std::fmt::Debug for WebhookSettings {
             .field("url", &peer_of(&self.url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+/// `[alerters.alertmanager]`: alerts POSTed to a Prometheus Alertmanager.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertmanagerSettings {
+    /// The Alertmanager's base URL (`http://127.0.0.1:9093`); `/api/v2/alerts` is appended.
+    pub url: String,
+    /// Static labels added to every alert (`{ team = "web" }`); the daemon's own labels
+    /// (`alertname`, `metric`, `app`, `algorithms`, `instance`, `check`, `test`) win.
+    pub labels: BTreeMap<String, String>,
+    /// Extra request headers, e.g. `{ Authorization = "Bearer …" }` (values never logged).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for AlertmanagerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertmanagerSettings")
+            .field("url", &peer_of(&self.url))
+            .field("labels", &self.labels)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `[alerters.pagerduty]` (Skyline's `PAGERDUTY_OPTS`, on Events API v2).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagerdutySettings {
+    /// The service integration's routing (integration) key: a secret, never logged.
+    pub routing_key: String,
+    /// Events API v2 endpoint.
+    pub url: String,
+    /// `critical`, `error`, `warning` or `info` for anomaly incidents (Thunder's are
+    /// `critical`).
+    pub severity: String,
+}
+
+impl Default for PagerdutySettings {
+    fn default() -> Self {
+        PagerdutySettings {
+            routing_key: String::new(),
+            url: PAGERDUTY_EVENTS_URL.into(),
+            severity: "warning".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PagerdutySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PagerdutySettings")
+            .field(
+                "routing_key",
+                &if self.routing_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("url", &peer_of(&self.url))
+            .field("severity", &self.severity)
+            .finish()
+    }
+}
+
+fn check_headers(slot: &str, headers: &BTreeMap<String, String>, problems: &mut Vec<String>) {
+    for (name, value) in headers {
+        if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(format!("{slot} headers: {name:?} is not a header name"));
+        }
+        if awc::http::header::HeaderValue::from_str(value).is_err() {
+            problems.push(format!(
+                "{slot} headers: the value of {name:?} is not a valid header value"
+            ));
+        }
     }
 }
 
@@ -288,6 +382,8 @@ impl AlertersSettings {
             "slack" => self.slack.is_some(),
             "webhook" => self.webhook.is_some(),
             "syslog" => self.syslog.is_some(),
+            "alertmanager" => self.alertmanager.is_some(),
+            "pagerduty" => self.pagerduty.is_some(),
             _ => false,
         }
     }
@@ -390,6 +486,37 @@ impl AlertersSettings {
                 problems.push("[alerters.syslog] ident: must be one word".into());
             }
         }
+        if let Some(a) = &self.alertmanager {
+            check_http_url("[alerters.alertmanager] url", &a.url, problems);
+            check_headers("[alerters.alertmanager]", &a.headers, problems);
+            for name in a.labels.keys() {
+                let ok = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    problems.push(format!(
+                        "[alerters.alertmanager] labels: {name:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+                    ));
+                }
+            }
+        }
+        if let Some(p) = &self.pagerduty {
+            if p.routing_key.trim().is_empty() {
+                problems.push(
+                    "[alerters.pagerduty] routing_key: must be set (the service integration key)"
+                        .into(),
+                );
+            }
+            check_http_url("[alerters.pagerduty] url", &p.url, problems);
+            if !["critical", "error", "warning", "info"].contains(&p.severity.as_str()) {
+                problems.push(format!(
+                    "[alerters.pagerduty] severity: {:?} must be critical, error, warning or info",
+                    p.severity
+                ));
+            }
+        }
     }
 }
 
@@ -486,6 +613,21 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{k:?}").contains("xyz"));
+        let p = PagerdutySettings {
+            routing_key: "R0UTINGKEY".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{p:?}").contains("R0UTINGKEY"));
+        let a = AlertmanagerSettings {
+            url: "http://am:9093/secret".into(),
+            headers: [("Authorization".to_string(), "Bearer tok".to_string())].into(),
+            ..Default::default()
+        };
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("tok"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -524,6 +666,49 @@ mod tests {
         assert!(all.contains("expiration_secs"), "{all}");
         assert!(all.contains("only for alerter"), "{all}");
         assert!(!all.contains("#1"), "{all}");
+    }
+
+    #[test]
+    fn alertmanager_and_pagerduty_are_checked() {
+        let alerters: AlertersSettings = toml::from_str(
+            "[alertmanager]\nurl = \"127.0.0.1:9093\"\nlabels = { \"bad-label\" = \"x\", team = \"web\" }\n\
+             [pagerduty]\nseverity = \"loud\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            alerters.pagerduty.as_ref().unwrap().url,
+            PAGERDUTY_EVENTS_URL
+        );
+        let mut problems = Vec::new();
+        alerters.validate(&mut problems);
+        let all = problems.join("\n");
+        assert!(
+            all.contains("[alerters.alertmanager] url: must start with http"),
+            "{all}"
+        );
+        assert!(
+            all.contains("\"bad-label\" is not a Prometheus label name"),
+            "{all}"
+        );
+        assert!(!all.contains("\"team\""), "{all}");
+        assert!(
+            all.contains("[alerters.pagerduty] routing_key: must be set"),
+            "{all}"
+        );
+        assert!(all.contains("severity: \"loud\""), "{all}");
+        let rules = vec![AlertRule {
+            pattern: "web.*".into(),
+            alerter: "alertmanager".into(),
+            expiration_secs: 600,
+            to: vec![],
+            second_order_resolution_hours: None,
+        }];
+        let mut problems = Vec::new();
+        validate_rules(&rules, &AlertersSettings::default(), &mut problems);
+        assert_eq!(
+            problems,
+            vec!["[[alerts]] #1 (\"web.*\") alerter: \"alertmanager\" but [alerters.alertmanager] is not configured".to_string()]
+        );
     }
 
     #[test]

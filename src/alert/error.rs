@@ -9,7 +9,7 @@ pub enum AlertError {
     /// The alerter's settings are unusable (caught at load; seen only by `alert-test`).
     #[error("{alerter}: configuration: {message}")]
     Config {
-        /// `smtp`, `slack`, `webhook` or `syslog`.
+        /// `smtp`, `slack`, `webhook`, `syslog`, `alertmanager` or `pagerduty`.
         alerter: &'static str,
         /// What is wrong.
         message: String,
@@ -22,10 +22,10 @@ pub enum AlertError {
         /// The SMTP client's error.
         message: String,
     },
-    /// An HTTP alerter (Slack, webhook) failed: connection error or a non-2xx answer.
+    /// An HTTP alerter (Slack, webhook, Alertmanager, PagerDuty) failed: connection error or a non-2xx answer.
     #[error("{alerter} to {peer}: {message}")]
     Http {
-        /// `slack` or `webhook`.
+        /// `slack`, `webhook`, `alertmanager` or `pagerduty`.
         alerter: &'static str,
         /// `scheme://host[:port]` only (paths and queries may hold tokens).
         peer: String,

@@ -31,7 +31,8 @@ pub struct AlertRouted {
 /// One alerter of an [`AlertRouted`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRoute {
-    /// `smtp`, `slack`, `webhook` or `syslog` (an alerter that is not configured is skipped).
+    /// `smtp`, `slack`, `webhook`, `syslog`, `alertmanager` or `pagerduty` (an alerter that is
+    /// not configured is skipped).
     pub alerter: String,
     /// The Redis key whose presence suppresses the alert (the sender's own naming).
     pub key: String,

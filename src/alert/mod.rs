@@ -1,10 +1,12 @@
 //! Alert: Skyline's alerters (`ALERTS`, `alert_smtp`, `alert_slack`, `alert_http`,
-//! `alert_syslog`), fed by the Analyzer and by Thunder.
+//! `alert_syslog`, `alert_pagerduty`) and a Prometheus Alertmanager alerter, fed by the
+//! Analyzer, Mirage, Boundary and Thunder.
 //!
 //! * **Actor**: [`Alerts`] (on the monitoring arbiter): matches each anomaly against the
 //!   `[[alerts]]` rules ([`rules`], pure), applies the per-metric, per-alerter expiration and
 //!   queues the alert for that alerter's delivery worker, an async task per alerter
-//!   ([`Channel`]: [`smtp`], [`slack`], [`webhook`], [`syslog`]).
+//!   ([`Channel`]: [`smtp`], [`slack`], [`webhook`], [`syslog`], [`alertmanager`],
+//!   [`pagerduty`]).
 //! * **Messages** ([`messages`]): [`AlertAnomaly`] from the Analyzer and [`SystemAlert`] from
 //!   Thunder, both sent with `do_send`; senders import nothing else from here.
 //!   [`AlertRouted`] (Boundary) names its alerters and `last_alert` keys itself.
@@ -32,12 +34,14 @@
 //!   `skyline alert-test`.
 
 pub mod actor;
+pub mod alertmanager;
 pub mod channel;
 pub mod config;
 mod error;
 pub mod graph;
 pub mod messages;
 pub mod notification;
+pub mod pagerduty;
 pub mod rules;
 pub mod slack;
 pub mod smtp;

@@ -57,6 +57,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/prometheus.md"),
     ),
     (
+        "alerters",
+        "Alertmanager and PagerDuty",
+        include_str!("../../docs/alerters.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),

@@ -94,18 +94,26 @@ fn send_error(base: &str, what: &str, err: &SendRequestError) -> WebError {
     }
 }
 
-/// Fetches `target` between `from` and `until` (epoch seconds) from graphite-web.
+/// Largest `max_data_points` passed on to Graphite.
+pub const MAX_DATA_POINTS: u32 = 100_000;
+
+/// Fetches `target` between `from` and `until` (epoch seconds) from graphite-web; with
+/// `max_points`, Graphite consolidates to at most that many points (`maxDataPoints`).
 pub async fn fetch(
     client: &awc::Client,
     base: &str,
     target: &str,
     from: i64,
     until: i64,
+    max_points: Option<u32>,
 ) -> Result<Vec<GraphiteSeries>, WebError> {
-    let url = format!(
+    let mut url = format!(
         "{base}/render?target={}&from={from}&until={until}&format=json",
         query_value(target)
     );
+    if let Some(n) = max_points {
+        url.push_str(&format!("&maxDataPoints={n}"));
+    }
     m::WEBAPP_GRAPHITE_REQUESTS.inc();
     let what = format!("render target {target:?}");
     let mut res = client
@@ -149,7 +157,22 @@ fn ts_number(ts: f64) -> Option<serde_json::Number> {
     }
 }
 
-/// `/api?graphite_metric=T&from_timestamp=F&until_timestamp=U`.
+/// `max_data_points`: absent, or 1 to [`MAX_DATA_POINTS`].
+fn max_points_param(params: &[(String, String)]) -> Result<Option<u32>, WebError> {
+    match param(params, "max_data_points") {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=MAX_DATA_POINTS).contains(&n) => Ok(Some(n)),
+            _ => Err(WebError::BadRequest(format!(
+                "max_data_points: {v:?} must be a whole number from 1 to {MAX_DATA_POINTS}"
+            ))),
+        },
+    }
+}
+
+/// `/api?graphite_metric=T&from_timestamp=F&until_timestamp=U[&max_data_points=N]` (`N`
+/// becomes Graphite's `maxDataPoints`; the Panorama page sends one point per 10 s of the
+/// window so Graphite never consolidates below the archive's own resolution).
 pub async fn series_api(
     state: &WebState,
     worker: &Worker,
@@ -158,6 +181,7 @@ pub async fn series_api(
     let target = param(params, "graphite_metric").unwrap_or("");
     let from = epoch_param(params, "from_timestamp")?;
     let until = epoch_param(params, "until_timestamp")?;
+    let max_points = max_points_param(params)?;
     let missing: Vec<&str> = [
         ("graphite_metric", target.is_empty()),
         ("from_timestamp", from.is_none()),
@@ -183,7 +207,7 @@ pub async fn series_api(
         .graphite_url
         .as_deref()
         .ok_or(WebError::GraphiteNotConfigured)?;
-    let series = fetch(&worker.http, base, target, from, until).await?;
+    let series = fetch(&worker.http, base, target, from, until, max_points).await?;
     let first = series.into_iter().next();
     let body = SeriesBody {
         target: first.as_ref().map(|s| s.target.clone()),
@@ -269,6 +293,10 @@ mod tests {
         assert!(epoch_param(&p, "c").is_err());
         assert!(epoch_param(&p, "d").is_err());
         assert_eq!(epoch_param(&p, "zz").unwrap(), None);
+        let mp = |v: &str| max_points_param(&[("max_data_points".to_string(), v.to_string())]);
+        assert_eq!(mp("8640").unwrap(), Some(8640));
+        assert!(mp("0").is_err() && mp("100001").is_err() && mp("x").is_err());
+        assert_eq!(max_points_param(&p).unwrap(), None);
     }
 
     #[test]

@@ -25,9 +25,9 @@ use crate::support::*;
 
 const WIDTH: u64 = 1360;
 
-struct Chrome {
+pub(crate) struct Chrome {
     child: Child,
-    ws_url: String,
+    pub(crate) ws_url: String,
     _profile: TempDir,
 }
 
@@ -38,7 +38,7 @@ impl Drop for Chrome {
     }
 }
 
-fn launch() -> Option<Chrome> {
+pub(crate) fn launch() -> Option<Chrome> {
     if Command::new("chromium").arg("--version").output().is_err() {
         assert!(
             std::env::var("CI").is_err(),
@@ -88,7 +88,7 @@ fn launch() -> Option<Chrome> {
 }
 
 /// A minimal Chrome DevTools Protocol client on one page session.
-struct Cdp {
+pub(crate) struct Cdp {
     io: Framed<awc::BoxedSocket, ws::Codec>,
     id: u64,
     session: Option<String>,
@@ -97,7 +97,7 @@ struct Cdp {
 }
 
 impl Cdp {
-    async fn connect(url: &str) -> Cdp {
+    pub(crate) async fn connect(url: &str) -> Cdp {
         let (_, io) = awc::Client::builder()
             .timeout(Duration::from_secs(30))
             .finish()
@@ -162,7 +162,7 @@ impl Cdp {
         }
     }
 
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Value {
         self.id += 1;
         let id = self.id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -202,14 +202,14 @@ impl Cdp {
         false
     }
 
-    async fn drain(&mut self, ms: u64) {
+    pub(crate) async fn drain(&mut self, ms: u64) {
         let deadline = Instant::now() + Duration::from_millis(ms);
         while let Some(v) = self.recv(deadline).await {
             self.events.push(v);
         }
     }
 
-    async fn eval(&mut self, expr: &str) -> Value {
+    pub(crate) async fn eval(&mut self, expr: &str) -> Value {
         let r = self
             .call(
                 "Runtime.evaluate",
@@ -221,7 +221,7 @@ impl Cdp {
     }
 
     /// Console errors, exceptions and failed loads seen so far, as text.
-    fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for e in &self.events {
             let p = &e["params"];
@@ -250,7 +250,7 @@ impl Cdp {
     }
 
     /// Loads `url` and waits until the charts in view are drawn; returns the page height.
-    async fn open(&mut self, url: &str) -> u64 {
+    pub(crate) async fn open(&mut self, url: &str) -> u64 {
         self.events.clear();
         self.call(
             "Emulation.setDeviceMetricsOverride",
@@ -290,7 +290,7 @@ impl Cdp {
         height
     }
 
-    async fn screenshot(&mut self, path: &std::path::Path, height: u64) {
+    pub(crate) async fn screenshot(&mut self, path: &std::path::Path, height: u64) {
         let r = self
             .call(
                 "Page.captureScreenshot",
@@ -305,7 +305,7 @@ impl Cdp {
         std::fs::write(path, png).unwrap();
     }
 
-    fn assert_clean(&self, what: &str) {
+    pub(crate) fn assert_clean(&self, what: &str) {
         let p = self.problems();
         assert!(p.is_empty(), "{what}: browser reported:\n{}", p.join("\n"));
     }
@@ -316,7 +316,14 @@ fn k(key: &str) -> String {
 }
 
 /// A day-shaped series with a spike at the end (`end` is the last timestamp).
-fn shaped(end: i64, n: usize, base: f64, amp: f64, spike: f64, seed: u64) -> Vec<(i64, f64)> {
+pub(crate) fn shaped(
+    end: i64,
+    n: usize,
+    base: f64,
+    amp: f64,
+    spike: f64,
+    seed: u64,
+) -> Vec<(i64, f64)> {
     let mut x = seed;
     series(end, n, 60, |i| {
         x = x
