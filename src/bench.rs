@@ -138,7 +138,115 @@ pub fn ingest_with(
     tweak: &dyn Fn(&mut Config),
     out: &mut dyn Write,
 ) -> Result<IngestReport, String> {
+    ingest_inner(points, metrics, connections, tweak, 0, out)
+}
+
+/// Result of `skyline bench ingest --stream`: the same ingest twice in one run, with the
+/// analyzer running every second over `history` points per metric already in Redis (so its
+/// first run is a restart replay), once with Skyline's algorithms alone, once with the
+/// stream detector too.
+#[derive(Debug, Clone)]
+pub struct IngestStreamReport {
+    /// `detectors = ["skyline"]`.
+    pub off: IngestReport,
+    /// `detectors = ["skyline", "stream"]`, `combine = "any"`.
+    pub on: IngestReport,
+    /// Points per metric in Redis before the daemon starts.
+    pub history: usize,
+}
+
+/// Runs `skyline bench ingest --stream` (see [`IngestStreamReport`]).
+pub fn ingest_stream(
+    points: usize,
+    metrics: usize,
+    connections: usize,
+    history: usize,
+    out: &mut dyn Write,
+) -> Result<IngestStreamReport, String> {
+    let with = |detectors: &[&str], combine: &str| {
+        let detectors: Vec<String> = detectors.iter().map(|d| d.to_string()).collect();
+        let combine = combine.to_string();
+        move |c: &mut Config| {
+            c.analyzer.enabled = true;
+            c.analyzer.run_every_secs = 1;
+            c.analyzer.detectors = detectors.clone();
+            c.analyzer.combine = combine.clone();
+        }
+    };
+    let _ = writeln!(
+        out,
+        "ingest, analyzer every 1 s, Skyline's algorithms only…"
+    );
+    let off = ingest_inner(
+        points,
+        metrics,
+        connections,
+        &with(&["skyline"], "skyline"),
+        history,
+        out,
+    )?;
+    let _ = writeln!(
+        out,
+        "ingest, analyzer every 1 s, Skyline and the stream detector…"
+    );
+    let on = ingest_inner(
+        points,
+        metrics,
+        connections,
+        &with(&["skyline", "stream"], "any"),
+        history,
+        out,
+    )?;
+    Ok(IngestStreamReport { off, on, history })
+}
+
+/// `history` points per ingest metric (ending before the ingested ones) in Redis, and the
+/// metrics in `metrics.unique_metrics`.
+fn preload_history(url: &str, metrics: usize, history: usize, end: i64) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+    for start in (0..metrics).step_by(500) {
+        let mut pipe = redis::pipe();
+        let mut keys = Vec::new();
+        for i in start..(start + 500).min(metrics) {
+            let key = format!(
+                "{}bench.host-{}.metric-{i}",
+                crate::model::FULL_NAMESPACE,
+                i % 97
+            );
+            pipe.cmd("SET")
+                .arg(&key)
+                .arg(series_bytes(i as u64, history, end))
+                .ignore();
+            keys.push(key);
+        }
+        pipe.cmd("SADD")
+            .arg(crate::model::UNIQUE_METRICS)
+            .arg(keys)
+            .ignore();
+        let _: () = pipe.query(&mut conn).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn ingest_inner(
+    points: usize,
+    metrics: usize,
+    connections: usize,
+    tweak: &dyn Fn(&mut Config),
+    history: usize,
+    out: &mut dyn Write,
+) -> Result<IngestReport, String> {
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    if history > 0 {
+        let _ = writeln!(out, "loading {history} points of history per metric…");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let per_metric = points.div_ceil(metrics.max(1)).max(1) as i64;
+        preload_history(&redis.url(), metrics, history, now - per_metric - 60)?;
+    }
     let dir = std::env::temp_dir().join(format!("skyline-bench-{}", std::process::id()));
     let mut config = bench_config()?;
     tweak(&mut config);
@@ -496,6 +604,10 @@ pub struct AnalyzeReport {
     pub anomalies: usize,
     /// Baseline in the same process: one thread, decode + algorithms, no Redis (metrics/s).
     pub single_thread_pure: f64,
+    /// With `--stream`: the same cycles again over the same data with the stream detector on
+    /// (a fresh store, so the first of them replays every metric's 1,440 points, as after a
+    /// restart), and the anomalies of the last of them.
+    pub stream_cycles: Option<(Vec<f64>, usize)>,
 }
 
 impl std::fmt::Display for AnalyzeReport {
@@ -531,7 +643,25 @@ impl std::fmt::Display for AnalyzeReport {
             f,
             "projected 100,000-metric cycle at this rate: {:.1} s",
             100_000.0 / rate
-        )
+        )?;
+        if let Some((cycles, anomalies)) = &self.stream_cycles {
+            let round = |c: &f64| (c * 1000.0).round() / 1000.0;
+            let first = cycles.first().copied().unwrap_or(0.0);
+            let rest = cycles.iter().skip(1).copied().fold(f64::MAX, f64::min);
+            write!(
+                f,
+                "\nstream on (combine any), same run: cycles {:?} s, {anomalies} anomalies\n\
+                 stream on: first cycle (restart replay of {} x {} points) {first:.3} s = {:.2} x the best cycle off; \
+                 later cycles best {:.3} s = {:.2} x off",
+                cycles.iter().map(round).collect::<Vec<_>>(),
+                self.metrics,
+                self.points,
+                first / best,
+                if rest == f64::MAX { first } else { rest },
+                if rest == f64::MAX { first } else { rest } / best,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -569,6 +699,19 @@ pub fn analyze(
     metrics: usize,
     cycles: usize,
     workers: usize,
+    out: &mut dyn Write,
+) -> Result<AnalyzeReport, String> {
+    analyze_with(metrics, cycles, workers, false, out)
+}
+
+/// Runs `skyline bench analyze`; with `stream`, the cycles run a second time over the same
+/// data with the stream detector on (`detectors = ["skyline", "stream"]`, `combine =
+/// "any"`), from an empty store: its first cycle is the restart replay.
+pub fn analyze_with(
+    metrics: usize,
+    cycles: usize,
+    workers: usize,
+    stream: bool,
     out: &mut dyn Write,
 ) -> Result<AnalyzeReport, String> {
     use crate::analyze::{run_cycle, AnalysisWorker, RunnerSettings};
@@ -637,6 +780,20 @@ pub fn analyze(
         let pool = actix::SyncArbiter::start(workers, move || {
             AnalysisWorker::new(s.clone(), host.clone())
         });
+        let stream_pool = stream.then(|| {
+            use crate::analyze::streaming::{Combine, StreamRun, StreamStore};
+            let run = StreamRun {
+                store: std::sync::Arc::new(StreamStore::new(
+                    crate::analyze::stream::StreamParams::default(),
+                )),
+                combine: Combine::Any,
+                skyline: true,
+            };
+            let s = settings.clone();
+            actix::SyncArbiter::start(workers, move || {
+                AnalysisWorker::new(s.clone(), "bench".to_string()).with_stream(run.clone())
+            })
+        });
         let mut conn = crate::store::redis_conn::connect(&url, Duration::from_secs(30))
             .map_err(|e| e.to_string())?;
         let runner = RunnerSettings {
@@ -655,9 +812,20 @@ pub fn analyze(
             times.push(r.run_time);
             anomalies = r.anomalies.len();
         }
-        Ok::<_, String>((times, anomalies))
+        let mut stream_cycles = None;
+        if let Some(pool) = stream_pool {
+            let mut times = Vec::new();
+            let mut anomalies = 0;
+            for _ in 0..cycles.max(1) {
+                let r = run_cycle(&mut conn, &pool, &runner).await?;
+                times.push(r.run_time);
+                anomalies = r.anomalies.len();
+            }
+            stream_cycles = Some((times, anomalies));
+        }
+        Ok::<_, String>((times, anomalies, stream_cycles))
     });
-    let (cycles, anomalies) = result?;
+    let (cycles, anomalies, stream_cycles) = result?;
     Ok(AnalyzeReport {
         metrics,
         points: POINTS,
@@ -665,6 +833,7 @@ pub fn analyze(
         cycles,
         anomalies,
         single_thread_pure,
+        stream_cycles,
     })
 }
 

@@ -125,6 +125,11 @@ enum BenchCmd {
         /// Concurrent connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Run the ingest twice in one run, the analyzer every second over N points of
+        /// history per metric already in Redis: Skyline's algorithms alone, then with the
+        /// stream detector (0: one plain run).
+        #[arg(long, default_value_t = 0)]
+        stream_history: usize,
     },
     /// wrk POSTing batches to flux, which forwards to a counting pickle sink (needs `wrk`).
     Flux {
@@ -205,6 +210,10 @@ enum BenchCmd {
         /// Analysis threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         workers: usize,
+        /// Then the same cycles with the stream detector on, from an empty store (its first
+        /// cycle is the restart replay).
+        #[arg(long)]
+        stream: bool,
     },
     /// The stream detector alone: updates per second on one core over N metrics fed
     /// point by point in time order, state bytes per metric, and a restart replay over
@@ -287,7 +296,14 @@ fn main() -> ExitCode {
                 points,
                 metrics,
                 connections,
+                stream_history: 0,
             } => bench_ingest(points, metrics, connections),
+            BenchCmd::Ingest {
+                points,
+                metrics,
+                connections,
+                stream_history,
+            } => bench_ingest_stream(points, metrics, connections, stream_history),
             BenchCmd::RemoteWrite {
                 samples,
                 batch,
@@ -347,7 +363,8 @@ fn main() -> ExitCode {
                 metrics,
                 cycles,
                 workers,
-            } => bench_analyze(metrics, cycles, workers),
+                stream,
+            } => bench_analyze(metrics, cycles, workers, stream),
             BenchCmd::Stream { metrics, points } => {
                 let r = skyline::bench::stream(metrics, points);
                 println!("{r}");
@@ -688,6 +705,43 @@ fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
     }
 }
 
+fn bench_ingest_stream(
+    points: usize,
+    metrics: usize,
+    connections: usize,
+    history: usize,
+) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
+        &mut err_out
+    } else {
+        &mut std::io::sink()
+    };
+    match skyline::bench::ingest_stream(points, metrics, connections, history, progress) {
+        Ok(r) => {
+            println!(
+                "ingest: {} datapoints over {} metrics, {} points of history each, analyzer every 1 s",
+                r.on.points, r.on.metrics, r.history
+            );
+            println!(
+                "ingest, Skyline's algorithms only: {:.0} datapoints/s ({:.3} s)",
+                r.off.rate, r.off.seconds
+            );
+            println!(
+                "ingest, Skyline + stream detector: {:.0} datapoints/s ({:.3} s); on/off = {:.2}",
+                r.on.rate,
+                r.on.seconds,
+                r.on.rate / r.off.rate
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench ingest: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn bench_flux(opts: skyline::bench::FluxBenchOptions) -> ExitCode {
     let mut out = std::io::stdout();
     match skyline::bench::flux(&opts, &mut out) {
@@ -971,14 +1025,14 @@ fn nab(
     }
 }
 
-fn bench_analyze(metrics: usize, cycles: usize, workers: usize) -> ExitCode {
+fn bench_analyze(metrics: usize, cycles: usize, workers: usize, stream: bool) -> ExitCode {
     let mut err_out = std::io::stderr();
     let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
         &mut err_out
     } else {
         &mut std::io::sink()
     };
-    match skyline::bench::analyze(metrics, cycles, workers, progress) {
+    match skyline::bench::analyze_with(metrics, cycles, workers, stream, progress) {
         Ok(r) => {
             println!("{r}");
             ExitCode::SUCCESS

@@ -1,5 +1,5 @@
 //! The `stream` detector: a per-datapoint anomaly score in [0, 1] for one metric, updated in
-//! timestamp order with bounded state (≈ 1.2 KB per metric, see [`StreamState::BYTES`]).
+//! timestamp order with bounded state (≈ 4.2 KB per metric, see [`StreamState::BYTES`]).
 //!
 //! Pure code (no actix, redis or diesel). Owns no actors, messages, Redis keys or tables; its
 //! callers own the state (one [`StreamState`] per metric) and feed it points in order. It has
@@ -10,26 +10,36 @@
 //!
 //! 1. **Online normalisation.** The metric's range `[min, max]` is learned from the points
 //!    seen so far; nothing is known in advance.
-//! 2. **Spatial novelty.** A value beyond the learned range by more than 5 % of its width
-//!    scores 1.0 at once (as Numenta's NAB detector does for values outside the seen range).
-//! 3. **Raw surprise** per point, the mean of two parts:
-//!    * *residual surprise*: `|v - m| / d` against an exponentially weighted mean `m` and
-//!      mean absolute deviation `d`, mapped to [0, 1) by `1 - exp(-(z - 1)⁺ / 3)`;
-//!    * *contextual novelty*: the value is quantised into 16 levels of the learned range and
-//!      the pattern of the last 4 levels is looked up in a 8,192-bit hashed "seen" set; a
-//!      pattern never seen before scores 1 (the idea of CAD OSE's context novelty).
-//! 4. **Anomaly likelihood** (as HTM's post-processor): the mean of the last 10 raw scores
-//!    is compared with the long-run distribution of raw scores (exponentially weighted mean
-//!    and variance, ~1,000 points); the Gaussian tail probability `q` becomes the score
-//!    `log(q) / log(1e-10)` clamped to [0, 1].
-//! 5. **Learning period**: the first 150 points score 0.
-//! 6. **Suppression**: after a score ≥ the threshold, the next 100 points score 0, so one
+//! 2. **Spatial novelty.** A value beyond the learned range by more than 2 % of its width
+//!    scores 1.0 at once.
+//! 3. **Four surprise signals**, each turned into a score by its own *anomaly likelihood*
+//!    (as HTM's post-processor: the mean of the last few raw values is compared with the
+//!    long-run distribution of that signal, exponentially weighted mean and variance; the
+//!    one-sided Gaussian tail probability `q` gives `log(q) / log(1e-10)`, clamped):
+//!    * *residual*: `|v - m| / d` against an exponentially weighted mean `m` and mean
+//!      absolute deviation `d`, mapped to [0, 1) by `1 - exp(-(z - 1)⁺ / 3)`;
+//!    * *context novelty*: the value is quantised into 8 levels of the learned range (plus
+//!      one below, one above) and the pattern of the last 4 levels is looked up in an exact
+//!      10,000-bit "seen" set; a pattern never seen scores 1 (CAD OSE's idea of context
+//!      novelty);
+//!    * *daily-profile residual*: the value against an exponentially weighted mean of its
+//!      time-of-day bucket (144 buckets of 10 minutes), in units of the typical such
+//!      residual: it catches a broken daily shape that stays inside the range;
+//!    * *block-shape novelty*: every 6 points become one block value (the block's extreme on
+//!      the side farther from its mean, so spikes survive, as ARTime's downsampling does);
+//!      the pattern of the last 4 block levels (8 levels) is looked up in a second seen
+//!      set: new shapes over a longer span.
+//!
+//!    The point's score is the highest of the four likelihoods.
+//! 4. **Learning period**: the first 150 points score 0.
+//! 5. **Suppression**: after a score ≥ the threshold, the next 100 points score 0, so one
 //!    incident is reported once.
 //!
 //! Robustness: NaN and ±∞ values, and points not newer than the last one (late or
-//! duplicate), are ignored (score 0, state unchanged). Gaps are not special: the model is
-//! sequence based. Huge values are plain `f64` arithmetic with every intermediate checked for
-//! finiteness. A constant series never scores above 0 after its learning period.
+//! duplicate), are ignored (score 0, state unchanged). Gaps are not special for the
+//! sequence models; the daily profile uses the timestamp, so it is right across gaps. Huge
+//! values are plain `f64` arithmetic with every running statistic reset when it stops being
+//! finite. A constant series never scores above 0 after its learning period.
 
 /// Parameters of the stream detector. `Default` is the one parameter set the daemon ships
 /// with and that produced the NAB figures in the README.
@@ -39,48 +49,176 @@ pub struct StreamParams {
     pub learn: u32,
     /// Spatial tolerance, as a fraction of the learned range.
     pub tolerance: f64,
-    /// Weight of the residual surprise in the raw score (the contextual novelty has
-    /// `1 - residual_weight`).
-    pub residual_weight: f64,
     /// Rate of the exponentially weighted mean and deviation of the values.
     pub residual_rate: f64,
-    /// Rate of the long-run raw score distribution (1 / window length).
+    /// Rate of a time-of-day bucket's mean.
+    pub phase_rate: f64,
+    /// Rate of the long-run distribution of the per-point signals (1 / window length).
     pub history_rate: f64,
+    /// Rate of the long-run distribution of the block-shape novelty (per block).
+    pub block_history_rate: f64,
     /// Score at or above which a point is a detection (and suppression starts).
     pub threshold: f64,
     /// Points scored 0 after a detection.
     pub suppress: u32,
 }
 
-/// The detection threshold the detector ships with (the NAB standard profile's optimum).
+/// The detection threshold the detector ships with (the NAB optimum of all three profiles,
+/// see docs/stream.md).
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
 
 impl Default for StreamParams {
     fn default() -> Self {
         StreamParams {
             learn: 150,
-            tolerance: 0.05,
-            residual_weight: 0.5,
+            tolerance: 0.02,
             residual_rate: 0.05,
+            phase_rate: 0.3,
             history_rate: 0.001,
+            block_history_rate: 0.005,
             threshold: DEFAULT_THRESHOLD,
             suppress: 100,
         }
     }
 }
 
-/// Quantisation levels of the learned range (plus one below and one above).
-const LEVELS: f64 = 16.0;
+/// Quantisation levels of the learned range (codes 0..=LEVELS+1 with one below, one above).
+const LEVELS: u16 = 8;
+/// Distinct level codes.
+const CODES: u16 = LEVELS + 2;
 /// Length of the level pattern whose novelty is scored.
 const CONTEXT: usize = 4;
-/// Raw scores averaged by the likelihood.
+/// Distinct patterns (CODES^CONTEXT): the seen sets are exact bitmaps.
+const PATTERNS: usize = (CODES as usize).pow(CONTEXT as u32);
+const SEEN_WORDS: usize = PATTERNS.div_ceil(64);
+/// Raw values averaged by a per-point likelihood.
 const SHORT: usize = 10;
-/// Bits of the hashed set of seen patterns.
-const SEEN_BITS: u32 = 13;
-const SEEN_WORDS: usize = (1 << SEEN_BITS) / 64;
+/// Blocks averaged by the block likelihood.
+const BLOCK_SHORT: usize = 3;
+/// Points per block.
+const BLOCK: u8 = 6;
+/// Time-of-day buckets.
+const PHASES: usize = 144;
+/// Residual samples before the daily profile scores (one per bucket, then some).
+const PHASE_WARMUP: u32 = PHASES as u32;
+/// Residual samples over which the typical daily residual warms up, then its rate.
+const PHASE_DEV_WARMUP: u32 = 200;
+const PHASE_DEV_RATE: f64 = 0.01;
 
 // The state stays within the 8 KB per metric.
 const _: () = assert!(StreamState::BYTES <= 8 * 1024);
+
+/// The anomaly likelihood of one signal: its recent mean against its long-run distribution.
+#[derive(Debug, Clone, PartialEq)]
+struct Likelihood<const N: usize> {
+    ring: [f64; N],
+    pos: u8,
+    len: u8,
+    mean: f64,
+    var: f64,
+    n: u32,
+}
+
+impl<const N: usize> Likelihood<N> {
+    fn new() -> Self {
+        Likelihood {
+            ring: [0.0; N],
+            pos: 0,
+            len: 0,
+            mean: 0.0,
+            var: 0.0,
+            n: 0,
+        }
+    }
+
+    /// Take one raw value in [0, 1] and return the likelihood score in [0, 1].
+    fn push(&mut self, raw: f64, history_rate: f64) -> f64 {
+        self.ring[usize::from(self.pos)] = raw;
+        self.pos = ((usize::from(self.pos) + 1) % N) as u8;
+        self.len = (usize::from(self.len) + 1).min(N) as u8;
+        let recent = self.ring[..usize::from(self.len)].iter().sum::<f64>() / f64::from(self.len);
+        let rate = if f64::from(self.n) * history_rate >= 1.0 {
+            history_rate
+        } else {
+            1.0 / (f64::from(self.n) + 1.0)
+        };
+        let d = raw - self.mean;
+        self.mean += rate * d;
+        self.var = (1.0 - rate) * (self.var + rate * d * d);
+        self.n = self.n.saturating_add(1);
+        // One-sided: recent values no higher than usual score 0.
+        let sd = self.var.sqrt().max(1e-4);
+        let z = (recent - self.mean) / sd;
+        if z > 0.0 {
+            ((gaussian_tail(z) + 1e-10).ln() / 1e-10f64.ln()).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A set of level patterns seen, exact (one bit per pattern), with the last levels.
+#[derive(Debug, Clone, PartialEq)]
+struct Patterns {
+    levels: [u8; CONTEXT],
+    seen: [u64; SEEN_WORDS],
+}
+
+impl Patterns {
+    fn new() -> Self {
+        Patterns {
+            levels: [0; CONTEXT],
+            seen: [0; SEEN_WORDS],
+        }
+    }
+
+    /// Append `level` (< CODES) and return whether the pattern of the last levels is new.
+    fn novel(&mut self, level: u8) -> bool {
+        self.levels.copy_within(1.., 0);
+        self.levels[CONTEXT - 1] = level;
+        let code = self
+            .levels
+            .iter()
+            .fold(0usize, |c, &l| c * usize::from(CODES) + usize::from(l));
+        let (word, mask) = (code / 64, 1u64 << (code % 64));
+        let novel = self.seen[word] & mask == 0;
+        self.seen[word] |= mask;
+        novel
+    }
+}
+
+/// The level code (0 below the range, 1..=LEVELS inside, LEVELS + 1 above) of `v` in a
+/// range starting at `min` of `width`.
+fn level(v: f64, min: f64, width: f64) -> u8 {
+    if width > 0.0 && width.is_finite() {
+        let x = (v - min) / width * f64::from(LEVELS - 1) + 0.5;
+        // NaN (cannot happen for finite inputs) falls to the lowest code.
+        (x.floor().clamp(-1.0, f64::from(LEVELS)) + 1.0) as u8
+    } else {
+        1
+    }
+}
+
+/// `1 - exp(-(z - 1)⁺ / 3)`: a deviation of `z` typical deviations as a surprise in [0, 1].
+fn surprise(z: f64) -> f64 {
+    let excess = (z - 1.0).max(0.0);
+    if excess.is_finite() {
+        1.0 - (-excess / 3.0).exp()
+    } else {
+        1.0
+    }
+}
+
+/// `r / d`, infinite when `d` is 0 and `r` is not.
+fn ratio(r: f64, d: f64) -> f64 {
+    if d > 0.0 {
+        r / d
+    } else if r > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
 
 /// One metric's detector state. Fixed size, no heap.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,15 +229,22 @@ pub struct StreamState {
     max: f64,
     mean: f64,
     dev: f64,
-    levels: [u8; CONTEXT],
-    levels_len: u8,
-    seen: [u64; SEEN_WORDS],
-    hist_mean: f64,
-    hist_var: f64,
-    hist_n: u32,
-    ring: [f32; SHORT],
-    ring_pos: u8,
-    ring_len: u8,
+    points: Patterns,
+    phase_mean: [f64; PHASES],
+    /// Buckets that have a mean (one bit each).
+    phase_set: [u64; PHASES.div_ceil(64)],
+    phase_dev: f64,
+    phase_n: u32,
+    block_sum: f64,
+    block_hi: f64,
+    block_lo: f64,
+    block_len: u8,
+    blocks: Patterns,
+    block_score: f64,
+    lik_residual: Likelihood<SHORT>,
+    lik_novelty: Likelihood<SHORT>,
+    lik_phase: Likelihood<SHORT>,
+    lik_block: Likelihood<BLOCK_SHORT>,
     suppress_left: u32,
     last_score: f64,
 }
@@ -123,15 +268,21 @@ impl StreamState {
             max: 0.0,
             mean: 0.0,
             dev: 0.0,
-            levels: [0; CONTEXT],
-            levels_len: 0,
-            seen: [0; SEEN_WORDS],
-            hist_mean: 0.0,
-            hist_var: 0.0,
-            hist_n: 0,
-            ring: [0.0; SHORT],
-            ring_pos: 0,
-            ring_len: 0,
+            points: Patterns::new(),
+            phase_mean: [0.0; PHASES],
+            phase_set: [0; PHASES.div_ceil(64)],
+            phase_dev: 0.0,
+            phase_n: 0,
+            block_sum: 0.0,
+            block_hi: f64::NEG_INFINITY,
+            block_lo: f64::INFINITY,
+            block_len: 0,
+            blocks: Patterns::new(),
+            block_score: 0.0,
+            lik_residual: Likelihood::new(),
+            lik_novelty: Likelihood::new(),
+            lik_phase: Likelihood::new(),
+            lik_block: Likelihood::new(),
             suppress_left: 0,
             last_score: 0.0,
         }
@@ -174,50 +325,74 @@ impl StreamState {
             0.0
         } else {
             let r = (v - self.mean).abs();
-            let z = if self.dev > 0.0 {
-                r / self.dev
-            } else if r > 0.0 {
-                f64::INFINITY
-            } else {
-                0.0
-            };
+            let z = ratio(r, self.dev);
             self.mean += p.residual_rate * (v - self.mean);
             self.dev += p.residual_rate * (r - self.dev);
             if !self.mean.is_finite() || !self.dev.is_finite() {
                 self.mean = v;
                 self.dev = 0.0;
             }
-            let excess = (z - 1.0).max(0.0);
-            if excess.is_finite() {
-                1.0 - (-excess / 3.0).exp()
-            } else {
-                1.0
-            }
+            surprise(z)
         };
 
-        // 3b. Contextual novelty of the last levels.
-        let level = if self.n > 1 && width > 0.0 && width.is_finite() {
-            let x = (v - self.min) / width * (LEVELS - 1.0) + 0.5;
-            // Out-of-range values get their own levels below (0) and above (LEVELS + 1).
-            (x.floor().clamp(-1.0, LEVELS) + 1.0) as u8
+        // 3b. Context novelty of the last levels.
+        let novel = self.points.novel(level(v, self.min, width));
+
+        // 3c. Daily-profile residual.
+        let bucket = (t.rem_euclid(86_400) * PHASES as i64 / 86_400) as usize;
+        let phase = &mut self.phase_mean[bucket];
+        let (word, bit) = (bucket / 64, 1u64 << (bucket % 64));
+        let daily = if self.phase_set[word] & bit == 0 {
+            self.phase_set[word] |= bit;
+            *phase = v;
+            0.0
         } else {
-            1
+            let r = (v - *phase).abs();
+            let z = ratio(r, self.phase_dev);
+            let s = if self.phase_n > PHASE_WARMUP {
+                surprise(z)
+            } else {
+                0.0
+            };
+            let rate = if self.phase_n < PHASE_DEV_WARMUP {
+                1.0 / (f64::from(self.phase_n) + 1.0)
+            } else {
+                PHASE_DEV_RATE
+            };
+            self.phase_dev += rate * (r - self.phase_dev);
+            self.phase_n = self.phase_n.saturating_add(1);
+            *phase += p.phase_rate * (v - *phase);
+            if !phase.is_finite() {
+                *phase = v;
+            }
+            if !self.phase_dev.is_finite() {
+                self.phase_dev = 0.0;
+                self.phase_n = 0;
+            }
+            s
         };
-        if usize::from(self.levels_len) == CONTEXT {
-            self.levels.copy_within(1.., 0);
-            self.levels[CONTEXT - 1] = level;
-        } else {
-            self.levels[usize::from(self.levels_len)] = level;
-            self.levels_len += 1;
+
+        // 3d. Block-shape novelty, once per block.
+        self.block_sum += v / f64::from(BLOCK);
+        self.block_hi = self.block_hi.max(v);
+        self.block_lo = self.block_lo.min(v);
+        self.block_len += 1;
+        if self.block_len == BLOCK {
+            let m = self.block_sum;
+            let value = if self.block_hi - m >= m - self.block_lo {
+                self.block_hi
+            } else {
+                self.block_lo
+            };
+            let novel = self.blocks.novel(level(value, self.min, width));
+            self.block_score = self
+                .lik_block
+                .push(f64::from(u8::from(novel)), p.block_history_rate);
+            self.block_sum = 0.0;
+            self.block_hi = f64::NEG_INFINITY;
+            self.block_lo = f64::INFINITY;
+            self.block_len = 0;
         }
-        let mut h: u32 = 0;
-        for &l in &self.levels[..usize::from(self.levels_len)] {
-            h = h.wrapping_mul(31).wrapping_add(u32::from(l) + 1);
-        }
-        let bit = h.wrapping_mul(2_654_435_761) >> (32 - SEEN_BITS);
-        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
-        let novel = self.seen[word] & mask == 0;
-        self.seen[word] |= mask;
 
         if self.n == 1 || v < self.min {
             self.min = v;
@@ -226,46 +401,23 @@ impl StreamState {
             self.max = v;
         }
 
-        let raw = p.residual_weight * residual + (1.0 - p.residual_weight) * f64::from(novel);
-        let raw = raw.clamp(0.0, 1.0);
-
-        // 4. Likelihood of the recent raw scores under their long-run distribution.
-        self.ring[usize::from(self.ring_pos)] = raw as f32;
-        self.ring_pos = ((usize::from(self.ring_pos) + 1) % SHORT) as u8;
-        self.ring_len = (self.ring_len + 1).min(SHORT as u8);
-        let short_mean = self.ring[..usize::from(self.ring_len)]
-            .iter()
-            .map(|&x| f64::from(x))
-            .sum::<f64>()
-            / f64::from(self.ring_len);
-        let rate = if f64::from(self.hist_n) * p.history_rate >= 1.0 {
-            p.history_rate
-        } else {
-            1.0 / (f64::from(self.hist_n) + 1.0)
-        };
-        let d = raw - self.hist_mean;
-        self.hist_mean += rate * d;
-        self.hist_var = (1.0 - rate) * (self.hist_var + rate * d * d);
-        self.hist_n = self.hist_n.saturating_add(1);
-
+        let hr = p.history_rate;
+        let scores = [
+            self.lik_residual.push(residual, hr),
+            self.lik_novelty.push(f64::from(u8::from(novel)), hr),
+            self.lik_phase.push(daily, hr),
+            self.block_score,
+        ];
         let mut score = if self.n <= p.learn {
             0.0
         } else {
-            // One-sided: recent raw scores no higher than usual score 0.
-            let sd = self.hist_var.sqrt().max(1e-4);
-            let z = (short_mean - self.hist_mean) / sd;
-            if z > 0.0 {
-                let tail = gaussian_tail(z);
-                ((tail + 1e-10).ln() / 1e-10f64.ln()).clamp(0.0, 1.0)
-            } else {
-                0.0
-            }
+            scores.into_iter().fold(0.0, f64::max)
         };
         if spatial && self.n > p.learn {
             score = 1.0;
         }
 
-        // 6. Suppression of repeated detections.
+        // 5. Suppression of repeated detections.
         if self.suppress_left > 0 {
             self.suppress_left -= 1;
             score = 0.0;
@@ -386,6 +538,54 @@ mod tests {
     #[test]
     fn detects_flat_then_jump() {
         check_change(|i| if i < 1500 { 7.0 } else { 9.0 }, 1500, 2);
+    }
+
+    /// A daily square wave (5-minute points): low at night, high from 08:00 to 18:00.
+    fn daily(i: usize, rises: bool) -> f64 {
+        let minute = (i * 5) % 1440;
+        let day = (8 * 60..18 * 60).contains(&minute);
+        20.0 + if day && rises { 60.0 } else { 0.0 } + (base(i) - 50.0) * 0.2
+    }
+
+    #[test]
+    fn detects_a_missing_daily_rise() {
+        // Ten normal days, then a day that stays low: every value is inside the learned
+        // range and the level patterns are the night's, only the time of day is wrong.
+        let p = StreamParams::default();
+        let per_day = 288;
+        let odd_day = 10;
+        let pts: Vec<(i64, f64)> = (0..12 * per_day)
+            .map(|i| (i as i64 * 300, daily(i, i / per_day != odd_day)))
+            .collect();
+        let scores = score_series(&pts, &p);
+        let before = scores[2 * per_day..odd_day * per_day]
+            .iter()
+            .filter(|&&s| s >= p.threshold)
+            .count();
+        assert_eq!(before, 0, "false detections on normal days");
+        // The rise is due at 08:00 (point 96 of the day); found within the next two hours.
+        let due = odd_day * per_day + 96;
+        let hit = first_detection(&scores, odd_day * per_day).expect("missing rise detected");
+        assert!(
+            (due..due + 24).contains(&hit),
+            "detected at {hit}, due at {due}"
+        );
+    }
+
+    #[test]
+    fn detects_a_slow_ramp() {
+        // A noisy wave, then a slow ramp: each point is only a little off the last.
+        check_change(
+            |i| {
+                if (1500..1560).contains(&i) {
+                    base(i) + (i - 1500) as f64 * 0.2
+                } else {
+                    base(i)
+                }
+            },
+            1500,
+            60,
+        );
     }
 
     #[test]
