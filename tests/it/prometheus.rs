@@ -334,7 +334,7 @@ async fn remote_write_bounds_body_size_decompressed_size_and_cardinality() {
     let req = |names: &[&str]| WriteRequest {
         timeseries: names
             .iter()
-            .map(|n| series(&[("__name__", n)], &[(now - 5, 1.0)]))
+            .map(|&n| series(&[("__name__", n)], &[(now - 5, 1.0)]))
             .collect(),
     };
     let (s, body) = write(
@@ -399,7 +399,7 @@ async fn remote_write_accepts_a_10000_series_request_whole() {
                 series(
                     &[
                         ("__name__", "big_request_metric"),
-                        ("series", &id),
+                        ("series", id.as_str()),
                         ("job", "bulk"),
                     ],
                     &[(now - 20, i as f64)],
@@ -503,7 +503,7 @@ async fn real_prometheus_remote_write_reaches_redis_under_canonical_names() {
         }
         missing = known
             .iter()
-            .map(|labels| canonical(labels))
+            .map(canonical)
             .filter(|name| get_raw(&mut conn, name).is_none())
             .collect();
         if missing.is_empty() {
