@@ -454,7 +454,7 @@ async fn real_prometheus_remote_write_reaches_redis_under_canonical_names() {
     let cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
          scrape_configs:\n  - job_name: skyline\n    metrics_path: /metrics\n    basic_auth:\n      username: {USER}\n      password: {pw}\n    static_configs:\n      - targets: ['{addr}']\n\
-         remote_write:\n  - url: http://{addr}/api/v1/write\n    headers:\n      key: {KEY}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+         remote_write:\n  - url: http://{addr}/api/v1/write\n    basic_auth:\n      username: {USER}\n      password: {pw}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
         pw = web.password
     );
     let cfg_path = dir.0.join("prometheus.yml");
