@@ -1475,23 +1475,16 @@ impl std::fmt::Display for RemoteWriteReport {
     }
 }
 
-/// Sends `bodies` as POSTs to `path` over `connections` keep-alive connections (a small
-/// HTTP/1.1 client on plain sockets); a 503 is retried after 5 ms. Returns the latency of each
-/// 2xx request and the retries.
+/// Sends each chunk of bodies as POSTs to `path` over its own keep-alive connection (a small
+/// HTTP/1.1 client on plain sockets), in order; a 503 is retried after 5 ms. Returns the
+/// latency of each 2xx request and the retries.
 fn post_all(
     addr: std::net::SocketAddr,
     path: &'static str,
     headers: &'static str,
-    bodies: Vec<Vec<u8>>,
-    connections: usize,
+    chunks: Vec<Vec<Vec<u8>>>,
 ) -> Result<(Vec<Duration>, usize), String> {
     use std::io::Read;
-    let per = bodies.len().div_ceil(connections.max(1)).max(1);
-    let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut it = bodies.into_iter().peekable();
-    while it.peek().is_some() {
-        chunks.push(it.by_ref().take(per).collect());
-    }
     let threads: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
@@ -1587,17 +1580,16 @@ async fn ingest_arm(
     addr: std::net::SocketAddr,
     path: &'static str,
     headers: &'static str,
-    bodies: Vec<Vec<u8>>,
+    chunks: Vec<Vec<Vec<u8>>>,
     samples: usize,
-    connections: usize,
 ) -> Result<IngestArm, String> {
     let written_before = m::DATAPOINTS_WRITTEN.get();
     let dedup_before = m::FLUX_DEDUPLICATED.get();
-    let requests = bodies.len();
+    let requests = chunks.iter().map(Vec::len).sum();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(post_all(addr, path, headers, bodies, connections));
+        let _ = tx.send(post_all(addr, path, headers, chunks));
     });
     let (mut lat, retries) = rx.await.map_err(|_| "client died".to_string())??;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -1674,8 +1666,11 @@ pub fn remote_write(
         out,
         "encoding {requests} remote_write and {requests} flux JSON requests…"
     );
-    let mut rw = Vec::with_capacity(requests);
-    let mut json = Vec::with_capacity(requests);
+    // Each connection owns a fixed set of series (as Prometheus shards by series), so every
+    // series' samples arrive in order.
+    let connections = opts.connections.clamp(1, per_round);
+    let mut rw: Vec<Vec<Vec<u8>>> = vec![Vec::new(); connections];
+    let mut json: Vec<Vec<Vec<u8>>> = vec![Vec::new(); connections];
     for r in 0..requests {
         let block = r % per_round;
         let ts = now - rounds - 60 + (r / per_round) as i64;
@@ -1709,22 +1704,21 @@ pub fn remote_write(
                 })
                 .collect(),
         };
-        rw.push(encode(&req));
+        rw[block % connections].push(encode(&req));
         let items: Vec<String> = ids
             .map(|id| {
                 format!(
-                    r#"{{"metric":"bench.json.host-{}.series-{id}","timestamp":{},"value":{}}}"#,
+                    r#"{{"metric":"bench.json.host-{}.series-{id}","timestamp":{ts},"value":{}}}"#,
                     id % 97,
-                    ts,
                     (r + id) as f64 * 0.5
                 )
             })
             .collect();
-        json.push(format!(r#"{{"metrics":[{}]}}"#, items.join(",")).into_bytes());
+        json[block % connections]
+            .push(format!(r#"{{"metrics":[{}]}}"#, items.join(",")).into_bytes());
     }
     let samples = requests * opts.batch;
     let load_before = loadavg();
-    let connections = opts.connections;
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         let running = crate::app::start(&config)
@@ -1738,7 +1732,6 @@ pub fn remote_write(
             "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nkey: bench-key-0123456789\r\n",
             rw,
             samples,
-            connections,
         )
         .await?;
         let _ = writeln!(out, "baseline: flux JSON to http://{http}/flux/metric_data_post …");
@@ -1748,7 +1741,6 @@ pub fn remote_write(
             "Content-Type: application/json\r\nkey: bench-key-0123456789\r\n",
             json,
             samples,
-            connections,
         )
         .await?;
         running.shutdown().await;

@@ -309,6 +309,7 @@ pub fn validate(
             }
         };
         let mut bad_ts = None;
+        let before = out.points.len();
         for s in &ts.samples {
             if !s.value.is_finite() {
                 if s.value.to_bits() == STALE_NAN_BITS {
@@ -345,7 +346,8 @@ pub fn validate(
             });
             continue;
         }
-        if seen.insert(metric.clone(), ()).is_none() {
+        // A series with only skipped (stale) samples stores nothing and is not counted.
+        if out.points.len() > before && seen.insert(metric.clone(), ()).is_none() {
             out.series.push(metric);
         }
     }

@@ -230,9 +230,12 @@ pub async fn get_data(
     let rows = match rows {
         Ok(rows) => rows,
         Err(WebWindow::Db(err)) => return Err(WebError::db_failed("events", &err)),
-        Err(WebWindow::TooMany) => return Err(WebError::BadRequest(format!(
-            "more than {MAX_EVENTS} anomalies between {from} and {until}; ask for a shorter window"
-        ))),
+        Err(WebWindow::TooMany) => {
+            let why = format!("more than {MAX_EVENTS} anomalies between {from} and {until}");
+            return Err(WebError::BadRequest(format!(
+                "{why}; ask for a shorter window"
+            )));
+        }
     };
     let events: Vec<Event> = rows
         .iter()

@@ -334,7 +334,7 @@ async fn remote_write_bounds_body_size_decompressed_size_and_cardinality() {
     let req = |names: &[&str]| WriteRequest {
         timeseries: names
             .iter()
-            .map(|n| series(&[("__name__", n)], &[(now - 5, 1.0)]))
+            .map(|&n| series(&[("__name__", n)], &[(now - 5, 1.0)]))
             .collect(),
     };
     let (s, body) = write(
@@ -399,7 +399,7 @@ async fn remote_write_accepts_a_10000_series_request_whole() {
                 series(
                     &[
                         ("__name__", "big_request_metric"),
-                        ("series", &id),
+                        ("series", id.as_str()),
                         ("job", "bulk"),
                     ],
                     &[(now - 20, i as f64)],
@@ -454,7 +454,7 @@ async fn real_prometheus_remote_write_reaches_redis_under_canonical_names() {
     let cfg = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
          scrape_configs:\n  - job_name: skyline\n    metrics_path: /metrics\n    basic_auth:\n      username: {USER}\n      password: {pw}\n    static_configs:\n      - targets: ['{addr}']\n\
-         remote_write:\n  - url: http://{addr}/api/v1/write\n    headers:\n      key: {KEY}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+         remote_write:\n  - url: http://{addr}/api/v1/write\n    basic_auth:\n      username: {USER}\n      password: {pw}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
         pw = web.password
     );
     let cfg_path = dir.0.join("prometheus.yml");
@@ -503,7 +503,7 @@ async fn real_prometheus_remote_write_reaches_redis_under_canonical_names() {
         }
         missing = known
             .iter()
-            .map(|labels| canonical(labels))
+            .map(canonical)
             .filter(|name| get_raw(&mut conn, name).is_none())
             .collect();
         if missing.is_empty() {
