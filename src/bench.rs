@@ -2,7 +2,9 @@
 //! daemon's listeners and metric actors in-process, pushes N pickled datapoints (carbon-relay
 //! style frames of 500 float pairs) over loopback on several connections, and times until all
 //! of them are in Redis. The same run then measures `redis-benchmark -P 64 APPEND` against the
-//! same kind of server as the ceiling, and reports both and their ratio.
+//! same kind of server as the ceiling, and reports both and their ratio. After the load it
+//! reads Redis's `used_memory` (bytes per point as loaded), runs one Roomba pass (which
+//! compacts strings APPEND left in oversized allocations) and reads it again.
 
 use std::io::Write;
 use std::process::Command;
@@ -27,6 +29,49 @@ pub struct IngestReport {
     pub redis_append_ceiling: Option<f64>,
     /// Resident memory (kB) after start and after the run.
     pub rss_kb: (u64, u64),
+    /// Redis's `used_memory` around the load, if it could be read.
+    pub redis_memory: Option<RedisMemory>,
+}
+
+/// Redis's `used_memory` (bytes) before the load, after it, and after one Roomba pass.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisMemory {
+    /// The empty server.
+    pub empty: u64,
+    /// Right after the last datapoint was written.
+    pub loaded: u64,
+    /// After one Roomba pass over every key.
+    pub after_roomba: u64,
+    /// Keys that pass rewrote to shrink their allocation.
+    pub compacted: usize,
+    /// Keys that pass rewrote sorted (several connections interleave a metric's points).
+    pub sorted: usize,
+}
+
+/// What `skyline bench ingest` pushes.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSpec {
+    /// Datapoints to push (ignored when `points_per_metric` is set).
+    pub points: usize,
+    /// Distinct metrics.
+    pub metrics: usize,
+    /// Connections.
+    pub connections: usize,
+    /// `Some(n)`: n points per metric, 60 s apart, ending now (a 24 h load is 1,440), and the
+    /// daemon keeps points that old; `None`: `points` spread evenly, 1 s apart.
+    pub points_per_metric: Option<usize>,
+    /// Points of history per metric written to Redis before the daemon starts (ending a
+    /// minute before the load), so the analyzer's first run is a restart replay; 0: none.
+    pub history: usize,
+}
+
+impl IngestSpec {
+    fn total(&self) -> usize {
+        match self.points_per_metric {
+            Some(n) => n.saturating_mul(self.metrics),
+            None => self.points,
+        }
+    }
 }
 
 /// Built-in defaults plus `SKYLINE__…` environment overrides (no config file), so a benchmark
@@ -61,35 +106,80 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-fn frames(points: usize, metrics: usize) -> Result<Vec<Vec<u8>>, String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let names: Vec<String> = (0..metrics)
-        .map(|i| format!("bench.host-{}.metric-{}", i % 97, i))
-        .collect();
-    let per_metric = points.div_ceil(metrics).max(1);
-    let mut items = Vec::with_capacity(points);
-    'outer: for step in 0..per_metric {
-        let ts = (now - per_metric as i64 + step as i64) as f64;
-        for (i, name) in names.iter().enumerate() {
-            if items.len() == points {
-                break 'outer;
-            }
-            items.push((name.clone(), (ts, (i + step) as f64 * 0.5)));
+/// Pre-encode the frames up to this many datapoints; beyond, each sender encodes its own as
+/// it goes (a 24 h load of 10,000 metrics would need about a gigabyte of frames).
+const PRE_ENCODE_MAX_POINTS: usize = 4_000_000;
+
+/// The datapoints of one benchmark, in arrival order: step by step, every metric once per
+/// step (what carbon-relay sends after a catch-up).
+struct Load {
+    names: Vec<String>,
+    per_metric: usize,
+    spacing: i64,
+    now: i64,
+}
+
+impl Load {
+    fn new(points: usize, metrics: usize, per_metric: Option<usize>) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let metrics = metrics.max(1);
+        Load {
+            names: (0..metrics)
+                .map(|i| format!("bench.host-{}.metric-{}", i % 97, i))
+                .collect(),
+            per_metric: per_metric.unwrap_or_else(|| points.div_ceil(metrics).max(1)),
+            spacing: if per_metric.is_some() { 60 } else { 1 },
+            now,
         }
     }
-    items
-        .chunks(500)
-        .map(|c| {
-            let body = serde_pickle::to_vec(&c, serde_pickle::SerOptions::new().proto_v2())
-                .map_err(|err| err.to_string())?;
-            let mut f = (body.len() as u32).to_be_bytes().to_vec();
-            f.extend_from_slice(&body);
-            Ok(f)
-        })
-        .collect()
+
+    /// Seconds between the oldest datapoint and now.
+    fn span_secs(&self) -> i64 {
+        self.per_metric as i64 * self.spacing
+    }
+
+    /// Frames of up to 500 datapoints for items `from..to`.
+    fn frames(&self, from: usize, to: usize) -> Result<Vec<Vec<u8>>, String> {
+        let mut frames = Vec::new();
+        let mut start = from;
+        while start < to {
+            let end = (start + 500).min(to);
+            frames.push(self.frame(start, end)?);
+            start = end;
+        }
+        Ok(frames)
+    }
+
+    fn frame(&self, from: usize, to: usize) -> Result<Vec<u8>, String> {
+        let metrics = self.names.len();
+        let items: Vec<(&str, (f64, f64))> = (from..to)
+            .map(|k| {
+                let (step, i) = (k / metrics, k % metrics);
+                let ts = (self.now - self.span_secs() + step as i64 * self.spacing) as f64;
+                (self.names[i].as_str(), (ts, (i + step) as f64 * 0.5))
+            })
+            .collect();
+        let body = serde_pickle::to_vec(&items, serde_pickle::SerOptions::new().proto_v2())
+            .map_err(|err| err.to_string())?;
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        Ok(f)
+    }
+}
+
+/// Redis's `used_memory`.
+async fn used_memory(conn: &mut redis::aio::ConnectionManager) -> Option<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `redis-benchmark -P 64 APPEND` requests/s against a fresh private server.
@@ -138,7 +228,14 @@ pub fn ingest_with(
     tweak: &dyn Fn(&mut Config),
     out: &mut dyn Write,
 ) -> Result<IngestReport, String> {
-    ingest_inner(points, metrics, connections, tweak, 0, out)
+    let spec = IngestSpec {
+        points,
+        metrics,
+        connections,
+        points_per_metric: None,
+        history: 0,
+    };
+    ingest_spec(&spec, tweak, out)
 }
 
 /// Result of `skyline bench ingest --stream`: the same ingest twice in one run, with the
@@ -177,26 +274,19 @@ pub fn ingest_stream(
         out,
         "ingest, analyzer every 1 s, Skyline's algorithms only…"
     );
-    let off = ingest_inner(
+    let spec = IngestSpec {
         points,
         metrics,
         connections,
-        &with(&["skyline"], "skyline"),
+        points_per_metric: None,
         history,
-        out,
-    )?;
+    };
+    let off = ingest_spec(&spec, &with(&["skyline"], "skyline"), out)?;
     let _ = writeln!(
         out,
         "ingest, analyzer every 1 s, Skyline and the stream detector…"
     );
-    let on = ingest_inner(
-        points,
-        metrics,
-        connections,
-        &with(&["skyline", "stream"], "any"),
-        history,
-        out,
-    )?;
+    let on = ingest_spec(&spec, &with(&["skyline", "stream"], "any"), out)?;
     Ok(IngestStreamReport { off, on, history })
 }
 
@@ -229,24 +319,17 @@ fn preload_history(url: &str, metrics: usize, history: usize, end: i64) -> Resul
     Ok(())
 }
 
-fn ingest_inner(
-    points: usize,
-    metrics: usize,
-    connections: usize,
+
+/// Runs the benchmark described by `spec`, with `tweak` applied to the daemon's config.
+pub fn ingest_spec(
+    spec: &IngestSpec,
     tweak: &dyn Fn(&mut Config),
-    history: usize,
     out: &mut dyn Write,
 ) -> Result<IngestReport, String> {
+    let points = spec.total();
+    let metrics = spec.metrics.max(1);
+    let connections = spec.connections.max(1);
     let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
-    if history > 0 {
-        let _ = writeln!(out, "loading {history} points of history per metric…");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let per_metric = points.div_ceil(metrics.max(1)).max(1) as i64;
-        preload_history(&redis.url(), metrics, history, now - per_metric - 60)?;
-    }
     let dir = std::env::temp_dir().join(format!("skyline-bench-{}", std::process::id()));
     let mut config = bench_config()?;
     tweak(&mut config);
@@ -255,32 +338,80 @@ fn ingest_inner(
     config.horizon.pickle_bind = "127.0.0.1:0".into();
     config.horizon.udp_bind = String::new();
     config.horizon.roomba_interval_secs = 3600;
-    let _ = writeln!(out, "encoding {points} datapoints over {metrics} metrics…");
-    let frames = frames(points, metrics)?;
+    let load = std::sync::Arc::new(Load::new(points, metrics, spec.points_per_metric));
+    if spec.history > 0 {
+        let history = spec.history;
+        let _ = writeln!(out, "loading {history} points of history per metric…");
+        // The history ends a minute before the load's first datapoint.
+        let end = load.now - load.span_secs() - 60;
+        preload_history(&redis.url(), metrics, history, end)?;
+    }
+    // Keep every pushed datapoint: the age filter and Roomba's window cover the whole load.
+    let span = load.span_secs().max(0) as u64 + 600;
+    config.horizon.max_resolution_secs = config.horizon.max_resolution_secs.max(span);
+    let roomba_secs = (config.horizon.full_duration_secs + config.horizon.roomba_grace_secs)
+        .max(span + 600) as f64;
+    let lazy = points > PRE_ENCODE_MAX_POINTS;
+    // Each connection sends a contiguous run of whole frames.
+    let per_conn = points.div_ceil(500).div_ceil(connections).max(1) * 500;
+    let ranges: Vec<(usize, usize)> = (0..connections)
+        .map(|c| (c * per_conn, ((c + 1) * per_conn).min(points)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    let mut encoded: Vec<Vec<Vec<u8>>> = Vec::new();
+    if lazy {
+        let _ = writeln!(
+            out,
+            "{points} datapoints over {metrics} metrics; each sender encodes its frames as it goes…"
+        );
+    } else {
+        let _ = writeln!(out, "encoding {points} datapoints over {metrics} metrics…");
+        for (a, b) in &ranges {
+            encoded.push(load.frames(*a, *b)?);
+        }
+    }
+    let url = redis.url();
     let rss_start = rss_kb();
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
+        let mut conn = crate::store::redis_conn::connect(&url, Duration::from_secs(60))
+            .map_err(|err| err.to_string())?;
+        let empty = used_memory(&mut conn).await;
         let running = crate::app::start(&config)
             .await
             .map_err(|err| err.to_string())?;
         let addr = running.pickle_addr.ok_or("no pickle listener")?;
         let written_before = m::DATAPOINTS_WRITTEN.get();
         let started = Instant::now();
-        let per_conn = frames.len().div_ceil(connections.max(1)).max(1);
-        let chunks: Vec<Vec<Vec<u8>>> = frames.chunks(per_conn).map(|c| c.to_vec()).collect();
-        let senders: Vec<_> = chunks
+        let senders: Vec<_> = ranges
             .into_iter()
-            .map(|chunk| {
+            .enumerate()
+            .map(|(c, (a, b))| {
+                let frames = encoded.get_mut(c).map(std::mem::take);
+                let load = load.clone();
                 std::thread::spawn(move || -> Result<(), String> {
                     let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-                    for f in chunk {
-                        s.write_all(&f).map_err(|e| e.to_string())?;
+                    match frames {
+                        Some(frames) => {
+                            for f in frames {
+                                s.write_all(&f).map_err(|e| e.to_string())?;
+                            }
+                        }
+                        None => {
+                            let mut start = a;
+                            while start < b {
+                                let end = (start + 500).min(b);
+                                let f = load.frame(start, end)?;
+                                s.write_all(&f).map_err(|e| e.to_string())?;
+                                start = end;
+                            }
+                        }
                     }
                     Ok(())
                 })
             })
             .collect();
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let deadline = Instant::now() + Duration::from_secs(1800);
         while m::DATAPOINTS_WRITTEN.get() - written_before < points as u64 {
             if Instant::now() > deadline {
                 return Err("timed out waiting for Redis writes".to_string());
@@ -292,10 +423,31 @@ fn ingest_inner(
             s.join().map_err(|_| "sender panicked".to_string())??;
         }
         running.shutdown().await;
-        Ok::<f64, String>(seconds)
+        let loaded = used_memory(&mut conn).await;
+        let roomba = crate::store::roomba::run_once(&mut conn, roomba_secs)
+            .await
+            .map_err(|err| format!("roomba pass: {err}"))?;
+        if roomba.euthanized > 0 {
+            return Err(format!(
+                "the Roomba pass deleted {} keys of a load inside its window",
+                roomba.euthanized
+            ));
+        }
+        let after = used_memory(&mut conn).await;
+        let memory = match (empty, loaded, after) {
+            (Some(empty), Some(loaded), Some(after_roomba)) => Some(RedisMemory {
+                empty,
+                loaded,
+                after_roomba,
+                compacted: roomba.compacted,
+                sorted: roomba.trimmed,
+            }),
+            _ => None,
+        };
+        Ok::<(f64, Option<RedisMemory>), String>((seconds, memory))
     });
     let _ = std::fs::remove_dir_all(&dir);
-    let seconds = result?;
+    let (seconds, redis_memory) = result?;
     let rss_end = rss_kb();
     drop(redis);
     let _ = writeln!(out, "measuring redis-benchmark -P 64 APPEND ceiling…");
@@ -307,6 +459,7 @@ fn ingest_inner(
         rate: points as f64 / seconds,
         redis_append_ceiling: ceiling,
         rss_kb: (rss_start, rss_end),
+        redis_memory,
     })
 }
 

@@ -130,6 +130,10 @@ enum BenchCmd {
         /// stream detector (0: one plain run).
         #[arg(long, default_value_t = 0)]
         stream_history: usize,
+        /// Push this many points per metric, 60 s apart (1440 = a 24 h load), instead of
+        /// `--points`.
+        #[arg(long)]
+        points_per_metric: Option<usize>,
     },
     /// wrk POSTing batches to flux, which forwards to a counting pickle sink (needs `wrk`).
     Flux {
@@ -296,13 +300,21 @@ fn main() -> ExitCode {
                 points,
                 metrics,
                 connections,
+                points_per_metric,
                 stream_history: 0,
-            } => bench_ingest(points, metrics, connections),
+            } => bench_ingest(skyline::bench::IngestSpec {
+                points,
+                metrics,
+                connections,
+                points_per_metric,
+                history: 0,
+            }),
             BenchCmd::Ingest {
                 points,
                 metrics,
                 connections,
                 stream_history,
+                ..
             } => bench_ingest_stream(points, metrics, connections, stream_history),
             BenchCmd::RemoteWrite {
                 samples,
@@ -674,14 +686,14 @@ fn bench_mirage(secs: f64, ingest_points: usize) -> ExitCode {
     }
 }
 
-fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
+fn bench_ingest(spec: skyline::bench::IngestSpec) -> ExitCode {
     let mut err_out = std::io::stderr();
     let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
         &mut err_out
     } else {
         &mut std::io::sink()
     };
-    match skyline::bench::ingest(points, metrics, connections, progress) {
+    match skyline::bench::ingest_spec(&spec, &|_| {}, progress) {
         Ok(r) => {
             println!(
                 "ingest: {} datapoints over {} metrics in {:.3} s",
@@ -696,6 +708,27 @@ fn bench_ingest(points: usize, metrics: usize, connections: usize) -> ExitCode {
                 None => println!("redis-benchmark not available: no ceiling measured"),
             }
             println!("rss: {} kB at start, {} kB after", r.rss_kb.0, r.rss_kb.1);
+            match r.redis_memory {
+                Some(mem) => {
+                    let per_point = |b: u64| b as f64 / r.points.max(1) as f64;
+                    println!(
+                        "redis: {} bytes for {} points = {:.1} bytes/point (used_memory after the load; {} bytes empty)",
+                        mem.loaded,
+                        r.points,
+                        per_point(mem.loaded),
+                        mem.empty
+                    );
+                    println!(
+                        "redis after one Roomba pass: {} bytes for {} points = {:.1} bytes/point ({} keys compacted, {} rewritten sorted)",
+                        mem.after_roomba,
+                        r.points,
+                        per_point(mem.after_roomba),
+                        mem.compacted,
+                        mem.sorted
+                    );
+                }
+                None => println!("redis: used_memory could not be read"),
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -21,9 +21,18 @@
 //! and only a flood beyond twice that limit is dropped and counted. A flush that dies mid-way
 //! may be re-sent: delivery is at-least-once, and Roomba removes duplicate timestamps.
 //! On [`super::Flush`] (shutdown) it writes until empty and replies.
+//!
+//! Allocation: at high cardinality each flush sees most metrics once, so the per-metric work
+//! is per datapoint. Buffers are double-buffered: a flush takes the active map and the actor
+//! goes on in the map recycled from the flush before (names and byte buffers kept, emptied),
+//! so a metric that sends steadily costs no allocation for its name or buffer; a recycled map
+//! keeps only the metrics that had data in its batch (a quiet metric's entry goes). Keys are
+//! written straight into each command's buffer (no `metrics.<name>` string per flush), and
+//! each command is sized once.
 
 use ahash::HashMap;
 use ahash::HashMapExt;
+use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -43,6 +52,47 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Largest back-off between retries while Redis is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A recycled buffer bigger than this (a metric's backlog while Redis was away) is freed
+/// rather than kept.
+const KEEP_BUFFER_BYTES: usize = 4096;
+
+/// `metrics.<name>` as a command argument, written straight into the command's buffer.
+struct KeyArg<'a>(&'a str);
+
+impl redis::ToRedisArgs for KeyArg<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        let mut w = out.writer_for_next_arg();
+        // Writing into a Vec cannot fail.
+        let _ = w.write_all(crate::model::FULL_NAMESPACE.as_bytes());
+        let _ = w.write_all(self.0.as_bytes());
+    }
+}
+
+/// `APPEND metrics.<name> <bytes>`, allocated once at its final size.
+fn append_cmd(name: &str, bytes: &[u8]) -> redis::Cmd {
+    let key_len = crate::model::FULL_NAMESPACE.len() + name.len();
+    let mut cmd = redis::Cmd::with_capacity(3, 6 + key_len + bytes.len());
+    cmd.arg("APPEND").arg(KeyArg(name)).arg(bytes);
+    cmd
+}
+
+/// Empties a flushed batch for reuse: keeps the metrics that had data (and their buffers,
+/// unless big), drops the others.
+fn recycle(mut batch: HashMap<String, Vec<u8>>) -> HashMap<String, Vec<u8>> {
+    batch.retain(|_, bytes| !bytes.is_empty());
+    for bytes in batch.values_mut() {
+        if bytes.capacity() > KEEP_BUFFER_BYTES {
+            *bytes = Vec::with_capacity(64);
+        } else {
+            bytes.clear();
+        }
+    }
+    batch
+}
 
 /// The metric actors' share of `[horizon]`.
 #[derive(Debug, Clone)]
@@ -69,9 +119,11 @@ pub struct MetricShard {
     skip: std::sync::Arc<SkipRules>,
     /// Skip decision per name (cleared when it grows past a million names).
     skip_cache: HashMap<String, bool>,
-    /// Metric name → msgpack pairs not yet written. Taken whole by a flush, merged back in
-    /// front on failure, emptied at shutdown by [`Flush`].
+    /// Metric name → msgpack pairs not yet written (an empty buffer: nothing pending). Taken
+    /// whole by a flush, merged back in front on failure, emptied at shutdown by [`Flush`].
     buffers: HashMap<String, Vec<u8>>,
+    /// The map of the last successful flush, emptied for reuse (see the module doc).
+    spare: HashMap<String, Vec<u8>>,
     /// Datapoints in `buffers`.
     buffered_points: usize,
     /// When each metric was last SADDed to the unique set.
@@ -107,6 +159,7 @@ impl MetricShard {
             skip,
             skip_cache: HashMap::new(),
             buffers: HashMap::new(),
+            spare: HashMap::new(),
             buffered_points: 0,
             announced: HashMap::new(),
             flushing: false,
@@ -120,6 +173,9 @@ impl MetricShard {
     }
 
     fn skipped(&mut self, name: &str) -> bool {
+        if self.skip.is_empty() {
+            return keys::is_reserved(name);
+        }
         if let Some(&s) = self.skip_cache.get(name) {
             return s;
         }
@@ -138,21 +194,24 @@ impl MetricShard {
 
     /// Starts a flush unless one is running, the buffer is empty, or we are backing off.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.buffers.is_empty() || Instant::now() < self.next_attempt {
+        if self.flushing || self.buffered_points == 0 || Instant::now() < self.next_attempt {
             self.reply_drained();
             return;
         }
-        let batch = std::mem::take(&mut self.buffers);
+        let spare = std::mem::take(&mut self.spare);
+        let batch = std::mem::replace(&mut self.buffers, spare);
         let points = std::mem::take(&mut self.buffered_points);
         let now = Instant::now();
         let members: Vec<String> = batch
-            .keys()
-            .filter(|name| {
-                self.announced
-                    .get(*name)
-                    .is_none_or(|t| now.duration_since(*t) >= ANNOUNCE_EVERY)
+            .iter()
+            .filter(|(name, bytes)| {
+                !bytes.is_empty()
+                    && self
+                        .announced
+                        .get(*name)
+                        .is_none_or(|t| now.duration_since(*t) >= ANNOUNCE_EVERY)
             })
-            .map(|name| keys::metric_key(name))
+            .map(|(name, _)| keys::metric_key(name))
             .collect();
         let heartbeat = self.id == 0
             && self
@@ -162,14 +221,12 @@ impl MetricShard {
         self.flushing = true;
 
         let fut = async move {
-            let mut pipe = redis::pipe();
+            let mut pipe = redis::Pipeline::with_capacity(batch.len() + 2);
             pipe.ignore_errors();
-            let mut names = Vec::with_capacity(batch.len());
             for (name, bytes) in &batch {
-                pipe.cmd("APPEND")
-                    .arg(keys::metric_key(name))
-                    .arg(bytes.as_slice());
-                names.push(name.clone());
+                if !bytes.is_empty() {
+                    pipe.add_command(append_cmd(name, bytes));
+                }
             }
             if !members.is_empty() {
                 pipe.cmd("SADD").arg(UNIQUE_METRICS).arg(&members);
@@ -183,15 +240,18 @@ impl MetricShard {
             }
             let res: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> =
                 pipe.query_async(&mut conn).await;
-            (res, batch, names, points, members, heartbeat)
+            drop(pipe);
+            (res, batch, points, members, heartbeat)
         };
         ctx.spawn(fut.into_actor(self).map(
-            |(res, batch, names, points, members, heartbeat), act, ctx| {
+            |(res, batch, points, members, heartbeat), act, ctx| {
                 act.flushing = false;
                 match res {
                     Ok(replies) => {
                         let mut rejected = 0usize;
-                        for (name, reply) in names.iter().zip(replies.iter()) {
+                        // The APPENDs were queued in this order (the map is unchanged).
+                        let names = batch.iter().filter(|(_, b)| !b.is_empty()).map(|(n, _)| n);
+                        for (name, reply) in names.zip(replies.iter()) {
                             if let Err(err) = reply {
                                 // A server-side refusal (e.g. WRONGTYPE: the key is not a
                                 // string) would fail forever: drop that metric's batch.
@@ -216,6 +276,7 @@ impl MetricShard {
                         }
                         act.pressure.sub(points);
                         m::BUFFERED_POINTS.add(-(points as i64));
+                        act.spare = recycle(batch);
                     }
                     Err(err) => {
                         act.failures += 1;
@@ -236,10 +297,18 @@ impl MetricShard {
                         }
                         // Put the batch back in front of whatever arrived meanwhile.
                         for (name, mut bytes) in batch {
-                            if let Some(newer) = act.buffers.remove(&name) {
-                                bytes.extend_from_slice(&newer);
+                            if bytes.is_empty() {
+                                continue;
                             }
-                            act.buffers.insert(name, bytes);
+                            match act.buffers.get_mut(&name) {
+                                Some(newer) => {
+                                    bytes.extend_from_slice(newer);
+                                    *newer = bytes;
+                                }
+                                None => {
+                                    act.buffers.insert(name, bytes);
+                                }
+                            }
                         }
                         act.buffered_points += points;
                     }
@@ -258,7 +327,7 @@ impl MetricShard {
     }
 
     fn reply_drained(&mut self) {
-        if self.buffers.is_empty() && !self.flushing {
+        if self.buffered_points == 0 && !self.flushing {
             self.reply_now();
         }
     }

@@ -65,6 +65,11 @@ impl SkipRules {
         }
     }
 
+    /// True when there is no SKIP_LIST entry (nothing is ever skipped).
+    pub fn is_empty(&self) -> bool {
+        self.skip.is_empty()
+    }
+
     /// True when `name` must not be stored.
     pub fn skips(&self, name: &str) -> bool {
         if self.skip.is_empty() {

@@ -149,6 +149,8 @@ counters! {
         "horizon.{host}.roomba.euthanized", "Keys deleted by Roomba (all data expired or undecodable).";
     ROOMBA_BLOCKED = "skyline_roomba_keys_blocked_total",
         "horizon.{host}.roomba.blocked", "Keys Roomba left for the next run because they changed underneath it.";
+    ROOMBA_COMPACTED = "skyline_roomba_keys_compacted_total",
+        "horizon.{host}.roomba.compacted", "Keys Roomba rewrote unchanged to shrink a wasteful Redis allocation.";
     ANALYZER_RUNS = "skyline_analyzer_runs_total",
         "analyzer.{host}.runs", "Analysis runs completed.";
     ANALYZER_OVERRUNS = "skyline_analyzer_overruns_total",

@@ -62,6 +62,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/alerters.md"),
     ),
     (
+        "ingest",
+        "Ingest at high cardinality",
+        include_str!("../../docs/ingest.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),

@@ -379,3 +379,86 @@ async fn roomba_trims_sorts_and_euthanizes_real_keys() {
     assert_eq!(members, vec!["metrics.r.mixed".to_string()]);
     assert!(get_raw(&mut conn, "r.expired").is_none());
 }
+
+/// MEMORY USAGE of a key, as Redis reports it.
+fn memory_usage(conn: &mut redis::Connection, key: &str) -> u64 {
+    redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query(conn)
+        .unwrap()
+}
+
+/// A day of points APPENDed four at a time sits in an allocation twice its size (Redis's
+/// greedy growth); one Roomba pass rewrites it at its exact size, byte for byte, and leaves
+/// an exactly sized key alone.
+#[actix_rt::test]
+async fn roomba_compacts_strings_that_appends_left_oversized() {
+    let redis = TestRedis::start().unwrap();
+    let mut conn = redis_conn(&redis);
+    let t = now() as f64;
+    let mut all = Vec::new();
+    for chunk in 0..360 {
+        let mut four = Vec::new();
+        for j in 0..4 {
+            let i = chunk * 4 + j;
+            four.extend(carbon_pair(t - 86_400.0 + 60.0 * i as f64, i as f64 * 0.5));
+        }
+        let _: () = redis::cmd("APPEND")
+            .arg("metrics.c.grown")
+            .arg(&four)
+            .query(&mut conn)
+            .unwrap();
+        all.extend(four);
+    }
+    let _: () = redis::cmd("SET")
+        .arg("metrics.c.exact")
+        .arg(&all)
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("metrics.unique_metrics")
+        .arg(&["metrics.c.grown", "metrics.c.exact"])
+        .query(&mut conn)
+        .unwrap();
+    let grown = memory_usage(&mut conn, "metrics.c.grown");
+    let exact = memory_usage(&mut conn, "metrics.c.exact");
+    assert_eq!(all.len(), 1440 * 19);
+    assert!(
+        grown > exact + exact / 4,
+        "APPENDs grew the string greedily: {grown} vs {exact} bytes"
+    );
+    let mut cm = skyline::store::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+    let report = skyline::store::roomba::run_once(&mut cm, 86_400.0 + 600.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.keys,
+            report.trimmed,
+            report.euthanized,
+            report.compacted
+        ),
+        (2, 0, 0, 1)
+    );
+    assert_eq!(get_raw(&mut conn, "c.grown").unwrap(), all, "byte for byte");
+    assert_eq!(get_raw(&mut conn, "c.exact").unwrap(), all);
+    let after = memory_usage(&mut conn, "metrics.c.grown");
+    assert!(
+        after <= exact,
+        "compacted to an exact allocation: {after} bytes (exactly sized: {exact})"
+    );
+    // Appends after the rewrite fill its slack; a second pass has nothing to do.
+    let _: () = redis::cmd("APPEND")
+        .arg("metrics.c.grown")
+        .arg(carbon_pair(t, 1.0))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(memory_usage(&mut conn, "metrics.c.grown"), after);
+    let again = skyline::store::roomba::run_once(&mut cm, 86_400.0 + 600.0)
+        .await
+        .unwrap();
+    assert_eq!(again.compacted, 0);
+}
