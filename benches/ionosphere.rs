@@ -4,6 +4,8 @@
 //! The budget it guards: ≤ 2 ms per series on one core (issue 11). `baseline/sum` (one pass
 //! summing the same series) is measured in the same run so the figure can be quoted as a ratio.
 
+#![allow(clippy::unwrap_used)] // reason: a benchmark fails loudly on bad fixtures
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

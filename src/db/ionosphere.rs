@@ -12,6 +12,8 @@
 //! diesel's DSL, one pooled connection per call; call them from a `SyncArbiter` actor or
 //! inside `web::block`. Backpressure: the pool's checkout and statement timeouts.
 
+#![allow(clippy::type_complexity)] // reason: diesel row tuples, named where they are read
+
 use serde::Serialize;
 
 use super::queries::{resolve_id, IdCache, Lookup};

@@ -61,7 +61,8 @@ impl IonosphereSettings {
         if self.keep_training_secs < 0 {
             problems.push("[ionosphere] keep_training_secs: must be 0 or positive".into());
         }
-        if !(self.features_percent_similar > 0.0 && self.features_percent_similar.is_finite()) {
+        let p = self.features_percent_similar;
+        if p.is_nan() || p <= 0.0 || p.is_infinite() {
             problems
                 .push("[ionosphere] features_percent_similar: must be a positive number".into());
         }

@@ -82,7 +82,7 @@ pub fn percent_different(base: f64, compare: f64) -> Option<f64> {
 pub fn minmax_scale(x: &[f64]) -> Vec<f64> {
     let min = x.iter().copied().fold(f64::INFINITY, f64::min);
     let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !(max > min) {
+    if max.is_nan() || max <= min {
         return vec![0.0; x.len()];
     }
     x.iter().map(|v| (v - min) / (max - min)).collect()
@@ -161,7 +161,7 @@ fn range_part_similar(fp: f64, an: f64, tol: f64) -> bool {
     }
     let lo = (fp - tol * fp) as i64;
     let hi = (fp + tol * fp) as i64;
-    lo <= an as i64 && (an as i64) < hi
+    (lo..hi).contains(&(an as i64))
 }
 
 /// Spec §3.8 step 3: the anomaly's range is similar to the profile's (lower first; upper only

@@ -29,7 +29,7 @@ use super::panorama::{db_within, html_response};
 use super::{PageError, WebError, WebState};
 use crate::db::ionosphere as q;
 use crate::db::DbError;
-use crate::ionosphere::training::{self, TrainError};
+use crate::ionosphere::training;
 use crate::ionosphere::{cache, matching};
 use crate::telemetry::metrics as m;
 
@@ -171,7 +171,7 @@ fn train_blocking(
     }
     let profile = match training::profile_of(&td.series, td.full_duration) {
         Ok(p) => p,
-        Err(e @ TrainError::TooShort { .. }) | Err(e @ TrainError::Features(_)) => {
+        Err(e) => {
             return Ok(Trained::TooShort(format!(
                 "cannot train on anomaly {} ({}): {e}",
                 req.anomaly_id, a.metric
