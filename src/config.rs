@@ -303,6 +303,8 @@ pub struct Config {
     pub boundary: BoundarySettings,
     /// `[mirage]`
     pub mirage: MirageSettings,
+    /// `[monitor]` and `[[monitor.rules]]`: endpoint monitoring (docs/monitor.md).
+    pub monitor: crate::monitor::MonitorSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -368,6 +370,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "flux" => section(value, &slot, &mut config.flux, &mut problems),
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
             "mirage" => section(value, &slot, &mut config.mirage, &mut problems),
+            "monitor" => section(value, &slot, &mut config.monitor, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             "boundary" => boundary_section(value, &mut config.boundary, &mut problems),
@@ -650,6 +653,7 @@ impl Config {
         self.webapp.validate(problems);
         self.flux.validate(problems);
         self.mirage.validate(&self.alerts, problems);
+        self.monitor.validate(problems);
     }
 
     /// Number of metric actors to run.

@@ -1,6 +1,7 @@
 //! The Panorama database: owns the tables (Skyline's `anomalies`, `metrics`, `apps`, `hosts`,
 //! `sources`, `algorithms`, with the `algorithm_groups` and `users` seeds; and this port's
-//! `panorama_metric_counts` / `panorama_state`, a per-metric count summary), the connection
+//! `panorama_metric_counts` / `panorama_state`, a per-metric count summary; the endpoint
+//! monitor's `monitor_requests` / `monitor_outliers`, queried in [`monitor`]), the connection
 //! pool, and the embedded migrations for SQLite, MySQL/MariaDB and PostgreSQL. No actors live
 //! here.
 //!
@@ -36,6 +37,7 @@
 //! URL.
 
 mod conn;
+pub mod monitor;
 pub mod queries;
 mod schema;
 pub mod url;
@@ -635,7 +637,27 @@ mod tests {
     use diesel::sql_types::BigInt;
     use diesel::RunQueryDsl;
 
-    const CORE: &str = "2025-01-01-000000_panorama_core";
+    /// Every migration of the pool's backend, by directory name, in order (other engineers
+    /// add theirs; the tests expect all of them, not a fixed list).
+    fn all_migrations(pool: &Pool) -> Vec<String> {
+        let backend = match pool.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+            Backend::Postgres => "postgres",
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(names.len() >= 2, "{names:?}");
+        names
+    }
 
     /// Evaluates a fixed integer SQL expression (test-only; no values are interpolated).
     fn scalar(pool: &Pool, expr: &str) -> i64 {
@@ -689,7 +711,7 @@ mod tests {
     }
 
     fn migrate_twice(pool: &Pool) {
-        assert_eq!(migrate(pool).unwrap(), vec![CORE.to_string()]);
+        assert_eq!(migrate(pool).unwrap(), all_migrations(pool));
         assert_eq!(migrate(pool).unwrap(), Vec::<String>::new());
         check_fresh_seeds(pool);
         // A third run after data exists changes nothing either.
@@ -794,7 +816,7 @@ mod tests {
         };
         let pool = &db.pool;
         let before_apps = scalar(pool, "(SELECT COUNT(*) FROM apps)");
-        assert_eq!(migrate(pool).unwrap(), vec![CORE.to_string()]);
+        assert_eq!(migrate(pool).unwrap(), all_migrations(pool));
         assert!(migrate(pool).unwrap().is_empty());
         // Nothing duplicated or renumbered.
         assert_eq!(scalar(pool, "(SELECT COUNT(*) FROM apps)"), before_apps);
@@ -870,7 +892,7 @@ mod tests {
             return;
         };
         let pool = &db.pool;
-        assert_eq!(migrate(pool).unwrap(), vec![CORE.to_string()]);
+        assert_eq!(migrate(pool).unwrap(), all_migrations(pool));
         assert!(migrate(pool).unwrap().is_empty());
         // Existing ids kept; the missing seed apps appended after them.
         assert_eq!(id_of(pool, Lookup::App, "crucible"), 4);

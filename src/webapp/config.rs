@@ -28,6 +28,11 @@ pub struct WebappSettings {
     pub refresh_secs: u64,
     /// Timeout of each Graphite render request (connect and answer), seconds.
     pub graphite_timeout_secs: u64,
+    /// Read-only guest user (empty = none): sees every page, 403 on anything that changes
+    /// state.
+    pub guest_user: String,
+    /// The guest's password (at least 8 characters when `guest_user` is set).
+    pub guest_password: String,
 }
 
 impl Default for WebappSettings {
@@ -42,6 +47,8 @@ impl Default for WebappSettings {
             rebrow_writable: false,
             refresh_secs: 10,
             graphite_timeout_secs: 10,
+            guest_user: String::new(),
+            guest_password: String::new(),
         }
     }
 }
@@ -73,6 +80,15 @@ impl WebappSettings {
         }
         if self.graphite_timeout_secs == 0 {
             problems.push("[webapp] graphite_timeout_secs: must be positive".into());
+        }
+        if !self.guest_user.is_empty()
+            && (self.guest_user.contains(':')
+                || self.guest_user == self.auth_user
+                || self.guest_password.len() < 8)
+        {
+            problems.push(
+                "[webapp] guest_user / guest_password: a name without ':' other than auth_user, and a password of at least 8 characters".into(),
+            );
         }
     }
 }

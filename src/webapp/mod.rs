@@ -18,12 +18,15 @@
 //! | `/rebrow`, `/rebrow/key`, `/rebrow/key/delete` | Redis browser (`SCAN`, `INFO`, by type; delete only with `rebrow_writable`, POST + CSRF token) | any key of the configured Redis |
 //! | `/docs`, `/docs/{page}` | README, webapp guide, architecture, configuration, rendered | compiled in |
 //! | `/monitor` | hits, median/p99 latency per route, hits per hour, slow requests | [`monitor::Monitor`] |
+//! | `/monitor/{view}`, `/api/monitor/{view}`, `/monitor/outlier/{id}` | the stored endpoint monitor's views ([`monitor_views`]) | `monitor_requests`, `monitor_outliers` |
+//! | `/monitor/export?since=` | records as JSON lines; **Bearer `[monitor] export_token`, no basic auth** | `monitor_requests` |
 //! | `/errors` | the last ERROR log lines, newest first | `telemetry::recent_errors` |
 //! | `/metrics` | Prometheus text: every self-metric, HTTP counters, Panorama's stats | `telemetry::metrics`, `panorama::GetStats` |
 //! | `/assets/*` | CSS, JS, icon | compiled in |
 //!
-//! Every route needs HTTP basic auth ([`auth`]) except `/health` (and flux's `/flux/*`, which
-//! authenticates by API key). Every route, flux included, is limited to `[webapp]
+//! Every route needs HTTP basic auth ([`auth`]) except `/health`, `/monitor/export` (bearer
+//! token) and flux's `/flux/*` (API key). The optional guest user is read-only (403 on every
+//! method but GET/HEAD/OPTIONS). Every route, flux included, is limited to `[webapp]
 //! allowed_ips` and carries the security headers ([`security`]). Errors: [`error::WebError`].
 //!
 //! # Backpressure and blocking
@@ -46,6 +49,7 @@ pub mod docs;
 pub mod error;
 pub mod graphite;
 pub mod monitor;
+pub mod monitor_views;
 pub mod panorama;
 pub mod rebrow;
 pub mod routes;
@@ -146,7 +150,10 @@ impl Webapp {
         };
         Ok(Webapp {
             state: web::Data::new(state),
-            creds: web::Data::new(Credentials::new(&config.webapp.auth_user, password)),
+            creds: web::Data::new(
+                Credentials::new(&config.webapp.auth_user, password)
+                    .with_guest(&config.webapp.guest_user, &config.webapp.guest_password),
+            ),
             redis,
             redis_url: redis_url.to_string(),
             redis_timeout,

@@ -14,6 +14,7 @@ mod hardening;
 mod hostile;
 mod ingest;
 mod mirage;
+mod monitor;
 mod pipeline;
 mod stream;
 mod support;
