@@ -86,6 +86,7 @@ pub struct Running {
     pub db: Option<crate::db::Pool>,
     panorama: Option<Addr<Panorama>>,
     alerts: Addr<Alerts>,
+    monitor_writer: Option<Addr<crate::monitor::MonitorWriter>>,
 }
 
 fn bind_tcp(spec: &str, what: &str) -> Result<Option<std::net::TcpListener>, AppError> {
@@ -508,9 +509,26 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         }
         None => None,
     };
+    // Endpoint monitor records: a bounded queue to a batch writer on its own arbiter (needs
+    // the Panorama database).
+    let (monitor_tx, monitor_writer) = match (&db, http_socket.is_some()) {
+        (Some(pool), true) => {
+            let (tx, rx) = crate::monitor::channel(config.monitor.queue_max);
+            let (pool, settings) = (pool.clone(), config.monitor.clone());
+            let limit = Duration::from_secs(config.panorama.db_timeout_secs.max(1));
+            let arbiter = Arbiter::new();
+            let addr =
+                crate::monitor::MonitorWriter::start_in_arbiter(&arbiter.handle(), move |_| {
+                    crate::monitor::MonitorWriter::new(rx, pool, &settings, limit)
+                });
+            arbiters.push(arbiter);
+            (Some(tx), Some(addr))
+        }
+        _ => (None, None),
+    };
     let (http, http_addr) = match http_socket {
         Some(socket) => {
-            let (handle, addr) = start_http(config, socket, flux_state, webapp)?;
+            let (handle, addr) = start_http(config, socket, flux_state, webapp, monitor_tx)?;
             (Some(handle), Some(addr))
         }
         None => (None, None),
@@ -534,6 +552,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         managed,
         db,
         panorama,
+        monitor_writer,
     })
 }
 
@@ -657,12 +676,19 @@ pub fn start_http(
     socket: std::net::TcpListener,
     flux: Option<web::Data<FluxState>>,
     webapp: Option<crate::webapp::Webapp>,
+    monitor: Option<crate::monitor::RecordSender>,
 ) -> Result<(ServerHandle, SocketAddr), AppError> {
     use actix_web::middleware::from_fn;
     let io = |err: std::io::Error| AppError::Io(format!("[webapp] bind: {err}"));
     let addr = socket.local_addr().map_err(io)?;
     let allow = web::Data::new(crate::webapp::AllowList::new(&config.webapp.allowed_ips));
-    let monitor = web::Data::new(crate::webapp::Monitor::new());
+    let monitor = web::Data::new(match monitor {
+        Some(tx) => crate::webapp::Monitor::with_recorder(crate::webapp::monitor::Recorder::new(
+            config.monitor.clone(),
+            tx,
+        )),
+        None => crate::webapp::Monitor::new(),
+    });
     let prometheus = config.flux.prometheus_enabled;
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -704,6 +730,16 @@ impl Running {
         if let Some(http) = &self.http {
             info!("shutting down: stopping the HTTP server");
             http.stop(true).await;
+        }
+        if let Some(w) = &self.monitor_writer {
+            // Endpoint monitor records still queued go to the database before we stop.
+            match tokio::time::timeout(Duration::from_secs(3), w.send(crate::monitor::FlushMonitor))
+                .await
+            {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(err))) => warn!("monitor: last records not written: {err}"),
+                _ => warn!("monitor writer did not flush within 3 s"),
+            }
         }
         info!("shutting down: closing listeners");
         for l in &self.tcp_listeners {

@@ -1007,6 +1007,10 @@ pub struct WebappBenchOptions {
     pub anomalies: usize,
     /// Points of the metric `/api?metric=` serves.
     pub points: usize,
+    /// Endpoint monitor levels to compare (`[monitor] default_level`, Panorama on SQLite):
+    /// one daemon per entry, in order, each measured on `/api?metric=` and the Now page
+    /// (no gzip). Empty: the usual four targets with Panorama off.
+    pub monitor_levels: Vec<u8>,
 }
 
 /// One wrk run.
@@ -1135,110 +1139,139 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     );
     let load_before = loadavg();
     let opts = opts.clone();
+    // One daemon per monitor level (or one, Panorama off, without levels).
+    let rounds: Vec<Option<u8>> = if opts.monitor_levels.is_empty() {
+        vec![None]
+    } else {
+        opts.monitor_levels.iter().copied().map(Some).collect()
+    };
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
-        let running = crate::app::start(&config)
-            .await
-            .map_err(|err| err.to_string())?;
-        let http = running.http_addr.ok_or("no HTTP server")?;
-        let client = awc::Client::default();
         let mut runs = Vec::new();
-        let api = format!("/api?metric={metric}");
-        let targets = [
-            (
-                format!("/api?metric= ({} points)", opts.points),
-                api.clone(),
-                false,
-            ),
-            (
-                format!("/api?metric= ({} points), gzip", opts.points),
-                api,
-                true,
-            ),
-            (
-                format!("Now page ({} anomalies)", opts.anomalies),
-                "/".to_string(),
-                false,
-            ),
-            (
-                format!("Now page ({} anomalies), gzip", opts.anomalies),
-                "/".to_string(),
-                true,
-            ),
-        ];
-        for (name, path, gz) in targets {
-            let url = format!("http://{http}{path}");
-            // Warm up (and check the answer) before measuring; awc asks for gzip itself, so
-            // the size reported is what goes over the wire.
-            let mut req = client
-                .get(&url)
-                .insert_header(("Authorization", &auth["Authorization: ".len()..]))
-                .no_decompress();
-            req = req.insert_header(("Accept-Encoding", if gz { "gzip" } else { "identity" }));
-            let mut res = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-            let body = res
-                .body()
-                .limit(64 << 20)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !res.status().is_success() {
-                return Err(format!("{url}: HTTP {}", res.status()));
+        for (round, level) in rounds.into_iter().enumerate() {
+            let mut config = config.clone();
+            if let Some(level) = level {
+                config.panorama.enabled = true;
+                config.panorama.database_url = format!(
+                    "sqlite://{}",
+                    config
+                        .data
+                        .dir
+                        .join(format!("bench-monitor-{round}.sqlite"))
+                        .display()
+                );
+                config.monitor.default_level = level;
             }
-            let encoding = if gz {
-                " -H 'Accept-Encoding: gzip'"
-            } else {
-                ""
+            let running = crate::app::start(&config)
+                .await
+                .map_err(|err| err.to_string())?;
+            let http = running.http_addr.ok_or("no HTTP server")?;
+            let client = awc::Client::default();
+            let api = format!("/api?metric={metric}");
+            let all_targets = [
+                (
+                    format!("/api?metric= ({} points)", opts.points),
+                    api.clone(),
+                    false,
+                ),
+                (
+                    format!("/api?metric= ({} points), gzip", opts.points),
+                    api,
+                    true,
+                ),
+                (
+                    format!("Now page ({} anomalies)", opts.anomalies),
+                    "/".to_string(),
+                    false,
+                ),
+                (
+                    format!("Now page ({} anomalies), gzip", opts.anomalies),
+                    "/".to_string(),
+                    true,
+                ),
+            ];
+            let targets: Vec<(String, String, bool)> = match level {
+                None => all_targets.into_iter().collect(),
+                Some(l) => all_targets
+                    .into_iter()
+                    .filter(|t| !t.2)
+                    .map(|(name, path, gz)| (format!("{name}, monitor level {l}"), path, gz))
+                    .collect(),
             };
-            let command = format!(
+            for (name, path, gz) in targets {
+                let url = format!("http://{http}{path}");
+                // Warm up (and check the answer) before measuring; awc asks for gzip itself, so
+                // the size reported is what goes over the wire.
+                let mut req = client
+                    .get(&url)
+                    .insert_header(("Authorization", &auth["Authorization: ".len()..]))
+                    .no_decompress();
+                req = req.insert_header(("Accept-Encoding", if gz { "gzip" } else { "identity" }));
+                let mut res = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+                let body = res
+                    .body()
+                    .limit(64 << 20)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !res.status().is_success() {
+                    return Err(format!("{url}: HTTP {}", res.status()));
+                }
+                let encoding = if gz {
+                    " -H 'Accept-Encoding: gzip'"
+                } else {
+                    ""
+                };
+                let command = format!(
                 "wrk -t{} -c{} -d{}s --latency -H 'Authorization: Basic …'{encoding} -s {} '{url}'",
                 opts.threads,
                 opts.connections,
                 opts.duration_secs,
                 script.display()
             );
-            let _ = writeln!(out, "{name}: {command}");
-            let mut args = vec![
-                format!("-t{}", opts.threads),
-                format!("-c{}", opts.connections),
-                format!("-d{}s", opts.duration_secs),
-                "--latency".to_string(),
-                "-H".to_string(),
-                auth.clone(),
-            ];
-            if gz {
-                args.extend(["-H".to_string(), "Accept-Encoding: gzip".to_string()]);
+                let _ = writeln!(out, "{name}: {command}");
+                let mut args = vec![
+                    format!("-t{}", opts.threads),
+                    format!("-c{}", opts.connections),
+                    format!("-d{}s", opts.duration_secs),
+                    "--latency".to_string(),
+                    "-H".to_string(),
+                    auth.clone(),
+                ];
+                if gz {
+                    args.extend(["-H".to_string(), "Accept-Encoding: gzip".to_string()]);
+                }
+                args.extend(["-s".to_string(), script.display().to_string(), url.clone()]);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    let _ = tx.send(Command::new("wrk").args(&args).output());
+                });
+                let output = rx
+                    .await
+                    .map_err(|_| "wrk thread died".to_string())?
+                    .map_err(|e| format!("wrk: {e}"))?;
+                let text = String::from_utf8_lossy(&output.stdout).to_string();
+                let line = wrk_summary(&text, &output.stderr)?;
+                runs.push(WrkResult {
+                    name,
+                    command,
+                    body_bytes: body.len(),
+                    requests: field(&line, "requests"),
+                    non_2xx: field(&line, "status"),
+                    socket_errors: field(&line, "connect")
+                        + field(&line, "read")
+                        + field(&line, "write")
+                        + field(&line, "timeout"),
+                    seconds: field(&line, "duration_us") as f64 / 1e6,
+                    latency_us: [
+                        field(&line, "p50"),
+                        field(&line, "p90"),
+                        field(&line, "p99"),
+                        field(&line, "max"),
+                    ],
+                });
             }
-            args.extend(["-s".to_string(), script.display().to_string(), url.clone()]);
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(Command::new("wrk").args(&args).output());
-            });
-            let output = rx
-                .await
-                .map_err(|_| "wrk thread died".to_string())?
-                .map_err(|e| format!("wrk: {e}"))?;
-            let text = String::from_utf8_lossy(&output.stdout).to_string();
-            let line = wrk_summary(&text, &output.stderr)?;
-            runs.push(WrkResult {
-                name,
-                command,
-                body_bytes: body.len(),
-                requests: field(&line, "requests"),
-                non_2xx: field(&line, "status"),
-                socket_errors: field(&line, "connect")
-                    + field(&line, "read")
-                    + field(&line, "write")
-                    + field(&line, "timeout"),
-                seconds: field(&line, "duration_us") as f64 / 1e6,
-                latency_us: [
-                    field(&line, "p50"),
-                    field(&line, "p90"),
-                    field(&line, "p99"),
-                    field(&line, "max"),
-                ],
-            });
+            running.shutdown().await;
         }
-        running.shutdown().await;
         Ok::<_, String>(runs)
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -306,6 +306,8 @@ pub struct Config {
     pub mirage: MirageSettings,
     /// `[ionosphere]`
     pub ionosphere: IonosphereSettings,
+    /// `[monitor]` and `[[monitor.rules]]`: endpoint monitoring (docs/monitor.md).
+    pub monitor: crate::monitor::MonitorSettings,
 }
 
 /// Everything wrong with a config, each problem on its own line.
@@ -372,6 +374,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
             "thunder" => section(value, &slot, &mut config.thunder, &mut problems),
             "mirage" => section(value, &slot, &mut config.mirage, &mut problems),
             "ionosphere" => section(value, &slot, &mut config.ionosphere, &mut problems),
+            "monitor" => section(value, &slot, &mut config.monitor, &mut problems),
             "alerters" => alerters_section(value, &mut config.alerters, &mut problems),
             "alerts" => alert_rules(value, &mut config.alerts, &mut problems),
             "boundary" => boundary_section(value, &mut config.boundary, &mut problems),
@@ -665,6 +668,7 @@ impl Config {
         self.flux.validate(problems);
         self.mirage.validate(&self.alerts, problems);
         self.ionosphere.validate(problems);
+        self.monitor.validate(problems);
     }
 
     /// Number of metric actors to run.

@@ -27,6 +27,7 @@ pub mod ionosphere;
 pub mod listen;
 pub mod mirage;
 pub mod model;
+pub mod monitor;
 pub mod panorama;
 pub mod seed;
 pub mod store;

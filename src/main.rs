@@ -191,6 +191,10 @@ enum BenchCmd {
         /// Points of the metric /api?metric= serves.
         #[arg(long, default_value_t = 1440)]
         points: usize,
+        /// Compare endpoint monitor levels, e.g. `0,2,3` (one daemon each, Panorama on SQLite,
+        /// /api?metric= and the Now page without gzip).
+        #[arg(long, value_delimiter = ',')]
+        monitor_levels: Vec<u8>,
     },
     /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
     /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
@@ -360,12 +364,14 @@ fn main() -> ExitCode {
                 connections,
                 anomalies,
                 points,
+                monitor_levels,
             } => bench_webapp(skyline::bench::WebappBenchOptions {
                 duration_secs: duration,
                 threads,
                 connections,
                 anomalies,
                 points,
+                monitor_levels,
             }),
             BenchCmd::Mirage {
                 secs,
@@ -851,6 +857,34 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                     run.latency_us[3] as f64 / 1000.0
                 );
                 ok &= run.non_2xx == 0 && run.socket_errors == 0;
+            }
+            // Monitor levels: each run against the level-0 run(s) of the same target, same
+            // process (the mean of them when level 0 was measured more than once).
+            for run in &r.runs {
+                let Some((target, level)) = run.name.split_once(", monitor level ") else {
+                    continue;
+                };
+                if level == "0" {
+                    continue;
+                }
+                let base: Vec<_> = r
+                    .runs
+                    .iter()
+                    .filter(|b| b.name == format!("{target}, monitor level 0"))
+                    .collect();
+                if base.is_empty() {
+                    continue;
+                }
+                let rate = base.iter().map(|b| b.rate()).sum::<f64>() / base.len() as f64;
+                let p99 =
+                    base.iter().map(|b| b.latency_us[2] as f64).sum::<f64>() / base.len() as f64;
+                println!(
+                    "{}: throughput {:.3} × level 0 ({:+.1} %), p99 {:+.3} ms vs level 0",
+                    run.name,
+                    run.rate() / rate,
+                    (run.rate() / rate - 1.0) * 100.0,
+                    (run.latency_us[2] as f64 - p99) / 1000.0
+                );
             }
             println!(
                 "load average before: {}; after: {}; cores: {}",

@@ -182,10 +182,19 @@ pub(super) fn authenticate<'s>(
     let Some(key) = header_key(req).or(fallback) else {
         return Err(refuse_key(req, FluxError::MissingKey));
     };
-    state
+    let prefix = state
         .keys
         .lookup(key)
-        .ok_or_else(|| refuse_key(req, FluxError::InvalidKey))
+        .ok_or_else(|| refuse_key(req, FluxError::InvalidKey))?;
+    // Who it was, for the endpoint monitor: the key's prefix, never the secret.
+    use actix_web::HttpMessage;
+    req.extensions_mut()
+        .insert(crate::monitor::Identity(if prefix.is_empty() {
+            "flux key (no prefix)".to_string()
+        } else {
+            format!("flux key {prefix}")
+        }));
+    Ok(prefix)
 }
 
 /// A body sink that refuses to grow past `limit` bytes: decompression stops at the limit,

@@ -328,6 +328,16 @@ counters! {
         "flux.{host}.prometheus.cardinality_refused", "remote_write requests refused because their new series would exceed prometheus_max_series.";
     ANOMALY_GAUGE_OMITTED = "skyline_anomaly_gauge_omitted_total",
         "webapp.{host}.anomaly_gauge.omitted", "Current anomalies left out of the skyline_anomaly family of a /metrics answer (over [webapp] anomaly_gauge_max), summed over answers.";
+    MONITOR_RECORDED = "skyline_monitor_records_written_total",
+        "webapp.{host}.monitor.written", "Endpoint monitor records written to the database.";
+    MONITOR_OUTLIERS = "skyline_monitor_outliers_total",
+        "webapp.{host}.monitor.outliers", "Requests recorded as outliers with their context.";
+    MONITOR_DROPPED = "skyline_monitor_dropped_total",
+        "webapp.{host}.monitor.dropped", "Endpoint monitor records dropped: queue full, writer gone, or the database failing while the backlog was full.";
+    MONITOR_WRITE_FAILURES = "skyline_monitor_write_failures_total",
+        "webapp.{host}.monitor.write_failures", "Failed endpoint monitor batch writes (kept and retried).";
+    MONITOR_PRUNED = "skyline_monitor_pruned_total",
+        "webapp.{host}.monitor.pruned", "Endpoint monitor records and outliers older than keep_days deleted.";
 }
 
 gauges! {

@@ -1,7 +1,11 @@
-//! HTTP basic auth for every webapp route except `/health` (flux authenticates by API key and
-//! is mounted outside this middleware).
+//! HTTP basic auth for every webapp route except `/health` and `/monitor/export` (flux
+//! authenticates by API key and is mounted outside this middleware).
 //!
-//! One user, `[webapp] auth_user`, with `[webapp] auth_password`. When no password is
+//! One user, `[webapp] auth_user`, with `[webapp] auth_password`, and optionally a read-only
+//! guest (`[webapp] guest_user` / `guest_password`): the guest sees every page but every
+//! request that could change state (any method but GET, HEAD and OPTIONS, so routes added
+//! later are covered without a list) answers 403. The user name goes into the request's
+//! extensions as a [`crate::monitor::Identity`] for the endpoint monitor. When no password is
 //! configured, one is generated at first start (24 random bytes from the OS, base64url),
 //! written to `<[data] dir>/webapp.password` with mode 0600 and logged once at INFO; later
 //! starts reuse the file and never log it again. The comparison is constant-time in the
@@ -25,11 +29,21 @@ use crate::telemetry::metrics as m;
 /// The `WWW-Authenticate` challenge of a 401.
 pub const CHALLENGE: &str = "Basic realm=\"Skyline\", charset=\"UTF-8\"";
 
-/// The one user allowed in.
+/// Who authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `[webapp] auth_user`: everything.
+    Admin,
+    /// `[webapp] guest_user`: read-only.
+    Guest,
+}
+
+/// The users allowed in: the admin and the optional read-only guest.
 #[derive(Clone)]
 pub struct Credentials {
     user: Vec<u8>,
     password: Vec<u8>,
+    guest: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -37,6 +51,13 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("user", &String::from_utf8_lossy(&self.user))
             .field("password", &"***")
+            .field(
+                "guest",
+                &self
+                    .guest
+                    .as_ref()
+                    .map(|(u, _)| String::from_utf8_lossy(u).into_owned()),
+            )
             .finish()
     }
 }
@@ -47,30 +68,57 @@ impl Credentials {
         Credentials {
             user: user.as_bytes().to_vec(),
             password: password.as_bytes().to_vec(),
+            guest: None,
         }
     }
 
-    /// True when the `Authorization` header value carries exactly these credentials.
+    /// Adds the read-only guest (ignored when `user` is empty).
+    pub fn with_guest(mut self, user: &str, password: &str) -> Self {
+        if !user.is_empty() {
+            self.guest = Some((user.as_bytes().to_vec(), password.as_bytes().to_vec()));
+        }
+        self
+    }
+
+    /// True when the `Authorization` header value carries exactly the admin's credentials.
     pub fn check(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(value) = authorization else {
-            return false;
+        self.role(authorization).map(|(r, _)| r) == Some(Role::Admin)
+    }
+
+    /// The role and user name the `Authorization` header value authenticates, if any. Both
+    /// users are compared, always, in constant time.
+    pub fn role(&self, authorization: Option<&[u8]>) -> Option<(Role, String)> {
+        let (user, password) = Self::decode(authorization?)?;
+        let admin = ct_eq(&user, &self.user) & ct_eq(&password, &self.password);
+        let guest = match &self.guest {
+            Some((u, p)) => ct_eq(&user, u) & ct_eq(&password, p),
+            None => {
+                // Same work either way.
+                let _ = ct_eq(&user, &self.user) & ct_eq(&password, &self.password);
+                false
+            }
         };
-        let Some(encoded) = value
+        let name = String::from_utf8_lossy(&user).into_owned();
+        if admin {
+            Some((Role::Admin, name))
+        } else if guest {
+            Some((Role::Guest, name))
+        } else {
+            None
+        }
+    }
+
+    fn decode(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let encoded = value
             .strip_prefix(b"Basic ")
-            .or_else(|| value.strip_prefix(b"basic "))
-        else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii())
-        else {
-            return false;
-        };
-        let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-            return false;
-        };
-        let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
-        // Both compared, always (no early exit revealing which one was wrong).
-        ct_eq(user, &self.user) & ct_eq(password, &self.password)
+            .or_else(|| value.strip_prefix(b"basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim_ascii())
+            .ok()?;
+        let colon = decoded.iter().position(|&b| b == b':')?;
+        // Both parts compared by the caller, always (no early exit revealing which one was
+        // wrong).
+        Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
     }
 }
 
@@ -201,28 +249,44 @@ fn restrict_mode(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// True for the methods a read-only user may use: they must not change state (every route
+/// that changes state is a POST, so a cross-site form cannot forge it either).
+pub fn is_read_only(method: &actix_web::http::Method) -> bool {
+    use actix_web::http::Method;
+    *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS
+}
+
 /// Middleware: 401 with a `WWW-Authenticate` challenge unless the request carries the
-/// credentials (fails closed when they are not registered).
+/// credentials (fails closed when they are not registered); 403 for the guest on anything
+/// but a read-only method. Records the user as the request's [`crate::monitor::Identity`].
 pub async fn require_auth(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let ok = req
-        .app_data::<web::Data<Credentials>>()
-        .map(|c| {
-            c.check(
-                req.headers()
-                    .get(header::AUTHORIZATION)
-                    .map(|v| v.as_bytes()),
-            )
-        })
-        .unwrap_or(false);
-    if ok {
-        return Ok(next.call(req).await?.map_into_left_body());
+    use actix_web::HttpMessage;
+    let role = req.app_data::<web::Data<Credentials>>().and_then(|c| {
+        c.role(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    });
+    match role {
+        Some((role, user)) => {
+            let allowed = role == Role::Admin || is_read_only(req.method());
+            req.extensions_mut().insert(crate::monitor::Identity(user));
+            if allowed {
+                return Ok(next.call(req).await?.map_into_left_body());
+            }
+            let res = WebError::Forbidden("the guest user is read-only".into()).error_response();
+            Ok(req.into_response(res).map_into_right_body())
+        }
+        None => {
+            m::HTTP_AUTH_FAILURES.inc();
+            let res = WebError::Unauthorized.error_response();
+            Ok(req.into_response(res).map_into_right_body())
+        }
     }
-    m::HTTP_AUTH_FAILURES.inc();
-    let res = WebError::Unauthorized.error_response();
-    Ok(req.into_response(res).map_into_right_body())
 }
 
 #[cfg(test)]
@@ -252,6 +316,31 @@ mod tests {
         let c = Credentials::new("u", "a:b:c-long");
         assert!(c.check(Some(&basic("u:a:b:c-long"))));
         assert!(!format!("{c:?}").contains("a:b:c-long"));
+    }
+
+    #[test]
+    fn guest_role() {
+        let c = Credentials::new("admin", "s3cret-pass").with_guest("viewer", "guest-pass-1");
+        assert_eq!(
+            c.role(Some(&basic("viewer:guest-pass-1"))),
+            Some((Role::Guest, "viewer".to_string()))
+        );
+        assert_eq!(
+            c.role(Some(&basic("admin:s3cret-pass"))),
+            Some((Role::Admin, "admin".to_string()))
+        );
+        assert!(!c.check(Some(&basic("viewer:guest-pass-1"))));
+        assert_eq!(c.role(Some(&basic("viewer:s3cret-pass"))), None);
+        assert_eq!(c.role(Some(&basic("admin:guest-pass-1"))), None);
+        // No guest configured: the guest's name gets nothing.
+        let c = Credentials::new("admin", "s3cret-pass").with_guest("", "");
+        assert_eq!(c.role(Some(&basic(":"))), None);
+        assert!(!format!("{c:?}").contains("guest-pass"));
+        use actix_web::http::Method;
+        assert!(is_read_only(&Method::GET) && is_read_only(&Method::HEAD));
+        for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            assert!(!is_read_only(&m));
+        }
     }
 
     #[test]

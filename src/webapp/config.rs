@@ -31,6 +31,11 @@ pub struct WebappSettings {
     /// Most series of the `skyline_anomaly` gauge family on `/metrics` (the current anomalies);
     /// beyond it they are left out and counted.
     pub anomaly_gauge_max: usize,
+    /// Read-only guest user (empty = none): sees every page, 403 on anything that changes
+    /// state.
+    pub guest_user: String,
+    /// The guest's password (at least 8 characters when `guest_user` is set).
+    pub guest_password: String,
 }
 
 impl Default for WebappSettings {
@@ -46,6 +51,8 @@ impl Default for WebappSettings {
             refresh_secs: 10,
             graphite_timeout_secs: 10,
             anomaly_gauge_max: 1000,
+            guest_user: String::new(),
+            guest_password: String::new(),
         }
     }
 }
@@ -77,6 +84,15 @@ impl WebappSettings {
         }
         if self.graphite_timeout_secs == 0 {
             problems.push("[webapp] graphite_timeout_secs: must be positive".into());
+        }
+        if !self.guest_user.is_empty()
+            && (self.guest_user.contains(':')
+                || self.guest_user == self.auth_user
+                || self.guest_password.len() < 8)
+        {
+            problems.push(
+                "[webapp] guest_user / guest_password: a name without ':' other than auth_user, and a password of at least 8 characters".into(),
+            );
         }
     }
 }

@@ -67,6 +67,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/ingest.md"),
     ),
     (
+        "monitor",
+        "Endpoint monitoring",
+        include_str!("../../docs/monitor.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),
@@ -336,7 +341,14 @@ mod tests {
             "/docs/screenshots/now.png"
         );
         assert_eq!(rewrite_link("https://example.com/"), "https://example.com/");
-        for slug in ["webapp", "mirage", "boundary", "stream", "ionosphere"] {
+        for slug in [
+            "webapp",
+            "mirage",
+            "boundary",
+            "stream",
+            "ionosphere",
+            "monitor",
+        ] {
             assert_eq!(
                 rewrite_link(&format!("docs/{slug}.md#x")),
                 format!("/docs/{slug}#x")

@@ -116,21 +116,26 @@ pub async fn fetch(
     }
     m::WEBAPP_GRAPHITE_REQUESTS.inc();
     let what = format!("render target {target:?}");
-    let mut res = client
+    let graphite = crate::monitor::spans::Kind::Graphite;
+    let send = client
         .get(&url)
         .insert_header((header::ACCEPT, "application/json"))
-        .send()
+        .send();
+    let mut res = crate::monitor::spans::timed(graphite, send)
         .await
         .map_err(|err| send_error(base, &what, &err))?;
     let status = res.status();
-    let body = res.body().limit(MAX_GRAPHITE_BYTES).await.map_err(|err| {
-        m::WEBAPP_GRAPHITE_ERRORS.inc();
-        error!(
-            "webapp: graphite {base} answer to {what} unreadable: {}",
-            crate::telemetry::text::payload_error(&err)
-        );
-        WebError::Graphite
-    })?;
+    let read = res.body().limit(MAX_GRAPHITE_BYTES);
+    let body = crate::monitor::spans::timed(graphite, read)
+        .await
+        .map_err(|err| {
+            m::WEBAPP_GRAPHITE_ERRORS.inc();
+            error!(
+                "webapp: graphite {base} answer to {what} unreadable: {}",
+                crate::telemetry::text::payload_error(&err)
+            );
+            WebError::Graphite
+        })?;
     if status == StatusCode::BAD_REQUEST {
         return Err(WebError::BadRequest(format!(
             "Graphite refused the target {target:?} (HTTP 400)"
@@ -254,12 +259,12 @@ pub async fn render(
         format!("{base}/render?{qs}")
     };
     m::WEBAPP_GRAPHITE_REQUESTS.inc();
-    let upstream = worker
-        .http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|err| send_error(base, "render proxy", &err))?;
+    let upstream = crate::monitor::spans::timed(
+        crate::monitor::spans::Kind::Graphite,
+        worker.http.get(&url).send(),
+    )
+    .await
+    .map_err(|err| send_error(base, "render proxy", &err))?;
     if upstream.status().is_server_error() {
         m::WEBAPP_GRAPHITE_ERRORS.inc();
         error!(

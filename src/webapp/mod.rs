@@ -18,13 +18,16 @@
 //! | `/rebrow`, `/rebrow/key`, `/rebrow/key/delete` | Redis browser (`SCAN`, `INFO`, by type; delete only with `rebrow_writable`, POST + CSRF token) | any key of the configured Redis |
 //! | `/docs`, `/docs/{page}` | README, webapp guide, architecture, configuration, rendered | compiled in |
 //! | `/monitor` | hits, median/p99 latency per route, hits per hour, slow requests | [`monitor::Monitor`] |
+//! | `/monitor/{view}`, `/api/monitor/{view}`, `/monitor/outlier/{id}` | the stored endpoint monitor's views ([`monitor_views`]) | `monitor_requests`, `monitor_outliers` |
+//! | `/monitor/export?since=` | records as JSON lines; **Bearer `[monitor] export_token`, no basic auth** | `monitor_requests` |
 //! | `/errors` | the last ERROR log lines, newest first | `telemetry::recent_errors` |
 //! | `/metrics` | Prometheus text: every self-metric, HTTP counters, Panorama's stats, the current anomalies as the bounded `skyline_anomaly{metric,stage}` family | `telemetry::metrics`, `panorama::GetStats`, the three `*.current_anomalies` keys |
 //! | `/events/get_data` | graphite-web's events API: Panorama anomalies as Grafana annotations ([`events`]) | `anomalies` + lookup tables |
 //! | `/assets/*` | CSS, JS, icon | compiled in |
 //!
-//! Every route needs HTTP basic auth ([`auth`]) except `/health` (and flux's `/flux/*`, which
-//! authenticates by API key). Every route, flux included, is limited to `[webapp]
+//! Every route needs HTTP basic auth ([`auth`]) except `/health`, `/monitor/export` (bearer
+//! token) and flux's `/flux/*` (API key). The optional guest user is read-only (403 on every
+//! method but GET/HEAD/OPTIONS). Every route, flux included, is limited to `[webapp]
 //! allowed_ips` and carries the security headers ([`security`]). Errors: [`error::WebError`].
 //!
 //! # Backpressure and blocking
@@ -49,6 +52,7 @@ pub mod events;
 pub mod graphite;
 pub mod ionosphere;
 pub mod monitor;
+pub mod monitor_views;
 pub mod panorama;
 pub mod rebrow;
 pub mod routes;
@@ -170,7 +174,10 @@ impl Webapp {
         };
         Ok(Webapp {
             state: web::Data::new(state),
-            creds: web::Data::new(Credentials::new(&config.webapp.auth_user, password)),
+            creds: web::Data::new(
+                Credentials::new(&config.webapp.auth_user, password)
+                    .with_guest(&config.webapp.guest_user, &config.webapp.guest_password),
+            ),
             redis,
             redis_url: redis_url.to_string(),
             redis_timeout,

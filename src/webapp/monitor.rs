@@ -1,5 +1,11 @@
 //! Endpoint monitoring: a middleware that records every HTTP request (webapp and flux) into a
-//! bounded in-memory [`Monitor`], shown at `/monitor`.
+//! bounded in-memory [`Monitor`], shown at `/monitor`, and hands records and outliers to the
+//! stored endpoint monitor ([`crate::monitor`], views in [`super::monitor_views`]) according
+//! to the route's level (`[[monitor.rules]]`): level ≥ 1 a [`RequestRecord`], level ≥ 2 an
+//! [`OutlierRecord`] for a request slower than `outlier_factor` × its route's mean (with the
+//! query, the headers with secrets redacted, CPU, RSS and the span breakdown), level 3 the
+//! breakdown on every record. Records go through a bounded queue (full: dropped, counted);
+//! the request never waits for them.
 //!
 //! Per route (the registered pattern, e.g. `/api`, so the set is bounded; unmatched paths
 //! share one entry): hits, errors, mean, max, and median and p99 from a log-linear latency
@@ -18,9 +24,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpMessage};
 use serde::Serialize;
 
+use crate::monitor::spans::{self, Spans};
+use crate::monitor::{
+    Identity, MonitorSettings, OutlierRecord, Record, RecordSender, RequestRecord,
+};
 use crate::telemetry::metrics as m;
 
 /// Slow requests kept.
@@ -64,6 +74,8 @@ struct RouteStats {
     hist: Box<[u32; BUCKETS]>,
     /// (hour since epoch, hits) per slot `hour % 24`.
     hours: [(u64, u64); HOURS],
+    /// Epoch seconds of the last request.
+    last: i64,
 }
 
 impl RouteStats {
@@ -75,6 +87,7 @@ impl RouteStats {
             max_us: 0,
             hist: Box::new([0; BUCKETS]),
             hours: [(0, 0); HOURS],
+            last: 0,
         }
     }
 
@@ -143,6 +156,8 @@ pub struct RouteReport {
     pub max_us: u64,
     /// Hits in each of the last 24 hours, oldest first (the last is the current hour).
     pub per_hour: Vec<u64>,
+    /// Epoch seconds of its last request (level 0 keeps only this and the figures above).
+    pub last: i64,
 }
 
 /// Everything `/monitor` shows.
@@ -165,10 +180,38 @@ struct Inner {
     slow: VecDeque<SlowRequest>,
 }
 
+/// Where the stored endpoint monitor's records go, and how to decide what to record.
+pub struct Recorder {
+    /// `[monitor]` (levels, group header).
+    pub settings: MonitorSettings,
+    /// The version label of every record.
+    pub version: String,
+    /// The writer's bounded queue.
+    pub tx: RecordSender,
+    group_header: Option<actix_web::http::header::HeaderName>,
+}
+
+impl Recorder {
+    /// Records of this daemon go to `tx`.
+    pub fn new(settings: MonitorSettings, tx: RecordSender) -> Self {
+        let group_header =
+            actix_web::http::header::HeaderName::from_bytes(settings.group_header.as_bytes()).ok();
+        Recorder {
+            version: settings.version_label(),
+            settings,
+            tx,
+            group_header,
+        }
+    }
+}
+
 /// The bounded request recorder.
 pub struct Monitor {
     since: i64,
     inner: Mutex<Inner>,
+    factor: f64,
+    min_hits: u64,
+    recorder: Option<Recorder>,
 }
 
 impl Default for Monitor {
@@ -222,7 +265,7 @@ pub fn redact_query(query: &str) -> String {
 }
 
 impl Monitor {
-    /// An empty monitor.
+    /// An empty monitor that keeps nothing beyond memory.
     pub fn new() -> Self {
         Monitor {
             since: now_secs(),
@@ -230,10 +273,30 @@ impl Monitor {
                 routes: HashMap::new(),
                 slow: VecDeque::with_capacity(SLOW_KEPT),
             }),
+            factor: SLOW_FACTOR,
+            min_hits: SLOW_MIN_HITS,
+            recorder: None,
         }
     }
 
-    /// Records one finished request.
+    /// An empty monitor that also hands records to `recorder` (its `outlier_factor` and
+    /// `outlier_min_hits` decide what is slow).
+    pub fn with_recorder(recorder: Recorder) -> Self {
+        Monitor {
+            factor: recorder.settings.outlier_factor,
+            min_hits: recorder.settings.outlier_min_hits,
+            recorder: Some(recorder),
+            ..Monitor::new()
+        }
+    }
+
+    /// The stored monitor's settings, when records are stored.
+    pub fn settings(&self) -> Option<&MonitorSettings> {
+        self.recorder.as_ref().map(|r| &r.settings)
+    }
+
+    /// Records one finished request; returns its route's mean (µs) when it is slow (over
+    /// the outlier factor × that mean, once the route has enough hits).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -244,9 +307,9 @@ impl Monitor {
         status: u16,
         latency_us: u64,
         now: i64,
-    ) {
+    ) -> Option<u64> {
         let Ok(mut inner) = self.inner.lock() else {
-            return;
+            return None;
         };
         let key = match route {
             Some(r) => format!("{method} {r}"),
@@ -262,7 +325,8 @@ impl Monitor {
             .entry(key.clone())
             .or_insert_with(RouteStats::new);
         let mean = stats.mean_us();
-        let slow = stats.hits >= SLOW_MIN_HITS && latency_us as f64 > SLOW_FACTOR * mean;
+        let slow = stats.hits >= self.min_hits && latency_us as f64 > self.factor * mean;
+        stats.last = now;
         stats.hits += 1;
         stats.sum_us += latency_us;
         stats.max_us = stats.max_us.max(latency_us);
@@ -291,6 +355,7 @@ impl Monitor {
                 route_mean_us: mean as u64,
             });
         }
+        slow.then_some(mean as u64)
     }
 
     /// A snapshot for `/monitor`.
@@ -331,6 +396,7 @@ impl Monitor {
                 p99_us: s.quantile_us(0.99),
                 max_us: s.max_us,
                 per_hour: hours_of(s),
+                last: s.last,
             })
             .collect();
         routes.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.route.cmp(&b.route)));
@@ -352,14 +418,49 @@ impl Monitor {
     }
 }
 
-/// Middleware: times the request, records it, counts HTTP responses.
+/// Header names whose values are never kept (besides any containing `auth`, `token`,
+/// `secret`, `password`, `key` or `cookie`).
+fn secret_header(name: &str) -> bool {
+    [
+        "auth", "token", "secret", "password", "passwd", "key", "cookie", "session", "csrf",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// The request headers as `name: value` lines, secret ones redacted, at most 50 lines of
+/// 300 characters.
+pub fn redact_headers(headers: &actix_web::http::header::HeaderMap) -> String {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .take(50)
+        .map(|(k, v)| {
+            let name = k.as_str();
+            let value = if secret_header(name) {
+                "***".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(300)
+                    .collect()
+            };
+            format!("{name}: {value}")
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// Middleware: times the request (with the span recorder installed), records it in memory,
+/// hands it to the stored monitor by its route's level, counts HTTP responses.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let monitor = req.app_data::<web::Data<Monitor>>().cloned();
-    let res = next.call(req).await?;
+    let span_set = std::rc::Rc::new(Spans::default());
+    let res = spans::scope(span_set.clone(), next.call(req)).await?;
     let latency = started.elapsed().as_micros() as u64;
     let status = res.status().as_u16();
     m::HTTP_REQUESTS.inc();
@@ -370,15 +471,68 @@ pub async fn record(
     }
     if let Some(mon) = monitor {
         let r = res.request();
-        mon.record(
+        let pattern = r.match_pattern();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let slow = mon.record(
             r.method().as_str(),
-            r.match_pattern().as_deref(),
+            pattern.as_deref(),
             r.path(),
             r.query_string(),
             status,
             latency,
-            now_secs(),
+            now_ms / 1000,
         );
+        if let Some(rec) = &mon.recorder {
+            let level = rec.settings.level_of(pattern.as_deref());
+            if level >= 1 {
+                let breakdown = span_set.breakdown();
+                let user = r
+                    .extensions()
+                    .get::<Identity>()
+                    .map(|i| i.0.clone())
+                    .unwrap_or_default();
+                let group = rec
+                    .group_header
+                    .as_ref()
+                    .and_then(|h| r.headers().get(h))
+                    .map(|v| {
+                        String::from_utf8_lossy(v.as_bytes())
+                            .chars()
+                            .take(100)
+                            .collect()
+                    });
+                let request = RequestRecord {
+                    time_ms: now_ms,
+                    route: pattern.unwrap_or_else(|| "(unmatched)".to_string()),
+                    method: r.method().as_str().to_string(),
+                    status,
+                    duration_us: latency,
+                    version: rec.version.clone(),
+                    ip: r
+                        .peer_addr()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default(),
+                    user,
+                    group,
+                    breakdown: (level >= 3).then_some(breakdown),
+                };
+                if let (Some(mean), true) = (slow, level >= 2) {
+                    rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
+                        request: request.clone(),
+                        route_mean_us: mean,
+                        query: redact_query(r.query_string()),
+                        headers: redact_headers(r.headers()),
+                        cpu_percent: crate::monitor::sysinfo::cpu_percent(),
+                        rss_bytes: crate::monitor::sysinfo::rss_bytes(),
+                        breakdown,
+                    })));
+                }
+                rec.tx.send(Record::Request(request));
+            }
+        }
     }
     Ok(res)
 }
@@ -394,7 +548,7 @@ fn fmt_us(us: u64) -> String {
 }
 
 /// Bars for `counts` as an SVG of `w`×`h` (numbers only, nothing to escape).
-fn bars_svg(counts: &[u64], w: f64, h: f64, class: &str) -> String {
+pub(crate) fn bars_svg(counts: &[u64], w: f64, h: f64, class: &str) -> String {
     use std::fmt::Write as _;
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let n = counts.len().max(1) as f64;
@@ -432,6 +586,9 @@ struct RouteView {
     p99: String,
     max: String,
     spark: String,
+    last_iso: String,
+    last_utc: String,
+    last: i64,
 }
 
 #[derive(Serialize)]
@@ -472,6 +629,9 @@ pub async fn page(
     monitor: Option<web::Data<Monitor>>,
 ) -> Result<actix_web::HttpResponse, super::PageError> {
     use super::templates::{fmt_utc, iso_utc, json_for_html};
+    let (slow_factor, slow_min_hits) = monitor
+        .as_ref()
+        .map_or((SLOW_FACTOR, SLOW_MIN_HITS), |m| (m.factor, m.min_hits));
     let report = monitor
         .map(|m| m.report())
         .unwrap_or_else(|| Monitor::new().report());
@@ -501,6 +661,9 @@ pub async fn page(
                 p99: fmt_us(r.p99_us),
                 max: fmt_us(r.max_us),
                 spark: bars_svg(&r.per_hour, 120.0, 22.0, "spark"),
+                last_iso: iso_utc(r.last),
+                last_utc: fmt_utc(r.last),
+                last: r.last,
             })
             .collect(),
         slow: report
@@ -523,8 +686,8 @@ pub async fn page(
                 ),
             })
             .collect(),
-        slow_factor: SLOW_FACTOR,
-        slow_min_hits: SLOW_MIN_HITS,
+        slow_factor,
+        slow_min_hits,
     };
     Ok(super::panorama::html_response(
         actix_web::http::StatusCode::OK,
@@ -588,6 +751,26 @@ mod tests {
         assert_eq!(r.slow.len(), 1);
         assert_eq!(r.slow[0].query, "metric=x&key=***");
         assert!(r.routes.iter().any(|r| r.route == "GET (unmatched)"));
+    }
+
+    #[test]
+    fn header_redaction() {
+        use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Basic YWRtaW46cGFzcw=="),
+            ("cookie", "session=abc"),
+            ("key", "flux-secret-key"),
+            ("x-api-token", "t0k3n"),
+            ("user-agent", "curl/8"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let text = redact_headers(&h);
+        assert_eq!(
+            text,
+            "authorization: ***\ncookie: ***\nkey: ***\nuser-agent: curl/8\nx-api-token: ***"
+        );
     }
 
     #[test]

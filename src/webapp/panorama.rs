@@ -631,7 +631,8 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
 {
-    match actix_web::rt::time::timeout(limit, web::block(f)).await {
+    let work = actix_web::rt::time::timeout(limit, web::block(f));
+    match crate::monitor::spans::timed(crate::monitor::spans::Kind::Sql, work).await {
         Ok(Ok(result)) => result,
         Ok(Err(err)) => Err(crate::db::DbError::Worker {
             target,

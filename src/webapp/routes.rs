@@ -9,13 +9,16 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
 use super::{
-    api, auth, dashboard, docs, events, graphite, ionosphere, monitor, panorama, rebrow, PageError,
+    api, auth, dashboard, docs, events, graphite, ionosphere, monitor, monitor_views, panorama,
+    rebrow, PageError,
 };
 use super::{templates, WebError};
 
 /// Registers every webapp route (state is registered by [`super::Webapp::configure`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").route(web::get().to(dashboard::health)))
+        // Bearer token, not basic auth (machines); the allow-list still applies.
+        .service(web::resource("/monitor/export").route(web::get().to(monitor_views::export)))
         .service(
             web::scope("")
                 .wrap(from_fn(auth::require_auth))
@@ -72,6 +75,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/docs/{page}").route(web::get().to(docs::page)))
                 .service(web::resource("/monitor").route(web::get().to(monitor::page)))
+                .service(
+                    web::resource(["/monitor/outlier/{id}", "/api/monitor/outlier/{id}"])
+                        .route(web::get().to(monitor_views::outlier)),
+                )
+                .service(web::resource("/monitor/{view}").route(web::get().to(monitor_views::page)))
+                .service(
+                    web::resource("/api/monitor/{view}").route(web::get().to(monitor_views::api)),
+                )
                 .service(web::resource("/errors").route(web::get().to(dashboard::errors)))
                 .service(web::resource("/metrics").route(web::get().to(dashboard::metrics)))
                 .service(web::resource("/assets/{name}").route(web::get().to(asset)))

@@ -22,6 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("rebrow_key", include_str!("../../templates/rebrow_key.hbs")),
     ("docs", include_str!("../../templates/docs.hbs")),
     ("monitor", include_str!("../../templates/monitor.hbs")),
+    (
+        "monitor_view",
+        include_str!("../../templates/monitor_view.hbs"),
+    ),
     ("errors", include_str!("../../templates/errors.hbs")),
     ("ionosphere", include_str!("../../templates/ionosphere.hbs")),
 ];
@@ -103,9 +107,10 @@ impl Templates {
 
     /// Renders `name` with `data`; a render failure is logged and becomes a 500.
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, WebError> {
-        self.hb
-            .render(name, data)
-            .map_err(|err| WebError::internal(&format!("rendering template {name}"), &err))
+        crate::monitor::spans::time_sync(crate::monitor::spans::Kind::Template, || {
+            self.hb.render(name, data)
+        })
+        .map_err(|err| WebError::internal(&format!("rendering template {name}"), &err))
     }
 }
 

@@ -489,6 +489,7 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         web.get("/api/now").await;
     }
     web.get("/api?metric=no.such.metric&key=secret-key").await;
+    seed_monitor(&web.pool(), end);
     log::error!("webapp: redis GET metrics.example failed: connection refused (example error for the screenshot)");
 
     let out = std::env::var("SKYLINE_SCREENSHOTS")
@@ -534,6 +535,16 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
             Some("ionosphere"),
         ),
         ("/monitor".into(), Some("monitor")),
+        ("/monitor/endpoints".into(), Some("monitor-endpoints")),
+        ("/monitor/traffic".into(), Some("monitor-traffic")),
+        ("/monitor/versions".into(), Some("monitor-versions")),
+        ("/monitor/clients".into(), None),
+        ("/monitor/status".into(), None),
+        ("/monitor/outliers".into(), None),
+        ("/monitor/outlier/1".into(), Some("monitor-outlier")),
+        ("/monitor/profile".into(), None),
+        ("/monitor/report".into(), Some("monitor-report")),
+        ("/docs/monitor".into(), None),
         ("/errors".into(), None),
         ("/docs".into(), None),
         ("/docs/webapp".into(), Some("docs")),
@@ -624,6 +635,24 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
     }
     put_current(&mut r, &cur, 12);
     insert_anomalies(&web.pool(), &bad_rows);
+    // Hostile versions, users and groups in the monitor's records.
+    let hostile_records: Vec<skyline::monitor::RequestRecord> = hostile
+        .iter()
+        .enumerate()
+        .map(|(i, h)| skyline::monitor::RequestRecord {
+            time_ms: (end - 60) * 1000 + i as i64,
+            route: "/api".into(),
+            method: "GET".into(),
+            status: 200,
+            duration_us: 900,
+            version: h.to_string(),
+            ip: "127.0.0.1".into(),
+            user: h.to_string(),
+            group: Some(h.to_string()),
+            breakdown: None,
+        })
+        .collect();
+    skyline::db::monitor::insert(&web.pool(), &hostile_records, &[]).unwrap();
     web.get(&format!(
         "/api?metric=x&probe={}",
         percent_encoding::utf8_percent_encode(hostile[0], percent_encoding::NON_ALPHANUMERIC)
@@ -635,6 +664,10 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
         "/panorama?count_by_metric=true&namespace=evil".to_string(),
         "/rebrow?pattern=metrics.evil.*".to_string(),
         "/monitor".to_string(),
+        "/monitor/versions".to_string(),
+        "/monitor/clients".to_string(),
+        "/monitor/outliers".to_string(),
+        "/monitor/report".to_string(),
     ];
     for h in &hostile {
         hostile_pages.push(format!("/rebrow/key?k={}", k(&format!("metrics.{h}"))));
@@ -669,4 +702,80 @@ async fn pages_render_without_console_errors_and_resist_hostile_names() {
     assert!(text.as_str().unwrap().contains(hostile[0]), "{text}");
     web.stop().await;
     eprintln!("browser test screenshots in {}", out.display());
+}
+
+/// Three days of stored monitor records over two versions, level-3 breakdowns on `/api`, and
+/// one outlier (id 1), for the monitor views and their screenshots.
+fn seed_monitor(pool: &skyline::db::Pool, end: i64) {
+    use skyline::monitor::{Breakdown, OutlierRecord, RequestRecord};
+    let mut rows = Vec::new();
+    let routes = [
+        ("/api", 700u64),
+        ("/api/now", 1_100),
+        ("/", 2_400),
+        ("/panorama", 5_200),
+    ];
+    for i in 0..1_800i64 {
+        let t = end - 3 * 86_400 + i * 144;
+        let newer = i >= 1_100;
+        let (route, base) = routes[(i % 4) as usize];
+        let jitter = ((i * 7_919) % 600) as u64;
+        let slower = if newer && route == "/api" { 400 } else { 0 };
+        let us = base + jitter + slower;
+        rows.push(RequestRecord {
+            time_ms: t * 1000,
+            route: route.into(),
+            method: "GET".into(),
+            status: if i % 97 == 0 { 503 } else { 200 },
+            duration_us: us,
+            version: if newer {
+                "0.1.0+b7e1c02"
+            } else {
+                "0.1.0+3fd7883"
+            }
+            .into(),
+            ip: ["127.0.0.1", "10.1.2.3", "10.1.2.4"][(i % 3) as usize].into(),
+            user: if i % 5 == 0 {
+                "flux key warehouse-1"
+            } else {
+                "admin"
+            }
+            .into(),
+            group: None,
+            breakdown: (route == "/api").then_some(Breakdown {
+                redis_us: us / 2,
+                sql_us: 0,
+                graphite_us: 0,
+                template_us: 0,
+            }),
+        });
+    }
+    let slow = RequestRecord {
+        time_ms: (end - 3_600) * 1000,
+        route: "/panorama".into(),
+        method: "GET".into(),
+        status: 200,
+        duration_us: 48_000,
+        version: "0.1.0+b7e1c02".into(),
+        ip: "10.1.2.3".into(),
+        user: "admin".into(),
+        group: None,
+        breakdown: None,
+    };
+    let outlier = OutlierRecord {
+        request: slow.clone(),
+        route_mean_us: 5_500,
+        query: "metric_like=prod.*&limit=500".into(),
+        headers: "accept: text/html\nauthorization: ***\nuser-agent: Mozilla/5.0".into(),
+        cpu_percent: 37.5,
+        rss_bytes: 48 << 20,
+        breakdown: Breakdown {
+            redis_us: 300,
+            sql_us: 41_000,
+            graphite_us: 0,
+            template_us: 2_100,
+        },
+    };
+    rows.push(slow);
+    skyline::db::monitor::insert(pool, &rows, &[outlier]).unwrap();
 }

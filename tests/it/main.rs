@@ -18,6 +18,7 @@ mod incident;
 mod ingest;
 mod ionosphere;
 mod mirage;
+mod monitor;
 mod pipeline;
 mod prometheus;
 mod stream;

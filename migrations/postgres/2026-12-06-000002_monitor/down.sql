@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS monitor_outliers;
+DROP TABLE IF EXISTS monitor_requests;

@@ -1,0 +1,500 @@
+//! The endpoint monitor's tables, `monitor_requests` and `monitor_outliers` (migration
+//! `2026-12-06-000002_monitor`), and every query on them: batch inserts (the monitor writer),
+//! pruning, and the reads behind the monitor views and `/monitor/export`. Blocking functions
+//! taking `&Pool`, like [`super::queries`]: call them through `web::block` or
+//! [`super::Bounded`]. All values are bound parameters.
+
+use diesel::prelude::*;
+
+use super::{DbError, Pool, PoolKind};
+use crate::monitor::messages::{Breakdown, OutlierRecord, RequestRecord};
+
+/// Rows per multi-row INSERT (14 parameters each: well under every backend's limit).
+const INSERT_CHUNK: usize = 1_000;
+/// Upper bound on rows one read returns.
+pub const MAX_ROWS: i64 = 500_000;
+
+diesel::table! {
+    /// One row per monitored request.
+    monitor_requests (id) {
+        id -> BigInt,
+        time_ms -> BigInt,
+        route -> Varchar,
+        method -> Varchar,
+        status -> Integer,
+        duration_us -> BigInt,
+        version -> Varchar,
+        ip -> Varchar,
+        user_name -> Varchar,
+        group_tag -> Nullable<Varchar>,
+        redis_us -> Nullable<BigInt>,
+        sql_us -> Nullable<BigInt>,
+        graphite_us -> Nullable<BigInt>,
+        template_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// One row per outlier, with its context.
+    monitor_outliers (id) {
+        id -> BigInt,
+        time_ms -> BigInt,
+        route -> Varchar,
+        method -> Varchar,
+        status -> Integer,
+        duration_us -> BigInt,
+        version -> Varchar,
+        ip -> Varchar,
+        user_name -> Varchar,
+        route_mean_us -> BigInt,
+        query_string -> Text,
+        headers -> Text,
+        cpu_percent -> Double,
+        rss_bytes -> BigInt,
+        redis_us -> BigInt,
+        sql_us -> BigInt,
+        graphite_us -> BigInt,
+        template_us -> BigInt,
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = monitor_requests, treat_none_as_default_value = false)]
+struct NewRequest<'a> {
+    time_ms: i64,
+    route: &'a str,
+    method: &'a str,
+    status: i32,
+    duration_us: i64,
+    version: &'a str,
+    ip: &'a str,
+    user_name: &'a str,
+    group_tag: Option<&'a str>,
+    redis_us: Option<i64>,
+    sql_us: Option<i64>,
+    graphite_us: Option<i64>,
+    template_us: Option<i64>,
+}
+
+impl<'a> NewRequest<'a> {
+    fn of(r: &'a RequestRecord) -> Self {
+        let b = r.breakdown;
+        NewRequest {
+            time_ms: r.time_ms,
+            route: &r.route,
+            method: &r.method,
+            status: r.status as i32,
+            duration_us: r.duration_us.min(i64::MAX as u64) as i64,
+            version: &r.version,
+            ip: &r.ip,
+            user_name: &r.user,
+            group_tag: r.group.as_deref(),
+            redis_us: b.map(|b| b.redis_us as i64),
+            sql_us: b.map(|b| b.sql_us as i64),
+            graphite_us: b.map(|b| b.graphite_us as i64),
+            template_us: b.map(|b| b.template_us as i64),
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = monitor_outliers)]
+struct NewOutlier<'a> {
+    time_ms: i64,
+    route: &'a str,
+    method: &'a str,
+    status: i32,
+    duration_us: i64,
+    version: &'a str,
+    ip: &'a str,
+    user_name: &'a str,
+    route_mean_us: i64,
+    query_string: &'a str,
+    headers: &'a str,
+    cpu_percent: f64,
+    rss_bytes: i64,
+    redis_us: i64,
+    sql_us: i64,
+    graphite_us: i64,
+    template_us: i64,
+}
+
+impl<'a> NewOutlier<'a> {
+    fn of(o: &'a OutlierRecord) -> Self {
+        let r = &o.request;
+        NewOutlier {
+            time_ms: r.time_ms,
+            route: &r.route,
+            method: &r.method,
+            status: r.status as i32,
+            duration_us: r.duration_us as i64,
+            version: &r.version,
+            ip: &r.ip,
+            user_name: &r.user,
+            route_mean_us: o.route_mean_us as i64,
+            query_string: &o.query,
+            headers: &o.headers,
+            cpu_percent: if o.cpu_percent.is_finite() {
+                o.cpu_percent
+            } else {
+                0.0
+            },
+            rss_bytes: o.rss_bytes.min(i64::MAX as u64) as i64,
+            redis_us: o.breakdown.redis_us as i64,
+            sql_us: o.breakdown.sql_us as i64,
+            graphite_us: o.breakdown.graphite_us as i64,
+            template_us: o.breakdown.template_us as i64,
+        }
+    }
+}
+
+type RequestTuple = (
+    i64,
+    i64,
+    String,
+    String,
+    i32,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    (Option<i64>, Option<i64>, Option<i64>, Option<i64>),
+);
+
+fn request_of(t: RequestTuple) -> (i64, RequestRecord) {
+    let (id, time_ms, route, method, status, duration_us, version, ip, user, group, b) = t;
+    let breakdown = match b {
+        (Some(r), Some(s), Some(g), Some(t)) => Some(Breakdown {
+            redis_us: r.max(0) as u64,
+            sql_us: s.max(0) as u64,
+            graphite_us: g.max(0) as u64,
+            template_us: t.max(0) as u64,
+        }),
+        _ => None,
+    };
+    (
+        id,
+        RequestRecord {
+            time_ms,
+            route,
+            method,
+            status: status.clamp(0, u16::MAX as i32) as u16,
+            duration_us: duration_us.max(0) as u64,
+            version,
+            ip,
+            user,
+            group,
+            breakdown,
+        },
+    )
+}
+
+type OutlierTuple = (
+    (i64, i64, String, String, i32, i64, String, String, String),
+    (i64, String, String, f64, i64),
+    (i64, i64, i64, i64),
+);
+
+fn outlier_of(t: OutlierTuple) -> (i64, OutlierRecord) {
+    let ((id, time_ms, route, method, status, duration_us, version, ip, user), o, b) = t;
+    let (route_mean_us, query, headers, cpu_percent, rss) = o;
+    let breakdown = Breakdown {
+        redis_us: b.0.max(0) as u64,
+        sql_us: b.1.max(0) as u64,
+        graphite_us: b.2.max(0) as u64,
+        template_us: b.3.max(0) as u64,
+    };
+    (
+        id,
+        OutlierRecord {
+            request: RequestRecord {
+                time_ms,
+                route,
+                method,
+                status: status.clamp(0, u16::MAX as i32) as u16,
+                duration_us: duration_us.max(0) as u64,
+                version,
+                ip,
+                user,
+                group: None,
+                breakdown: Some(breakdown),
+            },
+            route_mean_us: route_mean_us.max(0) as u64,
+            query,
+            headers,
+            cpu_percent,
+            rss_bytes: rss.max(0) as u64,
+            breakdown,
+        },
+    )
+}
+
+/// The query bodies, instantiated per backend (diesel's query types are backend-specific).
+macro_rules! monitor_queries {
+    () => {
+        use diesel::prelude::*;
+
+        use super::{monitor_outliers as o, monitor_requests as r};
+        use super::{NewOutlier, NewRequest, OutlierTuple, RequestTuple, INSERT_CHUNK};
+        use crate::monitor::messages::{OutlierRecord, RequestRecord};
+
+        pub fn insert(
+            c: &mut Conn,
+            requests: &[RequestRecord],
+            outliers: &[OutlierRecord],
+        ) -> QueryResult<usize> {
+            c.transaction::<_, diesel::result::Error, _>(|c| {
+                let mut n = 0;
+                for chunk in requests.chunks(INSERT_CHUNK) {
+                    let rows: Vec<NewRequest<'_>> = chunk.iter().map(NewRequest::of).collect();
+                    n += diesel::insert_into(r::table).values(&rows).execute(c)?;
+                }
+                for chunk in outliers.chunks(INSERT_CHUNK) {
+                    let rows: Vec<NewOutlier<'_>> = chunk.iter().map(NewOutlier::of).collect();
+                    diesel::insert_into(o::table).values(&rows).execute(c)?;
+                }
+                Ok(n)
+            })
+        }
+
+        pub fn prune(c: &mut Conn, before_ms: i64) -> QueryResult<(usize, usize)> {
+            let a = diesel::delete(r::table.filter(r::time_ms.lt(before_ms))).execute(c)?;
+            let b = diesel::delete(o::table.filter(o::time_ms.lt(before_ms))).execute(c)?;
+            Ok((a, b))
+        }
+
+        pub fn requests(
+            c: &mut Conn,
+            from_ms: i64,
+            until_ms: i64,
+            limit: i64,
+        ) -> QueryResult<Vec<RequestTuple>> {
+            r::table
+                .filter(r::time_ms.ge(from_ms))
+                .filter(r::time_ms.lt(until_ms))
+                .order((r::time_ms.asc(), r::id.asc()))
+                .limit(limit)
+                .select((
+                    r::id,
+                    r::time_ms,
+                    r::route,
+                    r::method,
+                    r::status,
+                    r::duration_us,
+                    r::version,
+                    r::ip,
+                    r::user_name,
+                    r::group_tag,
+                    (r::redis_us, r::sql_us, r::graphite_us, r::template_us),
+                ))
+                .load(c)
+        }
+
+        pub fn count(c: &mut Conn) -> QueryResult<(i64, i64)> {
+            let a = r::table.count().get_result(c)?;
+            let b = o::table.count().get_result(c)?;
+            Ok((a, b))
+        }
+
+        pub fn outliers(
+            c: &mut Conn,
+            id: Option<i64>,
+            limit: i64,
+        ) -> QueryResult<Vec<OutlierTuple>> {
+            // One id, or all of them (one query shape for both).
+            let (lo, hi) = id.map_or((i64::MIN, i64::MAX), |i| (i, i));
+            o::table
+                .filter(o::id.between(lo, hi))
+                .order((o::time_ms.desc(), o::id.desc()))
+                .limit(limit)
+                .select((
+                    (
+                        o::id,
+                        o::time_ms,
+                        o::route,
+                        o::method,
+                        o::status,
+                        o::duration_us,
+                        o::version,
+                        o::ip,
+                        o::user_name,
+                    ),
+                    (
+                        o::route_mean_us,
+                        o::query_string,
+                        o::headers,
+                        o::cpu_percent,
+                        o::rss_bytes,
+                    ),
+                    (o::redis_us, o::sql_us, o::graphite_us, o::template_us),
+                ))
+                .load(c)
+        }
+    };
+}
+
+mod sqlite_m {
+    type Conn = diesel::SqliteConnection;
+    monitor_queries!();
+}
+
+mod mysql_m {
+    type Conn = crate::db::MysqlConn;
+    monitor_queries!();
+}
+
+mod pg_m {
+    type Conn = crate::db::PgConn;
+    monitor_queries!();
+}
+
+/// Runs `$f(conn, args…)` of the backend module matching `$pool`, on one pooled connection.
+macro_rules! dispatch {
+    ($pool:expr, $f:ident ( $($arg:expr),* )) => {
+        match $pool.kind() {
+            PoolKind::Sqlite(p) => {
+                let mut c = $pool.checkout(p)?;
+                sqlite_m::$f(&mut *c $(, $arg)*).map_err(DbError::from)
+            }
+            PoolKind::Mysql(p) => crate::db::off_runtime(|| {
+                let mut c = $pool.checkout(p)?;
+                mysql_m::$f(&mut *c $(, $arg)*).map_err(DbError::from)
+            }),
+            PoolKind::Postgres(p) => crate::db::off_runtime(|| {
+                let mut c = $pool.checkout(p)?;
+                pg_m::$f(&mut *c $(, $arg)*).map_err(DbError::from)
+            }),
+        }
+    };
+}
+
+/// Inserts `requests` and `outliers` in one transaction; returns the requests inserted.
+pub fn insert(
+    pool: &Pool,
+    requests: &[RequestRecord],
+    outliers: &[OutlierRecord],
+) -> Result<usize, DbError> {
+    if requests.is_empty() && outliers.is_empty() {
+        return Ok(0);
+    }
+    dispatch!(pool, insert(requests, outliers))
+}
+
+/// Deletes records and outliers older than `before_ms`; returns how many of each.
+pub fn prune(pool: &Pool, before_ms: i64) -> Result<(usize, usize), DbError> {
+    dispatch!(pool, prune(before_ms))
+}
+
+/// Records with `from_ms <= time_ms < until_ms`, oldest first, at most `limit`
+/// (clamped to [`MAX_ROWS`]), each with its id.
+pub fn requests(
+    pool: &Pool,
+    from_ms: i64,
+    until_ms: i64,
+    limit: i64,
+) -> Result<Vec<(i64, RequestRecord)>, DbError> {
+    let rows = dispatch!(pool, requests(from_ms, until_ms, limit.clamp(1, MAX_ROWS)))?;
+    Ok(rows.into_iter().map(request_of).collect())
+}
+
+/// (records, outliers) stored.
+pub fn count(pool: &Pool) -> Result<(i64, i64), DbError> {
+    dispatch!(pool, count())
+}
+
+/// The newest outliers (or the one with `id`), newest first.
+pub fn outliers(
+    pool: &Pool,
+    id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, OutlierRecord)>, DbError> {
+    let rows = dispatch!(pool, outliers(id, limit.clamp(1, MAX_ROWS)))?;
+    Ok(rows.into_iter().map(outlier_of).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testutil::TestDb;
+
+    fn rec(i: i64, version: &str, slow: bool) -> RequestRecord {
+        RequestRecord {
+            time_ms: 1_800_000_000_000 + i * 1000,
+            route: "/api".into(),
+            method: "GET".into(),
+            status: if i % 10 == 0 { 500 } else { 200 },
+            duration_us: if slow { 90_000 } else { 1_000 + i as u64 },
+            version: version.into(),
+            ip: "127.0.0.1".into(),
+            user: "admin".into(),
+            group: (i % 2 == 0).then(|| "g".to_string()),
+            breakdown: (i % 3 == 0).then_some(Breakdown {
+                redis_us: 10,
+                sql_us: 20,
+                graphite_us: 0,
+                template_us: 5,
+            }),
+        }
+    }
+
+    fn round_trip(pool: &Pool) {
+        crate::db::migrate(pool).unwrap();
+        let reqs: Vec<RequestRecord> = (0..1_500).map(|i| rec(i, "1.0", false)).collect();
+        let outlier = OutlierRecord {
+            request: rec(7, "1.0", true),
+            route_mean_us: 1_000,
+            query: "metric=x&key=***".into(),
+            headers: "user-agent: t\nauthorization: ***".into(),
+            cpu_percent: 12.5,
+            rss_bytes: 1 << 24,
+            breakdown: Breakdown {
+                redis_us: 1,
+                sql_us: 80_000,
+                graphite_us: 2,
+                template_us: 3,
+            },
+        };
+        assert_eq!(
+            insert(pool, &reqs, std::slice::from_ref(&outlier)).unwrap(),
+            1_500
+        );
+        assert_eq!(count(pool).unwrap(), (1_500, 1));
+        let back = requests(pool, 0, i64::MAX, 10_000).unwrap();
+        assert_eq!(back.len(), 1_500);
+        assert_eq!(back[3].1, reqs[3]);
+        assert_eq!(back[4].1, reqs[4]);
+        let o = outliers(pool, None, 10).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].1.breakdown, outlier.breakdown);
+        assert_eq!(o[0].1.headers, outlier.headers);
+        assert_eq!(outliers(pool, Some(o[0].0), 1).unwrap().len(), 1);
+        assert!(outliers(pool, Some(o[0].0 + 1), 1).unwrap().is_empty());
+        // Prune everything before the 1000th record.
+        let (a, b) = prune(pool, reqs[1000].time_ms).unwrap();
+        assert_eq!((a, b), (1000, 1));
+        assert_eq!(count(pool).unwrap(), (500, 0));
+    }
+
+    #[test]
+    fn sqlite_round_trip() {
+        let (_dir, pool) = crate::db::testutil::sqlite_db();
+        round_trip(&pool);
+    }
+
+    #[test]
+    fn mysql_round_trip() {
+        let Some(db) = TestDb::mysql("monitor_round_trip") else {
+            return;
+        };
+        round_trip(&db.pool);
+    }
+
+    #[test]
+    fn postgres_round_trip() {
+        let Some(db) = TestDb::postgres("monitor_round_trip") else {
+            return;
+        };
+        round_trip(&db.pool);
+    }
+}

@@ -1,0 +1,190 @@
+//! `MonitorWriter`: the actor that writes endpoint monitor records to the database in
+//! batches, off the request path.
+//!
+//! The HTTP middleware `try_send`s each record into a bounded channel ([`RecordSender`],
+//! `[monitor] queue_max`); when it is full the record is dropped and counted
+//! (`skyline_monitor_dropped_total`), so a request never waits for the database. Every
+//! `flush_ms` the writer drains the channel and inserts up to `batch_max` requests per
+//! transaction through [`crate::db::Bounded`] (`[panorama] db_timeout_secs`), on its own
+//! arbiter. A failed batch is kept and retried at the next tick (counted, logged at most
+//! once a minute); a backlog over `queue_max` drops its oldest records (counted). Every hour
+//! it deletes what is older than `keep_days`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, AsyncContext, Context, Handler};
+use log::info;
+use tokio::sync::mpsc;
+
+use super::config::MonitorSettings;
+use super::messages::{FlushMonitor, OutlierRecord, Record, RequestRecord};
+use crate::db::{Bounded, Pool};
+use crate::telemetry::metrics as m;
+use crate::telemetry::ratelimit::LogLimiter;
+
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The middleware's end of the bounded queue. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RecordSender(mpsc::Sender<Record>);
+
+impl RecordSender {
+    /// Queues `record`, or drops and counts it when the queue is full (never waits).
+    pub fn send(&self, record: Record) {
+        if self.0.try_send(record).is_err() {
+            m::MONITOR_DROPPED.inc();
+        }
+    }
+}
+
+/// A bounded queue of `capacity` records: the middleware's sender and the writer's receiver.
+pub fn channel(capacity: usize) -> (RecordSender, mpsc::Receiver<Record>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (RecordSender(tx), rx)
+}
+
+static WRITE_ERRORS: LogLimiter = LogLimiter::new();
+
+/// The batch writer.
+pub struct MonitorWriter {
+    rx: mpsc::Receiver<Record>,
+    pool: Pool,
+    bounded: Bounded,
+    requests: Vec<RequestRecord>,
+    outliers: Vec<OutlierRecord>,
+    keep_ms: i64,
+    batch_max: usize,
+    backlog_max: usize,
+    flush_every: Duration,
+    last_prune: Option<Instant>,
+}
+
+impl MonitorWriter {
+    /// A writer reading `rx`, writing to `pool`, each operation bounded by `op_timeout`.
+    pub fn new(
+        rx: mpsc::Receiver<Record>,
+        pool: Pool,
+        settings: &MonitorSettings,
+        op_timeout: Duration,
+    ) -> Self {
+        MonitorWriter {
+            rx,
+            pool,
+            bounded: Bounded::new(op_timeout),
+            requests: Vec::new(),
+            outliers: Vec::new(),
+            keep_ms: (settings.keep_days.min(100_000) * 86_400_000) as i64,
+            batch_max: settings.batch_max,
+            backlog_max: settings.queue_max,
+            flush_every: Duration::from_millis(settings.flush_ms),
+            last_prune: None,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(r) = self.rx.try_recv() {
+            match r {
+                Record::Request(r) => self.requests.push(r),
+                Record::Outlier(o) => self.outliers.push(*o),
+            }
+        }
+        for backlog in [self.requests.len(), self.outliers.len()] {
+            if backlog > self.backlog_max {
+                m::MONITOR_DROPPED.add((backlog - self.backlog_max) as u64);
+            }
+        }
+        if self.requests.len() > self.backlog_max {
+            let over = self.requests.len() - self.backlog_max;
+            self.requests.drain(..over);
+        }
+        if self.outliers.len() > self.backlog_max {
+            let over = self.outliers.len() - self.backlog_max;
+            self.outliers.drain(..over);
+        }
+    }
+
+    fn prune(&mut self) {
+        if self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let before = now_ms - self.keep_ms;
+        match self
+            .bounded
+            .run(&self.pool, move |p| crate::db::monitor::prune(p, before))
+        {
+            Ok((a, b)) => {
+                m::MONITOR_PRUNED.add((a + b) as u64);
+                if a + b > 0 {
+                    info!("monitor: pruned {a} records and {b} outliers older than keep_days");
+                }
+            }
+            Err(err) => WRITE_ERRORS.error(format_args!(
+                "monitor: pruning {} failed: {err}",
+                self.pool.target()
+            )),
+        }
+    }
+
+    /// Drains the queue and writes everything pending; returns the requests written.
+    fn flush(&mut self) -> Result<usize, String> {
+        self.drain();
+        if self.bounded.running() > 0 {
+            // An earlier batch timed out and is still running: wait for its outcome.
+            return Err("an earlier batch is still running".into());
+        }
+        self.prune();
+        let mut written = 0;
+        while !self.requests.is_empty() || !self.outliers.is_empty() {
+            let nr = self.requests.len().min(self.batch_max);
+            let no = self.outliers.len().min(self.batch_max);
+            let reqs: Arc<Vec<RequestRecord>> = Arc::new(self.requests[..nr].to_vec());
+            let outs: Arc<Vec<OutlierRecord>> = Arc::new(self.outliers[..no].to_vec());
+            let (r2, o2) = (reqs.clone(), outs.clone());
+            match self
+                .bounded
+                .run(&self.pool, move |p| crate::db::monitor::insert(p, &r2, &o2))
+            {
+                Ok(n) => {
+                    self.requests.drain(..nr);
+                    self.outliers.drain(..no);
+                    m::MONITOR_RECORDED.add(n as u64);
+                    m::MONITOR_OUTLIERS.add(no as u64);
+                    written += n;
+                }
+                Err(err) => {
+                    m::MONITOR_WRITE_FAILURES.inc();
+                    WRITE_ERRORS.error(format_args!(
+                        "monitor: writing {} records to {} failed (kept, retried): {err}",
+                        reqs.len() + outs.len(),
+                        self.pool.target()
+                    ));
+                    return Err(err.to_string());
+                }
+            }
+        }
+        Ok(written)
+    }
+}
+
+impl Actor for MonitorWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.flush_every, |w, _| {
+            let _ = w.flush();
+        });
+    }
+}
+
+impl Handler<FlushMonitor> for MonitorWriter {
+    type Result = Result<usize, String>;
+
+    fn handle(&mut self, _: FlushMonitor, _: &mut Self::Context) -> Self::Result {
+        self.flush()
+    }
+}
