@@ -66,6 +66,9 @@ fn epoch_param(p: &[(String, String)], k: &str) -> Result<Option<i64>, WebError>
 
 /// The window `[from, until)` in ms: `from`/`until` (epoch seconds) or the last `days`
 /// (default 7).
+/// How far past now a view's default window ends.
+const UNTIL_SLACK_MS: i64 = 60_000;
+
 fn window(p: &[(String, String)], now_ms: i64) -> Result<(i64, i64), WebError> {
     let days = match get(p, "days") {
         None => 7,
@@ -75,12 +78,22 @@ fn window(p: &[(String, String)], now_ms: i64) -> Result<(i64, i64), WebError> {
             .filter(|d| (1..=366).contains(d))
             .ok_or_else(|| WebError::BadRequest(format!("days: 1 to 366, got {v:?}")))?,
     };
-    let until = epoch_param(p, "until")?.unwrap_or(now_ms + 1);
+    // The default end is a minute ahead: records of the last second (and clocks a little
+    // apart) are in the window.
+    let until = epoch_param(p, "until")?.unwrap_or(now_ms + UNTIL_SLACK_MS);
     let from = epoch_param(p, "from")?.unwrap_or(until - days * DAY_MS);
     if from >= until {
         return Err(WebError::BadRequest("from must be before until".into()));
     }
     Ok((from, until))
+}
+
+/// Now in milliseconds (the records' resolution, not the second's).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 async fn load(
@@ -191,7 +204,7 @@ async fn view_data(
     view: &str,
     p: &[(String, String)],
 ) -> Result<serde_json::Value, WebError> {
-    let now_ms = super::now() * 1000;
+    let now_ms = now_ms();
     let (from, until) = window(p, now_ms)?;
     let head = json!({"view": view, "from": from / 1000, "until": until / 1000});
     let body = match view {
@@ -721,7 +734,7 @@ pub async fn page(
         return Err(WebError::NotFound(format!("no monitor view {view:?}")).into());
     };
     let p = params(&req)?;
-    let now_ms = super::now() * 1000;
+    let now_ms = now_ms();
     let (from, until) = window(&p, now_ms)?;
     let rows = match view.as_str() {
         "outliers" => ViewRows::Outliers(load_outliers(&state, None, 200).await?),
@@ -998,7 +1011,7 @@ mod tests {
         let now = 1_800_000_000_000;
         assert_eq!(
             window(&p(&[]), now).unwrap(),
-            (now + 1 - 7 * DAY_MS, now + 1)
+            (now + UNTIL_SLACK_MS - 7 * DAY_MS, now + UNTIL_SLACK_MS)
         );
         assert_eq!(
             window(&p(&[("from", "100"), ("until", "200")]), now).unwrap(),
