@@ -319,7 +319,6 @@ fn preload_history(url: &str, metrics: usize, history: usize, end: i64) -> Resul
     Ok(())
 }
 
-
 /// Runs the benchmark described by `spec`, with `tweak` applied to the daemon's config.
 pub fn ingest_spec(
     spec: &IngestSpec,
