@@ -173,8 +173,9 @@ pub const STORED_FEATURE_IDS: [(u16, &str); 140] = [
 /// How many features one extraction yields (the fork's EfficientFCParameters).
 pub const FEATURE_COUNT: usize = 210;
 
-/// The version string stored with a profile (`ionosphere.tsfresh_version`).
-pub const TSFRESH_VERSION: &str = "0.20.3-skyline";
+/// The version string stored with a profile (`ionosphere.tsfresh_version`): the tsfresh
+/// release the fork is based on, as Skyline stores it (its column is `VARCHAR(12)`).
+pub const TSFRESH_VERSION: &str = "0.20.3";
 
 /// One computed feature's name and, when it has one, its `TSFRESH_FEATURES` id.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,11 +36,14 @@ pub struct CheckAnomaly {
 #[rtype(result = "()")]
 pub struct Refresh;
 
+/// Anomalies waiting for the matcher, by (metric, timestamp), with when they were handed over.
+type Waiting = HashMap<(String, i64), (Instant, Anomaly)>;
+
 /// State shared by the senders and the matcher (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     enabled: Arc<RwLock<HashSet<String>>>,
-    pending: Arc<Mutex<HashMap<(String, i64), (Instant, Anomaly)>>>,
+    pending: Arc<Mutex<Waiting>>,
     seen: Arc<Mutex<HashMap<(String, i64), Instant>>>,
 }
 
