@@ -411,7 +411,10 @@ pub async fn page(req: HttpRequest, state: web::Data<WebState>) -> Result<HttpRe
             "timezone": state.settings.timezone,
         }))?,
         "metric": metric,
-        "metrics": metrics.iter().map(|(_, m)| m).collect::<Vec<_>>(),
+        "metrics": metrics
+            .iter()
+            .map(|(_, m)| serde_json::json!({"name": m, "q": super::templates::query_value(m)}))
+            .collect::<Vec<_>>(),
         "profiles": profiles,
         "matches": matches,
     });

@@ -130,7 +130,8 @@ pub fn breakable_name(name: &str) -> String {
     out
 }
 
-/// HTML-escapes text for element content and quoted attributes.
+/// HTML-escapes text for element content and quoted attributes, as the templates'
+/// `{{…}}` does (handlebars also escapes `=` and backtick).
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -140,6 +141,8 @@ pub fn escape_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#x27;"),
+            '=' => out.push_str("&#x3D;"),
+            '`' => out.push_str("&#x60;"),
             c => out.push(c),
         }
     }
@@ -224,7 +227,7 @@ mod tests {
         );
         assert_eq!(
             breakable_name(r#"up{a="<b>",c="d"}"#),
-            "up<wbr>{a=&quot;&lt;b&gt;&quot;,<wbr>c=&quot;d&quot;}"
+            "up<wbr>{a&#x3D;&quot;&lt;b&gt;&quot;,<wbr>c&#x3D;&quot;d&quot;}"
         );
         // Nothing but <wbr> is inserted: no break inside an element.
         let html = breakable_name("carbon.agents.graphiteserver01-a.cache.queues");
@@ -264,7 +267,7 @@ mod tests {
     fn escaping_and_encoding() {
         assert_eq!(
             escape_html("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+            "&lt;a href&#x3D;&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
         );
         assert_eq!(query_value("a.b c&d=<e>"), "a.b%20c%26d%3D%3Ce%3E");
     }

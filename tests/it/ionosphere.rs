@@ -193,6 +193,9 @@ async fn train_match_and_alert(database_url: Option<String>) {
     })
     .await
     .expect("the anomaly is recorded");
+    // Panorama records one anomaly per metric per window (`expiry_secs`, at least 60 s from
+    // recording): step 4's must come after it.
+    let window_ends = std::time::Instant::now() + Duration::from_secs(62);
     assert!(
         eventually(20, || (d.alerts_at(end1) > 0).then_some(()))
             .await
@@ -278,6 +281,7 @@ async fn train_match_and_alert(database_url: Option<String>) {
     assert!(profiles["profiles"][0]["matched_count"].as_i64().unwrap() >= 1);
 
     // 4. A clearly different anomaly of the same metric: recorded and alerted.
+    tokio::time::sleep_until(window_ends.into()).await;
     let end3 = now();
     put_metric(&mut d.conn, METRIC, &other(end3));
     assert!(
