@@ -11,6 +11,13 @@ use log::{error, info};
 
 use skyline::config::{self, Config, EX_CONFIG};
 
+/// The daemon's allocator: jemalloc. The ingest path allocates on the listeners' decode
+/// threads and frees on the metric actors' threads; glibc malloc spent about half of a
+/// 100,000-metric ingest in its arenas there (docs/ingest.md has the figures; mimalloc was as
+/// fast but broke the memo-bomb memory bound `tests/it/hostile.rs` holds the daemon to).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "skyline",
