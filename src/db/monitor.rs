@@ -1,8 +1,15 @@
 //! The endpoint monitor's tables, `monitor_requests` and `monitor_outliers` (migration
-//! `2026-12-06-000002_monitor`), and every query on them: batch inserts (the monitor writer),
-//! pruning, and the reads behind the monitor views and `/monitor/export`. Blocking functions
-//! taking `&Pool`, like [`super::queries`]: call them through `web::block` or
-//! [`super::Bounded`]. All values are bound parameters.
+//! `2026-12-06-000002_monitor`) and `monitor_batches` (`…-000012_monitor_batches`), and every
+//! query on them: batch inserts (the monitor writer), pruning, and the reads behind the
+//! monitor views and `/monitor/export`. Blocking functions taking `&Pool`, like
+//! [`super::queries`]: call them through `web::block` or [`super::Bounded`]. All values are
+//! bound parameters.
+//!
+//! A batch insert is idempotent: it writes its batch id (the primary key of
+//! `monitor_batches`) in the same transaction as its rows, so a batch whose first attempt
+//! committed but was reported failed (timed out, connection dropped after the commit) fails
+//! on that key when the writer retries it, and is then found there and reported as already
+//! written: the records are in the tables exactly once.
 
 use diesel::prelude::*;
 
@@ -31,6 +38,15 @@ diesel::table! {
         sql_us -> Nullable<BigInt>,
         graphite_us -> Nullable<BigInt>,
         template_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// One row per committed batch (its id, when, how many requests), for idempotent retries.
+    monitor_batches (id) {
+        id -> BigInt,
+        time_ms -> BigInt,
+        requests -> Integer,
     }
 }
 
@@ -235,32 +251,58 @@ macro_rules! monitor_queries {
     () => {
         use diesel::prelude::*;
 
-        use super::{monitor_outliers as o, monitor_requests as r};
-        use super::{NewOutlier, NewRequest, OutlierTuple, RequestTuple, INSERT_CHUNK};
-        use crate::monitor::messages::{OutlierRecord, RequestRecord};
+        use super::INSERT_CHUNK;
+        use super::{monitor_batches as bt, monitor_outliers as o, monitor_requests as r};
+        use super::{Batch, Inserted, NewOutlier, NewRequest, OutlierTuple, RequestTuple};
 
-        pub fn insert(
-            c: &mut Conn,
-            requests: &[RequestRecord],
-            outliers: &[OutlierRecord],
-        ) -> QueryResult<usize> {
-            c.transaction::<_, diesel::result::Error, _>(|c| {
+        pub fn insert(c: &mut Conn, batch: &Batch) -> QueryResult<Inserted> {
+            // The batch row first: a write as the transaction's first statement waits for
+            // SQLite's lock (busy_timeout) rather than failing, and on MySQL/PostgreSQL it
+            // waits for a still-open earlier attempt of the same batch, then fails on the key.
+            let written = c.transaction::<_, diesel::result::Error, _>(|c| {
+                diesel::insert_into(bt::table)
+                    .values((
+                        bt::id.eq(batch.id),
+                        bt::time_ms.eq(batch.time_ms),
+                        bt::requests.eq(batch.requests.len().min(i32::MAX as usize) as i32),
+                    ))
+                    .execute(c)?;
                 let mut n = 0;
-                for chunk in requests.chunks(INSERT_CHUNK) {
+                for chunk in batch.requests.chunks(INSERT_CHUNK) {
                     let rows: Vec<NewRequest<'_>> = chunk.iter().map(NewRequest::of).collect();
                     n += diesel::insert_into(r::table).values(&rows).execute(c)?;
                 }
-                for chunk in outliers.chunks(INSERT_CHUNK) {
+                for chunk in batch.outliers.chunks(INSERT_CHUNK) {
                     let rows: Vec<NewOutlier<'_>> = chunk.iter().map(NewOutlier::of).collect();
                     diesel::insert_into(o::table).values(&rows).execute(c)?;
                 }
                 Ok(n)
-            })
+            });
+            match written {
+                Ok(n) => Ok(Inserted {
+                    requests: n,
+                    already: false,
+                }),
+                // Whatever the error (a duplicate key is reported differently by each
+                // driver): if the batch is there, an earlier attempt committed it.
+                Err(err) => {
+                    let seen: QueryResult<i64> =
+                        bt::table.filter(bt::id.eq(batch.id)).count().get_result(c);
+                    match seen {
+                        Ok(n) if n > 0 => Ok(Inserted {
+                            requests: batch.requests.len(),
+                            already: true,
+                        }),
+                        _ => Err(err),
+                    }
+                }
+            }
         }
 
         pub fn prune(c: &mut Conn, before_ms: i64) -> QueryResult<(usize, usize)> {
             let a = diesel::delete(r::table.filter(r::time_ms.lt(before_ms))).execute(c)?;
             let b = diesel::delete(o::table.filter(o::time_ms.lt(before_ms))).execute(c)?;
+            diesel::delete(bt::table.filter(bt::time_ms.lt(before_ms))).execute(c)?;
             Ok((a, b))
         }
 
@@ -369,16 +411,80 @@ macro_rules! dispatch {
     };
 }
 
-/// Inserts `requests` and `outliers` in one transaction; returns the requests inserted.
+/// One batch of records as the monitor writer sends it, and resends it unchanged until it
+/// is written: `id` makes the insert idempotent.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Random, non-negative; unique per batch.
+    pub id: i64,
+    /// When the batch was formed, epoch milliseconds (pruned with the records).
+    pub time_ms: i64,
+    /// Its requests.
+    pub requests: Vec<RequestRecord>,
+    /// Its outliers.
+    pub outliers: Vec<OutlierRecord>,
+}
+
+impl Batch {
+    /// A batch with a fresh random id, formed now.
+    pub fn new(requests: Vec<RequestRecord>, outliers: Vec<OutlierRecord>) -> Batch {
+        Batch {
+            id: new_batch_id(),
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            requests,
+            outliers,
+        }
+    }
+}
+
+/// A random non-negative 63-bit id (OS randomness; the clock and a counter if that fails).
+fn new_batch_id() -> i64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 8];
+    let n = if getrandom::getrandom(&mut bytes).is_ok() {
+        u64::from_le_bytes(bytes)
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos
+            ^ (u64::from(std::process::id()) << 40)
+            ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(20)
+    };
+    (n >> 1) as i64
+}
+
+/// What [`insert_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// The batch's requests (inserted now, or earlier when `already`).
+    pub requests: usize,
+    /// The batch was already in the database (an earlier attempt committed): nothing inserted.
+    pub already: bool,
+}
+
+/// Inserts `batch` in one transaction, unless its id is already recorded (then nothing).
+pub fn insert_batch(pool: &Pool, batch: &Batch) -> Result<Inserted, DbError> {
+    if batch.requests.is_empty() && batch.outliers.is_empty() {
+        return Ok(Inserted {
+            requests: 0,
+            already: false,
+        });
+    }
+    dispatch!(pool, insert(batch))
+}
+
+/// Inserts `requests` and `outliers` as one new batch; returns the requests inserted.
 pub fn insert(
     pool: &Pool,
     requests: &[RequestRecord],
     outliers: &[OutlierRecord],
 ) -> Result<usize, DbError> {
-    if requests.is_empty() && outliers.is_empty() {
-        return Ok(0);
-    }
-    dispatch!(pool, insert(requests, outliers))
+    let batch = Batch::new(requests.to_vec(), outliers.to_vec());
+    insert_batch(pool, &batch).map(|i| i.requests)
 }
 
 /// Deletes records and outliers older than `before_ms`; returns how many of each.
@@ -476,10 +582,78 @@ mod tests {
         assert_eq!(count(pool).unwrap(), (500, 0));
     }
 
+    /// A batch sent twice (a retry after a lost answer) is written once; a pruned batch id
+    /// is forgotten.
+    fn retried_batch_is_written_once(pool: &Pool) {
+        crate::db::migrate(pool).unwrap();
+        let reqs: Vec<RequestRecord> = (0..10).map(|i| rec(i, "1.0", false)).collect();
+        let outlier = OutlierRecord {
+            request: rec(3, "1.0", true),
+            route_mean_us: 1_000,
+            query: String::new(),
+            headers: String::new(),
+            cpu_percent: 1.0,
+            rss_bytes: 1,
+            breakdown: Breakdown::default(),
+        };
+        let batch = Batch::new(reqs.clone(), vec![outlier]);
+        let first = insert_batch(pool, &batch).unwrap();
+        assert_eq!(
+            first,
+            Inserted {
+                requests: 10,
+                already: false
+            }
+        );
+        let again = insert_batch(pool, &batch).unwrap();
+        assert_eq!(
+            again,
+            Inserted {
+                requests: 10,
+                already: true
+            }
+        );
+        assert_eq!(count(pool).unwrap(), (10, 1));
+        // Another batch with the same records is another batch.
+        let mut old = Batch::new(reqs.clone(), Vec::new());
+        old.time_ms = 1_000;
+        assert!(!insert_batch(pool, &old).unwrap().already);
+        assert_eq!(count(pool).unwrap(), (20, 1));
+        assert!(insert_batch(pool, &old).unwrap().already);
+        // Pruning before 2000 ms removes no record but forgets the old batch's id.
+        assert_eq!(prune(pool, 2_000).unwrap(), (0, 0));
+        assert!(!insert_batch(pool, &old).unwrap().already);
+        assert!(insert_batch(pool, &batch).unwrap().already);
+        assert_eq!(count(pool).unwrap(), (30, 1));
+        assert_eq!(insert(pool, &[], &[]).unwrap(), 0);
+    }
+
     #[test]
     fn sqlite_round_trip() {
         let (_dir, pool) = crate::db::testutil::sqlite_db();
         round_trip(&pool);
+    }
+
+    #[test]
+    fn sqlite_retried_batch_is_written_once() {
+        let (_dir, pool) = crate::db::testutil::sqlite_db();
+        retried_batch_is_written_once(&pool);
+    }
+
+    #[test]
+    fn mysql_retried_batch_is_written_once() {
+        let Some(db) = TestDb::mysql("monitor_retried_batch") else {
+            return;
+        };
+        retried_batch_is_written_once(&db.pool);
+    }
+
+    #[test]
+    fn postgres_retried_batch_is_written_once() {
+        let Some(db) = TestDb::postgres("monitor_retried_batch") else {
+            return;
+        };
+        retried_batch_is_written_once(&db.pool);
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! (`skyline_monitor_dropped_total`), so a request never waits for the database. Every
 //! `flush_ms` the writer drains the channel and inserts up to `batch_max` requests per
 //! transaction through [`crate::db::Bounded`] (`[panorama] db_timeout_secs`), on its own
-//! arbiter. A failed batch is kept and retried at the next tick (counted, logged at most
-//! once a minute); a backlog over `queue_max` drops its oldest records (counted). Every hour
-//! it deletes what is older than `keep_days`.
+//! arbiter. A failed batch is kept and retried, unchanged and under the same batch id, at the
+//! next tick (counted, logged at most once a minute): a retry of a batch whose first attempt
+//! did commit (its answer lost to a timeout or a dropped connection) is recognised by that
+//! id and not inserted twice ([`crate::db::monitor::insert_batch`]). A backlog over
+//! `queue_max` drops its oldest records (counted). Every hour it deletes what is older than
+//! `keep_days`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::config::MonitorSettings;
 use super::messages::{FlushMonitor, OutlierRecord, Record, RequestRecord};
+use crate::db::monitor::Batch;
 use crate::db::{Bounded, Pool};
 use crate::telemetry::metrics as m;
 use crate::telemetry::ratelimit::LogLimiter;
@@ -53,6 +57,8 @@ pub struct MonitorWriter {
     bounded: Bounded,
     requests: Vec<RequestRecord>,
     outliers: Vec<OutlierRecord>,
+    /// The batch being written: resent as it is until the database has it.
+    pending: Option<Arc<Batch>>,
     keep_ms: i64,
     batch_max: usize,
     backlog_max: usize,
@@ -74,6 +80,7 @@ impl MonitorWriter {
             bounded: Bounded::new(op_timeout),
             requests: Vec::new(),
             outliers: Vec::new(),
+            pending: None,
             keep_ms: (settings.keep_days.min(100_000) * 86_400_000) as i64,
             batch_max: settings.batch_max,
             backlog_max: settings.queue_max,
@@ -130,6 +137,19 @@ impl MonitorWriter {
         }
     }
 
+    /// The next batch: the one still pending, or up to `batch_max` requests and outliers
+    /// taken off the backlog; `None` when there is nothing to write.
+    fn next_batch(&mut self) -> Option<Arc<Batch>> {
+        if self.pending.is_none() && (!self.requests.is_empty() || !self.outliers.is_empty()) {
+            let nr = self.requests.len().min(self.batch_max);
+            let no = self.outliers.len().min(self.batch_max);
+            let requests: Vec<RequestRecord> = self.requests.drain(..nr).collect();
+            let outliers: Vec<OutlierRecord> = self.outliers.drain(..no).collect();
+            self.pending = Some(Arc::new(Batch::new(requests, outliers)));
+        }
+        self.pending.clone()
+    }
+
     /// Drains the queue and writes everything pending; returns the requests written.
     fn flush(&mut self) -> Result<usize, String> {
         self.drain();
@@ -137,36 +157,39 @@ impl MonitorWriter {
             // An earlier batch timed out and is still running: wait for its outcome.
             return Err("an earlier batch is still running".into());
         }
-        self.prune();
         let mut written = 0;
-        while !self.requests.is_empty() || !self.outliers.is_empty() {
-            let nr = self.requests.len().min(self.batch_max);
-            let no = self.outliers.len().min(self.batch_max);
-            let reqs: Arc<Vec<RequestRecord>> = Arc::new(self.requests[..nr].to_vec());
-            let outs: Arc<Vec<OutlierRecord>> = Arc::new(self.outliers[..no].to_vec());
-            let (r2, o2) = (reqs.clone(), outs.clone());
+        while let Some(batch) = self.next_batch() {
+            let b = batch.clone();
             match self
                 .bounded
-                .run(&self.pool, move |p| crate::db::monitor::insert(p, &r2, &o2))
+                .run(&self.pool, move |p| crate::db::monitor::insert_batch(p, &b))
             {
-                Ok(n) => {
-                    self.requests.drain(..nr);
-                    self.outliers.drain(..no);
-                    m::MONITOR_RECORDED.add(n as u64);
-                    m::MONITOR_OUTLIERS.add(no as u64);
-                    written += n;
+                Ok(done) => {
+                    self.pending = None;
+                    if done.already {
+                        info!(
+                            "monitor: a batch of {} records retried after an error was already in {} (not written twice)",
+                            done.requests,
+                            self.pool.target()
+                        );
+                    }
+                    m::MONITOR_RECORDED.add(done.requests as u64);
+                    m::MONITOR_OUTLIERS.add(batch.outliers.len() as u64);
+                    written += done.requests;
                 }
                 Err(err) => {
                     m::MONITOR_WRITE_FAILURES.inc();
                     WRITE_ERRORS.error(format_args!(
                         "monitor: writing {} records to {} failed (kept, retried): {err}",
-                        reqs.len() + outs.len(),
+                        batch.requests.len() + batch.outliers.len(),
                         self.pool.target()
                     ));
                     return Err(err.to_string());
                 }
             }
         }
+        // Pruning only once everything is written (it would wait on the same database).
+        self.prune();
         Ok(written)
     }
 }
@@ -186,5 +209,83 @@ impl Handler<FlushMonitor> for MonitorWriter {
 
     fn handle(&mut self, _: FlushMonitor, _: &mut Self::Context) -> Self::Result {
         self.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use diesel::{Connection, RunQueryDsl};
+
+    use super::*;
+    use crate::db::testutil::test_options;
+    use crate::db::PoolOptions;
+
+    fn rec(i: i64) -> RequestRecord {
+        RequestRecord {
+            time_ms: 1_800_000_000_000 + i,
+            route: "/api".into(),
+            method: "GET".into(),
+            status: 200,
+            duration_us: 1_000,
+            version: "1.0".into(),
+            ip: "127.0.0.1".into(),
+            user: "admin".into(),
+            group: None,
+            breakdown: None,
+        }
+    }
+
+    /// The first attempt of a batch commits only after the writer gave up waiting for it
+    /// (SQLite's write lock held by another connection past the operation limit); the retry
+    /// must not insert the batch a second time.
+    #[test]
+    fn a_batch_that_committed_late_is_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("monitor.sqlite");
+        let url = format!("sqlite://{}", path.display());
+        let pool = crate::db::connect_with(
+            &url,
+            &PoolOptions {
+                busy_timeout: Duration::from_secs(120),
+                ..test_options()
+            },
+        )
+        .unwrap();
+        crate::db::migrate(&pool).unwrap();
+        let settings = MonitorSettings::default();
+        let (tx, rx) = channel(100);
+        let mut writer =
+            MonitorWriter::new(rx, pool.clone(), &settings, Duration::from_millis(300));
+
+        // Another connection holds the write lock.
+        let mut holder = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+        diesel::sql_query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .unwrap();
+        for i in 0..25 {
+            tx.send(Record::Request(rec(i)));
+        }
+        assert!(writer.flush().is_err(), "the insert waits for the lock");
+        assert_eq!(writer.bounded.running(), 1, "and is still running");
+        // Released: the first attempt goes on and commits, unbeknown to the writer.
+        diesel::sql_query("COMMIT").execute(&mut holder).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while writer.bounded.running() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(writer.bounded.running(), 0);
+        assert_eq!(crate::db::monitor::count(&pool).unwrap(), (25, 0));
+
+        // The retry finds the batch there: still exactly 25 records.
+        assert_eq!(writer.flush(), Ok(25));
+        assert_eq!(crate::db::monitor::count(&pool).unwrap(), (25, 0));
+        // Later records are written as usual.
+        for i in 25..30 {
+            tx.send(Record::Request(rec(i)));
+        }
+        assert_eq!(writer.flush(), Ok(5));
+        assert_eq!(writer.flush(), Ok(0));
+        assert_eq!(crate::db::monitor::count(&pool).unwrap(), (30, 0));
     }
 }

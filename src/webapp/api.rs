@@ -19,7 +19,6 @@ use super::{graphite, panorama, WebState, Worker};
 use crate::db::queries;
 use crate::model::msgpack::{decode_series, EncodingError};
 use crate::model::{Number, FULL_NAMESPACE};
-use crate::monitor::spans::Kind::Redis;
 use crate::store::keys::UNIQUE_METRICS;
 
 /// Bytes of cached `/api?metric=` answers (Redis bytes plus JSON) kept at most.
@@ -280,10 +279,11 @@ async fn find_series(worker: &Worker, name: &str) -> Result<(String, Vec<u8>), W
         if key == UNIQUE_METRICS {
             continue;
         }
-        let raw: Option<Vec<u8>> =
-            crate::monitor::spans::timed(Redis, redis::cmd("GET").arg(&key).query_async(&mut conn))
-                .await
-                .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| WebError::redis_failed(&format!("GET {key}"), &err))?;
         if let Some(raw) = raw {
             return Ok((key, raw));
         }
@@ -406,14 +406,11 @@ async fn unique_metrics(
         })
         .unwrap_or_default();
     let mut conn = worker.redis.clone();
-    let members: Vec<Vec<u8>> = crate::monitor::spans::timed(
-        Redis,
-        redis::cmd("SMEMBERS")
-            .arg(UNIQUE_METRICS)
-            .query_async(&mut conn),
-    )
-    .await
-    .map_err(|err| WebError::redis_failed(&format!("SMEMBERS {UNIQUE_METRICS}"), &err))?;
+    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+        .arg(UNIQUE_METRICS)
+        .query_async(&mut conn)
+        .await
+        .map_err(|err| WebError::redis_failed(&format!("SMEMBERS {UNIQUE_METRICS}"), &err))?;
     let mut metrics: Vec<String> = members
         .iter()
         .map(|m| String::from_utf8_lossy(m).into_owned())

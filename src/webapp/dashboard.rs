@@ -375,12 +375,11 @@ fn build(state: &WebState, raw: Raw) -> Result<NowEntry, WebError> {
 /// The Now page and JSON for the current Redis contents: `(html, json)`.
 async fn current(state: &WebState, worker: &Worker) -> Result<(Encoded, Encoded), WebError> {
     let mut conn = worker.redis.clone();
-    let values: Vec<Option<Vec<u8>>> = crate::monitor::spans::timed(
-        crate::monitor::spans::Kind::Redis,
-        redis::cmd("MGET").arg(&NOW_KEYS[..]).query_async(&mut conn),
-    )
-    .await
-    .map_err(|err| WebError::redis_failed(&format!("MGET {}", NOW_KEYS.join(" ")), &err))?;
+    let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(&NOW_KEYS[..])
+        .query_async(&mut conn)
+        .await
+        .map_err(|err| WebError::redis_failed(&format!("MGET {}", NOW_KEYS.join(" ")), &err))?;
     let mut it = values.into_iter();
     let raw: Raw = std::array::from_fn(|_| it.next().flatten());
     let pick = |e: &NowEntry| {

@@ -58,6 +58,7 @@ pub mod rebrow;
 pub mod routes;
 pub mod security;
 pub mod templates;
+pub mod timed_redis;
 
 use std::time::Duration;
 
@@ -120,8 +121,9 @@ impl WebState {
 
 /// Per HTTP worker: its own Redis connection and Graphite client (awc is not `Send`).
 pub struct Worker {
-    /// Multiplexed, reconnecting Redis connection.
-    pub redis: ConnectionManager,
+    /// Multiplexed, reconnecting Redis connection; every command counts as the request's
+    /// Redis time for the endpoint monitor.
+    pub redis: timed_redis::TimedRedis,
     /// HTTP client for Graphite.
     pub http: awc::Client,
 }
@@ -197,7 +199,10 @@ impl Webapp {
             .finish();
         cfg.app_data(self.state.clone())
             .app_data(self.creds.clone())
-            .app_data(web::Data::new(Worker { redis, http }));
+            .app_data(web::Data::new(Worker {
+                redis: timed_redis::TimedRedis(redis),
+                http,
+            }));
         routes::configure(cfg);
     }
 }

@@ -1,6 +1,8 @@
 //! The stored endpoint monitor: records in the database (exactly one per request, surviving a
 //! restart), versions as separate boxes, outliers whose breakdown names the slow part, the
-//! level-3 profile, the read-only guest and the bearer-token export.
+//! level-3 profile, the read-only guest and the bearer-token export. Records, restart,
+//! versions and outliers run on SQLite always and on MariaDB / PostgreSQL when
+//! `SKYLINE_TEST_MYSQL_URL` / `SKYLINE_TEST_POSTGRES_URL` are set (required under `CI`).
 
 use std::time::Duration;
 
@@ -8,13 +10,19 @@ use base64::Engine;
 use skyline::config::Config;
 use skyline::monitor::LevelRule;
 
+use crate::support::server_db::ServerDb;
 use crate::support::web::{client, put_metric, series, web_config, PASSWORD, USER};
 use crate::support::{eventually, now, redis_conn, TempDir, TestRedis};
 
 const TOKEN: &str = "export-token-0123456789";
 
-fn cfg(redis: &TestRedis, dir: &TempDir, version: &str) -> Config {
+/// The web config with the monitor's test settings; Panorama on `db` (a server URL) or on a
+/// SQLite file in `dir`.
+fn cfg(redis: &TestRedis, dir: &TempDir, version: &str, db: Option<&str>) -> Config {
     let mut c = web_config(redis, dir);
+    if let Some(url) = db {
+        c.panorama.database_url = url.to_string();
+    }
     c.monitor.version = version.into();
     c.monitor.flush_ms = 50;
     c.monitor.export_token = TOKEN.into();
@@ -41,6 +49,24 @@ async fn get(base: &str, path: &str, user: &str, password: &str) -> (u16, String
 
 #[actix_rt::test]
 async fn records_are_exact_survive_a_restart_and_split_by_version() {
+    records_are_exact_survive_a_restart_and_split_by_version_on(None).await;
+}
+
+#[actix_rt::test]
+async fn records_are_exact_survive_a_restart_and_split_by_version_on_mariadb() {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_MYSQL_URL", "monitor") {
+        records_are_exact_survive_a_restart_and_split_by_version_on(Some(&db.url)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn records_are_exact_survive_a_restart_and_split_by_version_on_postgres() {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_POSTGRES_URL", "monitor") {
+        records_are_exact_survive_a_restart_and_split_by_version_on(Some(&db.url)).await;
+    }
+}
+
+async fn records_are_exact_survive_a_restart_and_split_by_version_on(db: Option<&str>) {
     let redis = TestRedis::start().unwrap();
     let dir = TempDir::new("monitor-restart");
     put_metric(
@@ -50,7 +76,7 @@ async fn records_are_exact_survive_a_restart_and_split_by_version() {
     );
 
     // Version 1: 25 requests on two routes.
-    let running = skyline::app::start(&cfg(&redis, &dir, "1.0.0"))
+    let running = skyline::app::start(&cfg(&redis, &dir, "1.0.0", db))
         .await
         .unwrap();
     let base = format!("http://{}", running.http_addr.unwrap());
@@ -69,7 +95,7 @@ async fn records_are_exact_survive_a_restart_and_split_by_version() {
     running.shutdown().await;
 
     // Version 2, same database: the records are still there, 15 more are added.
-    let running = skyline::app::start(&cfg(&redis, &dir, "1.1.0"))
+    let running = skyline::app::start(&cfg(&redis, &dir, "1.1.0", db))
         .await
         .unwrap();
     let base = format!("http://{}", running.http_addr.unwrap());
@@ -185,14 +211,38 @@ async fn records_are_exact_survive_a_restart_and_split_by_version() {
 
 #[actix_rt::test]
 async fn a_slowed_route_yields_outliers_naming_the_slow_part() {
+    a_slowed_route_yields_outliers_naming_the_slow_part_on(None).await;
+}
+
+#[actix_rt::test]
+async fn a_slowed_route_yields_outliers_naming_the_slow_part_on_mariadb() {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_MYSQL_URL", "monitor") {
+        a_slowed_route_yields_outliers_naming_the_slow_part_on(Some(&db.url)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_slowed_route_yields_outliers_naming_the_slow_part_on_postgres() {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_POSTGRES_URL", "monitor") {
+        a_slowed_route_yields_outliers_naming_the_slow_part_on(Some(&db.url)).await;
+    }
+}
+
+async fn a_slowed_route_yields_outliers_naming_the_slow_part_on(db: Option<&str>) {
     let redis = TestRedis::start().unwrap();
     let dir = TempDir::new("monitor-outlier");
-    let mut c = cfg(&redis, &dir, "2.0.0");
+    let mut c = cfg(&redis, &dir, "2.0.0", db);
     c.monitor.outlier_min_hits = 10;
-    c.monitor.rules = vec![LevelRule {
-        route: "/api".into(),
-        level: 3,
-    }];
+    c.monitor.rules = vec![
+        LevelRule {
+            route: "/api".into(),
+            level: 3,
+        },
+        LevelRule {
+            route: "/rebrow*".into(),
+            level: 3,
+        },
+    ];
     put_metric(
         &mut redis_conn(&redis),
         "m.slow",
@@ -242,6 +292,26 @@ async fn a_slowed_route_yields_outliers_naming_the_slow_part() {
     let api = &p["routes"][0];
     assert_eq!(api["route"], "GET /api", "{p}");
     assert_eq!(api["n"], 21, "{p}");
+
+    // rebrow's Redis calls are Redis time too (its commands go through the timed connection).
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(400)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(get(&base, "/rebrow", USER, PASSWORD).await.0, 200);
+    let rebrow = eventually(10, || {
+        skyline::db::monitor::requests(&pool, 0, i64::MAX, 10_000)
+            .unwrap()
+            .into_iter()
+            .find(|(_, r)| r.route == "/rebrow")
+            .map(|(_, r)| r)
+    })
+    .await
+    .expect("a /rebrow record");
+    let b = rebrow.breakdown.expect("level 3 keeps the breakdown");
+    assert!(b.redis_us >= 300_000, "{b:?}");
+    assert_eq!(b.dominant(rebrow.duration_us), "redis", "{rebrow:?}");
     running.shutdown().await;
 }
 
@@ -249,7 +319,7 @@ async fn a_slowed_route_yields_outliers_naming_the_slow_part() {
 async fn the_guest_reads_everything_and_changes_nothing() {
     let redis = TestRedis::start().unwrap();
     let dir = TempDir::new("monitor-guest");
-    let mut c = cfg(&redis, &dir, "3.0.0");
+    let mut c = cfg(&redis, &dir, "3.0.0", None);
     c.webapp.guest_user = "viewer".into();
     c.webapp.guest_password = "viewer-pass-1".into();
     c.webapp.rebrow_writable = true;

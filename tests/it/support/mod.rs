@@ -7,6 +7,7 @@ use skyline::config::Config;
 
 pub use skyline::testkit::TestRedis;
 
+pub mod server_db;
 pub mod sinks;
 pub mod web;
 
