@@ -2,7 +2,8 @@
 //! picker offers only the ranges the data covers and sets the window; a real mouse drag zooms,
 //! a double-click zooms out; the anomaly's time has a vertical marker; time labels carry the
 //! date and the UTC offset; units come from the name; the log toggle appears for a spike;
-//! the stream detector's scores are shaded; Panorama asks Graphite for the picked window with
+//! the stream detector's scores are shaded; the Ionosphere page's profile and match graphs have
+//! the same controls; Panorama asks Graphite for the picked window with
 //! a `maxDataPoints` that keeps the resolution, and falls back to Redis when Graphite fails.
 //! Zero console errors throughout (the one expected failed Graphite request aside).
 
@@ -325,6 +326,138 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
     assert!(zoomed < s / 3, "zoomed the Panorama graph: {zoomed}");
     cdp.assert_clean("Panorama graph exploration");
     cdp.screenshot(&out.join("panorama-explore.png"), 700).await;
+
+    // --- Ionosphere: a profile trained on the Now metric's day (its spike at the end) and a
+    // match; the same controls on its graphs.
+    {
+        use skyline::db::ionosphere as io;
+        let pool = web.pool();
+        let metric = "prod.web01.latency_seconds";
+        let metric_id = skyline::db::queries::resolve_id(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            skyline::db::Lookup::Metric,
+            metric,
+        )
+        .unwrap();
+        let values: Vec<f64> = latency.iter().map(|p| p.1).collect();
+        let f = skyline::ionosphere::features::extract(&values).unwrap();
+        let fp = io::create_profile(
+            &pool,
+            &io::NewProfile {
+                metric_id,
+                full_duration: 86_400,
+                anomaly_timestamp: last.0,
+                calc_time: 0.002,
+                features_count: 210,
+                features_sum: f.sum(),
+                features: f.stored(),
+                series: latency.clone(),
+                minmax: skyline::ionosphere::matching::minmax_of(&values),
+                parent_id: 0,
+                generation: 0,
+                label: Some("deploy spike".into()),
+                user: "admin".into(),
+            },
+        )
+        .unwrap();
+        io::store_training(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            &io::TrainingData {
+                metric: metric.into(),
+                app: "analyzer".into(),
+                metric_timestamp: last.0,
+                full_duration: 86_400,
+                added_at: last.0,
+                series: latency.clone(),
+            },
+        )
+        .unwrap();
+        io::record_match(
+            &pool,
+            &io::NewMatch {
+                fp_id: fp,
+                metric_timestamp: last.0,
+                all_calc_features_sum: f.sum(),
+                all_calc_features_count: 210,
+                sum_common_values: 1.0,
+                common_features_count: 140,
+                minmax: false,
+                minmax_fp_features_sum: 0.0,
+                minmax_anomalous_features_sum: 0.0,
+                minmax_features_count: 0,
+                fp_count: 1,
+                fp_checked: 1,
+                now: last.0,
+            },
+        )
+        .unwrap();
+    }
+    cdp.open(&web.url("/ionosphere?metric=prod.web01.latency_seconds"))
+        .await;
+    let fp_chart = ".fp-card .chart";
+    wait_for(
+        &mut cdp,
+        "document.querySelectorAll('.fp-card .chart svg, .match-card .chart svg').length === 3",
+        "the Ionosphere graphs",
+    )
+    .await;
+    for sel in [fp_chart, ".match-card .profile-chart", ".match-card .anomaly-chart"] {
+        let ranges = cdp
+            .eval(&format!(
+                "Array.from(document.querySelectorAll('{sel} .chart-ranges button')).map(b => b.textContent)"
+            ))
+            .await;
+        assert_eq!(ranges, json!(["1 h", "6 h", "24 h", "all"]), "{sel}");
+        assert_eq!(
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .anomaly-vline').length"
+            ))
+            .await,
+            json!(1),
+            "{sel}: a vertical marker at the anomaly time"
+        );
+        assert!(
+            cdp.eval(&format!("document.querySelectorAll('{sel} .x-date').length"))
+                .await
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{sel}: dated time labels"
+        );
+        assert_eq!(
+            cdp.eval(&format!("document.querySelectorAll('{sel} .log-toggle').length"))
+                .await,
+            json!(1),
+            "{sel}: the spike offers the log toggle"
+        );
+    }
+    let zone = cdp
+        .eval(&format!("document.querySelector('{fp_chart} .zone').textContent"))
+        .await;
+    assert!(zone.as_str().unwrap().starts_with("UTC"), "{zone}");
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} button[data-range=\"3600\"]').click()"
+    ))
+    .await;
+    assert_eq!(span(&mut cdp, fp_chart).await, 3600);
+    drag(&mut cdp, fp_chart, 0.2, 0.5).await;
+    let zoomed = span(&mut cdp, fp_chart).await;
+    assert!((900..=1260).contains(&zoomed), "zoomed window {zoomed} s");
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} .log-toggle').click()"
+    ))
+    .await;
+    assert_eq!(
+        cdp.eval(&format!(
+            "document.querySelector('{fp_chart} .log-toggle').getAttribute('aria-pressed')"
+        ))
+        .await,
+        json!("true")
+    );
+    cdp.assert_clean("Ionosphere graph exploration");
+    cdp.screenshot(&out.join("ionosphere-explore.png"), 700).await;
 
     // --- Graphite down: the graph comes from Redis, and says so.
     drop(graphite);
