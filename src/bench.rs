@@ -1588,6 +1588,8 @@ pub struct RemoteWriteBenchOptions {
     pub series: usize,
     /// Concurrent client connections.
     pub connections: usize,
+    /// Stop sending after this many seconds (each arm); 0: send every sample.
+    pub secs: f64,
 }
 
 /// One arm of the remote-write benchmark.
@@ -1605,6 +1607,8 @@ pub struct IngestArm {
     pub rate: f64,
     /// Request latency percentiles (ms): 50, 99, max.
     pub latency_ms: [f64; 3],
+    /// Datapoints read back from the arm's Redis keys at the end (must equal `samples`).
+    pub in_redis: usize,
 }
 
 /// Result of `skyline bench remote-write`: remote_write and, as the baseline in the same run,
@@ -1641,8 +1645,8 @@ impl std::fmt::Display for RemoteWriteReport {
         ] {
             writeln!(
                 f,
-                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503)",
-                a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries
+                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503); Redis holds {} of the {} points",
+                a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries, a.in_redis, a.samples
             )?;
         }
         writeln!(
@@ -1668,6 +1672,7 @@ fn post_all(
     path: &'static str,
     headers: &'static str,
     chunks: Vec<Vec<Vec<u8>>>,
+    stop_at: Option<Instant>,
 ) -> Result<(Vec<Duration>, usize), String> {
     use std::io::Read;
     let threads: Vec<_> = chunks
@@ -1681,6 +1686,9 @@ fn post_all(
                 let mut buf = Vec::with_capacity(4096);
                 let mut tmp = [0u8; 4096];
                 for body in chunk {
+                    if stop_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
                     let head = format!(
                         "POST {path} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n",
                         body.len()
@@ -1760,23 +1768,27 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-/// Runs one arm: sends, then waits until the metric actors wrote every sample to Redis.
+/// Runs one arm: sends (for at most `secs` seconds when not 0), then waits until the metric
+/// actors wrote every sample sent to Redis.
 async fn ingest_arm(
     addr: std::net::SocketAddr,
     path: &'static str,
     headers: &'static str,
     chunks: Vec<Vec<Vec<u8>>>,
-    samples: usize,
+    batch: usize,
+    secs: f64,
 ) -> Result<IngestArm, String> {
     let written_before = m::DATAPOINTS_WRITTEN.get();
     let dedup_before = m::FLUX_DEDUPLICATED.get();
-    let requests = chunks.iter().map(Vec::len).sum();
     let started = Instant::now();
+    let stop_at = (secs > 0.0).then(|| started + Duration::from_secs_f64(secs));
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(post_all(addr, path, headers, chunks));
+        let _ = tx.send(post_all(addr, path, headers, chunks, stop_at));
     });
     let (mut lat, retries) = rx.await.map_err(|_| "client died".to_string())??;
+    let requests = lat.len();
+    let samples = requests * batch;
     let deadline = Instant::now() + Duration::from_secs(300);
     while m::DATAPOINTS_WRITTEN.get() - written_before + (m::FLUX_DEDUPLICATED.get() - dedup_before)
         < samples as u64
@@ -1808,7 +1820,36 @@ async fn ingest_arm(
             percentile_ms(&lat, 0.99),
             lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         ],
+        in_redis: 0,
     })
+}
+
+/// Datapoints stored under `keys` (Skyline's msgpack strings), read in pipelines of 1,000.
+async fn points_in_redis(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &[String],
+) -> Result<usize, String> {
+    let mut total = 0;
+    let mut points = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("GET").arg(k);
+        }
+        let values: Vec<Option<Vec<u8>>> = pipe
+            .query_async(conn)
+            .await
+            .map_err(|err| format!("reading the series back from Redis: {err}"))?;
+        for (k, v) in chunk.iter().zip(values) {
+            points.clear();
+            if let Some(bytes) = v {
+                crate::model::msgpack::decode_series_f64(&bytes, &mut points)
+                    .map_err(|err| format!("{k}: {err}"))?;
+            }
+            total += points.len();
+        }
+    }
+    Ok(total)
 }
 
 /// Runs `skyline bench remote-write`: a private redis-server, the daemon in-process (HTTP
@@ -1902,7 +1943,19 @@ pub fn remote_write(
         json[block % connections]
             .push(format!(r#"{{"metrics":[{}]}}"#, items.join(",")).into_bytes());
     }
-    let samples = requests * opts.batch;
+    let rw_keys: Vec<String> = (0..opts.series)
+        .map(|id| {
+            format!(
+                r#"metrics.bench_requests_total{{instance="host-{}:9100",job="bench",series="{id}"}}"#,
+                id % 97
+            )
+        })
+        .collect();
+    let json_keys: Vec<String> = (0..opts.series)
+        .map(|id| format!("metrics.bench.json.host-{}.series-{id}", id % 97))
+        .collect();
+    let redis_url = redis.url();
+    let (batch, secs) = (opts.batch, opts.secs);
     let load_before = loadavg();
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -1911,24 +1964,41 @@ pub fn remote_write(
             .map_err(|err| err.to_string())?;
         let http = running.http_addr.ok_or("no HTTP server")?;
         let _ = writeln!(out, "remote_write to http://{http}/api/v1/write …");
-        let remote_write = ingest_arm(
+        let mut remote_write = ingest_arm(
             http,
             "/api/v1/write",
             "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nkey: bench-key-0123456789\r\n",
             rw,
-            samples,
+            batch,
+            secs,
         )
         .await?;
         let _ = writeln!(out, "baseline: flux JSON to http://{http}/flux/metric_data_post …");
-        let flux_json = ingest_arm(
+        let mut flux_json = ingest_arm(
             http,
             "/flux/metric_data_post",
             "Content-Type: application/json\r\nkey: bench-key-0123456789\r\n",
             json,
-            samples,
+            batch,
+            secs,
         )
         .await?;
         running.shutdown().await;
+        // Every sample counted as written must be in Redis under its series' key.
+        let client = redis::Client::open(redis_url.as_str()).map_err(|e| e.to_string())?;
+        let mut conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        remote_write.in_redis = points_in_redis(&mut conn, &rw_keys).await?;
+        flux_json.in_redis = points_in_redis(&mut conn, &json_keys).await?;
+        for (name, arm) in [("remote_write", &remote_write), ("flux JSON", &flux_json)] {
+            if arm.in_redis != arm.samples {
+                return Err(format!(
+                    "{name}: Redis holds {} points under the arm's keys, {} were sent",
+                    arm.in_redis, arm.samples
+                ));
+            }
+        }
         Ok::<_, String>((remote_write, flux_json))
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -116,13 +116,10 @@ pub async fn claim_due(
     limit: usize,
 ) -> redis::RedisResult<(i64, Vec<String>)> {
     let claim = now + RESOLVE_RECLAIM_SECS;
-    let due: Vec<String> = redis::Script::new(CLAIM_SCRIPT)
-        .key(OPEN_INCIDENTS_KEY)
-        .arg(now)
-        .arg(claim)
-        .arg(limit)
-        .invoke_async(conn)
-        .await?;
+    let script = redis::Script::new(CLAIM_SCRIPT);
+    let mut inv = script.prepare_invoke();
+    inv.key(OPEN_INCIDENTS_KEY).arg(now).arg(claim).arg(limit);
+    let due: Vec<String> = inv.invoke_async(conn).await?;
     Ok((claim, due))
 }
 
@@ -254,7 +251,7 @@ impl PagerdutyAlerter {
         key: &str,
         timeout: Duration,
     ) {
-        let (what, cmd) = match a.resolve {
+        let (what, res) = match a.resolve {
             None => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -262,18 +259,18 @@ impl PagerdutyAlerter {
                     .unwrap_or(0);
                 let mut cmd = redis::cmd("ZADD");
                 cmd.arg(OPEN_INCIDENTS_KEY).arg(a.window_end(now)).arg(key);
-                ("schedule the resolve of", cmd.query_async::<i64>(&mut conn))
+                let res = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut conn)).await;
+                ("schedule the resolve of", res)
             }
-            Some(claim) => (
-                "forget the resolved",
-                redis::Script::new(DONE_SCRIPT)
-                    .key(OPEN_INCIDENTS_KEY)
-                    .arg(key)
-                    .arg(claim)
-                    .invoke_async::<i64>(&mut conn),
-            ),
+            Some(claim) => {
+                let script = redis::Script::new(DONE_SCRIPT);
+                let mut inv = script.prepare_invoke();
+                inv.key(OPEN_INCIDENTS_KEY).arg(key).arg(claim);
+                let res = tokio::time::timeout(timeout, inv.invoke_async::<i64>(&mut conn)).await;
+                ("forget the resolved", res)
+            }
         };
-        let res = match tokio::time::timeout(timeout, cmd).await {
+        let res = match res {
             Ok(Ok(_)) => return,
             Ok(Err(err)) => err.to_string(),
             Err(_) => format!("no answer within {} s", timeout.as_secs()),
@@ -373,7 +370,12 @@ mod tests {
         let trigger = event(&notice(false), &Context::default(), "k", "warning");
         let n = resolve_notice("skyline/analyzer/web.h1.requests", 1_000).unwrap();
         assert_eq!(n.resolve, Some(1_000));
-        let resolve = event(&Notification::Anomaly(n), &Context::default(), "k", "warning");
+        let resolve = event(
+            &Notification::Anomaly(n),
+            &Context::default(),
+            "k",
+            "warning",
+        );
         assert_eq!(
             resolve,
             json!({"routing_key": "k", "event_action": "resolve",
@@ -382,7 +384,10 @@ mod tests {
         assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
         // A metric name with slashes keeps them; test and Thunder keys are never resolved here.
         let n = resolve_notice("skyline/mirage/a/b", 5).unwrap();
-        assert_eq!((n.anomaly.app.as_str(), n.anomaly.metric.as_str()), ("mirage", "a/b"));
+        assert_eq!(
+            (n.anomaly.app.as_str(), n.anomaly.metric.as_str()),
+            ("mirage", "a/b")
+        );
         assert!(resolve_notice("skyline/test/x", 5).is_none());
         assert!(resolve_notice("skyline/thunder/h/redis", 5).is_none());
         assert!(resolve_notice("other", 5).is_none());

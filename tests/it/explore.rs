@@ -403,7 +403,11 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
         "the Ionosphere graphs",
     )
     .await;
-    for sel in [fp_chart, ".match-card .profile-chart", ".match-card .anomaly-chart"] {
+    for sel in [
+        fp_chart,
+        ".match-card .profile-chart",
+        ".match-card .anomaly-chart",
+    ] {
         let ranges = cdp
             .eval(&format!(
                 "Array.from(document.querySelectorAll('{sel} .chart-ranges button')).map(b => b.textContent)"
@@ -419,22 +423,28 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
             "{sel}: a vertical marker at the anomaly time"
         );
         assert!(
-            cdp.eval(&format!("document.querySelectorAll('{sel} .x-date').length"))
-                .await
-                .as_u64()
-                .unwrap()
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .x-date').length"
+            ))
+            .await
+            .as_u64()
+            .unwrap()
                 > 0,
             "{sel}: dated time labels"
         );
         assert_eq!(
-            cdp.eval(&format!("document.querySelectorAll('{sel} .log-toggle').length"))
-                .await,
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .log-toggle').length"
+            ))
+            .await,
             json!(1),
             "{sel}: the spike offers the log toggle"
         );
     }
     let zone = cdp
-        .eval(&format!("document.querySelector('{fp_chart} .zone').textContent"))
+        .eval(&format!(
+            "document.querySelector('{fp_chart} .zone').textContent"
+        ))
         .await;
     assert!(zone.as_str().unwrap().starts_with("UTC"), "{zone}");
     cdp.eval(&format!(
@@ -457,7 +467,8 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
         json!("true")
     );
     cdp.assert_clean("Ionosphere graph exploration");
-    cdp.screenshot(&out.join("ionosphere-explore.png"), 700).await;
+    cdp.screenshot(&out.join("ionosphere-explore.png"), 700)
+        .await;
 
     // --- Graphite down: the graph comes from Redis, and says so.
     drop(graphite);

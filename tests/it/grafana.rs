@@ -64,7 +64,11 @@ async fn events_api_answers_as_a_recorded_real_graphite_web_does() {
     for r in responses {
         let query = r["query"].as_str().unwrap();
         let (status, ct, body) = web.get(&format!("/events/get_data?{query}")).await;
-        assert_eq!(status as u64, r["status"].as_u64().unwrap(), "{query}: {body}");
+        assert_eq!(
+            status as u64,
+            r["status"].as_u64().unwrap(),
+            "{query}: {body}"
+        );
         assert_eq!(ct, r["content_type"].as_str().unwrap(), "{query}");
         let ours: serde_json::Value = serde_json::from_str(&body).unwrap();
         let ours = ours.as_array().unwrap();
@@ -116,7 +120,13 @@ async fn events_api_answers_as_a_recorded_real_graphite_web_does() {
     // answers 500 with a traceback there).
     insert_anomalies(
         &web.pool(),
-        &[anomaly("recent.one", now() - 3600, 1.0, "analyzer", &["grubbs"])],
+        &[anomaly(
+            "recent.one",
+            now() - 3600,
+            1.0,
+            "analyzer",
+            &["grubbs"],
+        )],
     );
     let recent = web.json("/events/get_data?from=-1d&until=now", 200).await;
     let recent = recent.as_array().unwrap();
