@@ -1599,7 +1599,7 @@ pub struct IngestArm {
     pub samples: usize,
     /// Requests sent (answered 2xx).
     pub requests: usize,
-    /// 503 answers retried.
+    /// Requests sent again (after a 503, or a connection the server closed).
     pub retries: usize,
     /// Seconds from the first request until every sample was written to Redis.
     pub seconds: f64,
@@ -1645,7 +1645,7 @@ impl std::fmt::Display for RemoteWriteReport {
         ] {
             writeln!(
                 f,
-                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503); Redis holds {} of the {} points",
+                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503 or connection closed); Redis holds {} of the {} points",
                 a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries, a.in_redis, a.samples
             )?;
         }
@@ -1664,9 +1664,61 @@ impl std::fmt::Display for RemoteWriteReport {
     }
 }
 
+/// One request on `s`: writes `head` and `body`, reads one response (headers, then
+/// Content-Length bytes) through `buf`. Its status and body text; an I/O error or a closed
+/// connection is an `Err` (the caller reconnects).
+fn exchange(
+    s: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    head: &[u8],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::Read;
+    let closed = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed");
+    let mut tmp = [0u8; 4096];
+    s.write_all(head)?;
+    s.write_all(body)?;
+    let (status, end, len) = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&buf[..p]).to_string();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let len = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            break (status, p + 4, len);
+        }
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(closed());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    while buf.len() < end + len {
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(closed());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf[end..end + len]).to_string();
+    buf.drain(..end + len);
+    Ok((status, text))
+}
+
 /// Sends each chunk of bodies as POSTs to `path` over its own keep-alive connection (a small
-/// HTTP/1.1 client on plain sockets), in order; a 503 is retried after 5 ms. Returns the
-/// latency of each 2xx request and the retries.
+/// HTTP/1.1 client on plain sockets), in order, until `stop_at`; a 503 is retried after 5 ms,
+/// and a connection the server closed (it may close one after shedding a request unread) is
+/// opened again and the request resent, as Prometheus does. Returns the latency of each 2xx
+/// request and the retries.
 fn post_all(
     addr: std::net::SocketAddr,
     path: &'static str,
@@ -1674,17 +1726,19 @@ fn post_all(
     chunks: Vec<Vec<Vec<u8>>>,
     stop_at: Option<Instant>,
 ) -> Result<(Vec<Duration>, usize), String> {
-    use std::io::Read;
+    let connect = move || -> Result<std::net::TcpStream, String> {
+        let s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
     let threads: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
             std::thread::spawn(move || -> Result<(Vec<Duration>, usize), String> {
-                let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                let mut s = connect()?;
                 let mut lat = Vec::with_capacity(chunk.len());
                 let mut retries = 0;
                 let mut buf = Vec::with_capacity(4096);
-                let mut tmp = [0u8; 4096];
                 for body in chunk {
                     if stop_at.is_some_and(|t| Instant::now() >= t) {
                         break;
@@ -1693,44 +1747,23 @@ fn post_all(
                         "POST {path} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n",
                         body.len()
                     );
+                    let mut reconnects = 0;
                     loop {
                         let t = Instant::now();
-                        s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-                        s.write_all(&body).map_err(|e| e.to_string())?;
-                        // Read one response: headers, then Content-Length bytes.
-                        let (status, end, len) = loop {
-                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let text = String::from_utf8_lossy(&buf[..p]).to_string();
-                                let status: u16 = text
-                                    .split_whitespace()
-                                    .nth(1)
-                                    .and_then(|v| v.parse().ok())
-                                    .unwrap_or(0);
-                                let len = text
-                                    .lines()
-                                    .find_map(|l| {
-                                        let (k, v) = l.split_once(':')?;
-                                        k.eq_ignore_ascii_case("content-length")
-                                            .then(|| v.trim().parse::<usize>().ok())?
-                                    })
-                                    .unwrap_or(0);
-                                break (status, p + 4, len);
+                        let (status, text) = match exchange(&mut s, &mut buf, head.as_bytes(), &body) {
+                            Ok(r) => r,
+                            Err(err) => {
+                                reconnects += 1;
+                                if reconnects > 100 {
+                                    return Err(format!("{path}: {err} (100 reconnections)"));
+                                }
+                                retries += 1;
+                                buf.clear();
+                                std::thread::sleep(Duration::from_millis(5));
+                                s = connect()?;
+                                continue;
                             }
-                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
-                            if n == 0 {
-                                return Err("server closed the connection".into());
-                            }
-                            buf.extend_from_slice(&tmp[..n]);
                         };
-                        while buf.len() < end + len {
-                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
-                            if n == 0 {
-                                return Err("server closed the connection".into());
-                            }
-                            buf.extend_from_slice(&tmp[..n]);
-                        }
-                        let body_text = String::from_utf8_lossy(&buf[end..end + len]).to_string();
-                        buf.drain(..end + len);
                         match status {
                             200..=299 => {
                                 lat.push(t.elapsed());
@@ -1740,7 +1773,7 @@ fn post_all(
                                 retries += 1;
                                 std::thread::sleep(Duration::from_millis(5));
                             }
-                            other => return Err(format!("{path}: HTTP {other}: {body_text}")),
+                            other => return Err(format!("{path}: HTTP {other}: {text}")),
                         }
                     }
                 }

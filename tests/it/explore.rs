@@ -67,6 +67,33 @@ async fn drag(cdp: &mut Cdp, sel: &str, a: f64, b: f64) {
     cdp.drain(200).await;
 }
 
+/// A screenshot of the page from a little above the card holding `sel` down to its end (or
+/// at most `max_height` px), so the explored graph is in the picture.
+async fn card_screenshot(cdp: &mut Cdp, sel: &str, path: &std::path::Path, max_height: f64) {
+    let r = cdp
+        .eval(&format!(
+            "(() => {{ const c = document.querySelector('{sel}').closest('.card'); \
+             const r = c.getBoundingClientRect(); return [r.top + window.scrollY, r.height]; }})()"
+        ))
+        .await;
+    let (top, h) = (r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
+    let y = (top - 24.0).max(0.0);
+    let res = cdp
+        .call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": y, "width": 720, "height": (h + 48.0).min(max_height), "scale": 1}}),
+        )
+        .await;
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        res["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::write(path, png).unwrap();
+}
+
 #[actix_rt::test]
 async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
     let Some(chrome) = launch() else { return };
@@ -325,7 +352,7 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
     let zoomed = span(&mut cdp, pano).await;
     assert!(zoomed < s / 3, "zoomed the Panorama graph: {zoomed}");
     cdp.assert_clean("Panorama graph exploration");
-    cdp.screenshot(&out.join("panorama-explore.png"), 700).await;
+    card_screenshot(&mut cdp, pano, &out.join("panorama-explore.png"), 600.0).await;
 
     // --- Ionosphere: a profile trained on the Now metric's day (its spike at the end) and a
     // match; the same controls on its graphs.
@@ -447,14 +474,7 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
         ))
         .await;
     assert!(zone.as_str().unwrap().starts_with("UTC"), "{zone}");
-    cdp.eval(&format!(
-        "document.querySelector('{fp_chart} button[data-range=\"3600\"]').click()"
-    ))
-    .await;
-    assert_eq!(span(&mut cdp, fp_chart).await, 3600);
-    drag(&mut cdp, fp_chart, 0.2, 0.5).await;
-    let zoomed = span(&mut cdp, fp_chart).await;
-    assert!((900..=1260).contains(&zoomed), "zoomed window {zoomed} s");
+    // Log scale on the whole day (the spike flattens it), then 1 h and a zoom: it stays on.
     cdp.eval(&format!(
         "document.querySelector('{fp_chart} .log-toggle').click()"
     ))
@@ -466,9 +486,35 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
         .await,
         json!("true")
     );
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} button[data-range=\"3600\"]').click()"
+    ))
+    .await;
+    assert_eq!(span(&mut cdp, fp_chart).await, 3600);
+    drag(&mut cdp, fp_chart, 0.2, 0.5).await;
+    let zoomed = span(&mut cdp, fp_chart).await;
+    assert!((900..=1260).contains(&zoomed), "zoomed window {zoomed} s");
+    assert_eq!(
+        cdp.eval(&format!(
+            "document.querySelector('{fp_chart} .log-toggle').getAttribute('aria-pressed')"
+        ))
+        .await,
+        json!("true")
+    );
+    // 6 h around the trained anomaly, log scale still on, for the screenshot.
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} button[data-range=\"21600\"]').click()"
+    ))
+    .await;
+    assert_eq!(span(&mut cdp, fp_chart).await, 21_600);
     cdp.assert_clean("Ionosphere graph exploration");
-    cdp.screenshot(&out.join("ionosphere-explore.png"), 700)
-        .await;
+    card_screenshot(
+        &mut cdp,
+        fp_chart,
+        &out.join("ionosphere-explore.png"),
+        600.0,
+    )
+    .await;
 
     // --- Graphite down: the graph comes from Redis, and says so.
     drop(graphite);
