@@ -1,16 +1,28 @@
 /* Ionosphere page: draws each profile's training series and, for each match, the profile
- * beside the matched anomaly's series; enables/disables profiles with a JSON POST (a
- * cross-site form cannot send one). */
+ * beside the matched anomaly's series, as explorable charts (Sky.chart: drag to zoom, the
+ * range picker where the data covers it, the log toggle, dated time labels, a marker at the
+ * anomaly the profile was trained on or the match was found at); enables/disables profiles
+ * with a JSON POST (a cross-site form cannot send one). */
 (function () {
   'use strict';
 
   var Sky = window.Sky;
 
+  /* The marker at `ts`: the value of the point nearest to it. */
+  function markerAt(pts, ts) {
+    if (!ts || !pts.length) { return null; }
+    var best = null;
+    pts.forEach(function (p) {
+      if (p[1] !== null && (best === null || Math.abs(p[0] - ts) < Math.abs(best[0] - ts))) { best = p; }
+    });
+    return best ? { ts: ts, value: best[1] } : null;
+  }
+
   function draw(el, url, ts, label) {
     if (!el) { return; }
     Sky.getJSON(url).then(function (d) {
       var pts = (d && d.results) || [];
-      Sky.chart(el, pts, { marker: ts ? { ts: ts, value: pts.length ? pts[pts.length - 1][1] : 0 } : null, label: label, empty: 'no data' });
+      Sky.chart(el, pts, { marker: markerAt(pts, ts), label: label, ranges: true, empty: 'no data' });
     }).catch(function (err) {
       Sky.chartMessage(el, err.status === 404 ? 'series no longer kept' : 'could not load: ' + err.message, err.status !== 404);
     });
@@ -34,15 +46,20 @@
 
   document.addEventListener('DOMContentLoaded', function () {
     Sky.renderTimes(document);
+    var trainedAt = {};
+    var metricName = '';
     document.querySelectorAll('.fp-card').forEach(function (card) {
       var fp = card.getAttribute('data-fp');
-      draw(card.querySelector('.chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), 0, 'fp ' + fp);
+      var ts = Number(card.getAttribute('data-ts'));
+      metricName = card.getAttribute('data-metric') || metricName;
+      trainedAt[fp] = ts;
+      draw(card.querySelector('.chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), ts, metricName || 'fp ' + fp);
     });
     document.querySelectorAll('.match-card').forEach(function (card) {
       var fp = card.getAttribute('data-fp');
       var ts = Number(card.getAttribute('data-ts'));
       var metric = card.getAttribute('data-metric');
-      draw(card.querySelector('.profile-chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), 0, 'fp ' + fp);
+      draw(card.querySelector('.profile-chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), trainedAt[fp] || 0, metric);
       draw(card.querySelector('.anomaly-chart'), '/api/ionosphere/series?metric=' + encodeURIComponent(metric) + '&timestamp=' + ts, ts, metric);
     });
     var status = document.getElementById('fp-status');

@@ -1588,6 +1588,8 @@ pub struct RemoteWriteBenchOptions {
     pub series: usize,
     /// Concurrent client connections.
     pub connections: usize,
+    /// Stop sending after this many seconds (each arm); 0: send every sample.
+    pub secs: f64,
 }
 
 /// One arm of the remote-write benchmark.
@@ -1597,7 +1599,7 @@ pub struct IngestArm {
     pub samples: usize,
     /// Requests sent (answered 2xx).
     pub requests: usize,
-    /// 503 answers retried.
+    /// Requests sent again (after a 503, or a connection the server closed).
     pub retries: usize,
     /// Seconds from the first request until every sample was written to Redis.
     pub seconds: f64,
@@ -1605,6 +1607,8 @@ pub struct IngestArm {
     pub rate: f64,
     /// Request latency percentiles (ms): 50, 99, max.
     pub latency_ms: [f64; 3],
+    /// Datapoints read back from the arm's Redis keys at the end (must equal `samples`).
+    pub in_redis: usize,
 }
 
 /// Result of `skyline bench remote-write`: remote_write and, as the baseline in the same run,
@@ -1641,8 +1645,8 @@ impl std::fmt::Display for RemoteWriteReport {
         ] {
             writeln!(
                 f,
-                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503)",
-                a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries
+                "{name}: {} samples in {} requests, {:.2} s = {:.0} samples/s; latency per request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retries (503 or connection closed); Redis holds {} of the {} points",
+                a.samples, a.requests, a.seconds, a.rate, a.latency_ms[0], a.latency_ms[1], a.latency_ms[2], a.retries, a.in_redis, a.samples
             )?;
         }
         writeln!(
@@ -1660,69 +1664,106 @@ impl std::fmt::Display for RemoteWriteReport {
     }
 }
 
+/// One request on `s`: writes `head` and `body`, reads one response (headers, then
+/// Content-Length bytes) through `buf`. Its status and body text; an I/O error or a closed
+/// connection is an `Err` (the caller reconnects).
+fn exchange(
+    s: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    head: &[u8],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::Read;
+    let closed = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed");
+    let mut tmp = [0u8; 4096];
+    s.write_all(head)?;
+    s.write_all(body)?;
+    let (status, end, len) = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&buf[..p]).to_string();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let len = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            break (status, p + 4, len);
+        }
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(closed());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    while buf.len() < end + len {
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(closed());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf[end..end + len]).to_string();
+    buf.drain(..end + len);
+    Ok((status, text))
+}
+
 /// Sends each chunk of bodies as POSTs to `path` over its own keep-alive connection (a small
-/// HTTP/1.1 client on plain sockets), in order; a 503 is retried after 5 ms. Returns the
-/// latency of each 2xx request and the retries.
+/// HTTP/1.1 client on plain sockets), in order, until `stop_at`; a 503 is retried after 5 ms,
+/// and a connection the server closed (it may close one after shedding a request unread) is
+/// opened again and the request resent, as Prometheus does. Returns the latency of each 2xx
+/// request and the retries.
 fn post_all(
     addr: std::net::SocketAddr,
     path: &'static str,
     headers: &'static str,
     chunks: Vec<Vec<Vec<u8>>>,
+    stop_at: Option<Instant>,
 ) -> Result<(Vec<Duration>, usize), String> {
-    use std::io::Read;
+    let connect = move || -> Result<std::net::TcpStream, String> {
+        let s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
     let threads: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
             std::thread::spawn(move || -> Result<(Vec<Duration>, usize), String> {
-                let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                let mut s = connect()?;
                 let mut lat = Vec::with_capacity(chunk.len());
                 let mut retries = 0;
                 let mut buf = Vec::with_capacity(4096);
-                let mut tmp = [0u8; 4096];
                 for body in chunk {
+                    if stop_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
                     let head = format!(
                         "POST {path} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n",
                         body.len()
                     );
+                    let mut reconnects = 0;
                     loop {
                         let t = Instant::now();
-                        s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-                        s.write_all(&body).map_err(|e| e.to_string())?;
-                        // Read one response: headers, then Content-Length bytes.
-                        let (status, end, len) = loop {
-                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let text = String::from_utf8_lossy(&buf[..p]).to_string();
-                                let status: u16 = text
-                                    .split_whitespace()
-                                    .nth(1)
-                                    .and_then(|v| v.parse().ok())
-                                    .unwrap_or(0);
-                                let len = text
-                                    .lines()
-                                    .find_map(|l| {
-                                        let (k, v) = l.split_once(':')?;
-                                        k.eq_ignore_ascii_case("content-length")
-                                            .then(|| v.trim().parse::<usize>().ok())?
-                                    })
-                                    .unwrap_or(0);
-                                break (status, p + 4, len);
+                        let (status, text) = match exchange(&mut s, &mut buf, head.as_bytes(), &body) {
+                            Ok(r) => r,
+                            Err(err) => {
+                                reconnects += 1;
+                                if reconnects > 100 {
+                                    return Err(format!("{path}: {err} (100 reconnections)"));
+                                }
+                                retries += 1;
+                                buf.clear();
+                                std::thread::sleep(Duration::from_millis(5));
+                                s = connect()?;
+                                continue;
                             }
-                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
-                            if n == 0 {
-                                return Err("server closed the connection".into());
-                            }
-                            buf.extend_from_slice(&tmp[..n]);
                         };
-                        while buf.len() < end + len {
-                            let n = s.read(&mut tmp).map_err(|e| e.to_string())?;
-                            if n == 0 {
-                                return Err("server closed the connection".into());
-                            }
-                            buf.extend_from_slice(&tmp[..n]);
-                        }
-                        let body_text = String::from_utf8_lossy(&buf[end..end + len]).to_string();
-                        buf.drain(..end + len);
                         match status {
                             200..=299 => {
                                 lat.push(t.elapsed());
@@ -1732,7 +1773,7 @@ fn post_all(
                                 retries += 1;
                                 std::thread::sleep(Duration::from_millis(5));
                             }
-                            other => return Err(format!("{path}: HTTP {other}: {body_text}")),
+                            other => return Err(format!("{path}: HTTP {other}: {text}")),
                         }
                     }
                 }
@@ -1760,23 +1801,27 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-/// Runs one arm: sends, then waits until the metric actors wrote every sample to Redis.
+/// Runs one arm: sends (for at most `secs` seconds when not 0), then waits until the metric
+/// actors wrote every sample sent to Redis.
 async fn ingest_arm(
     addr: std::net::SocketAddr,
     path: &'static str,
     headers: &'static str,
     chunks: Vec<Vec<Vec<u8>>>,
-    samples: usize,
+    batch: usize,
+    secs: f64,
 ) -> Result<IngestArm, String> {
     let written_before = m::DATAPOINTS_WRITTEN.get();
     let dedup_before = m::FLUX_DEDUPLICATED.get();
-    let requests = chunks.iter().map(Vec::len).sum();
     let started = Instant::now();
+    let stop_at = (secs > 0.0).then(|| started + Duration::from_secs_f64(secs));
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(post_all(addr, path, headers, chunks));
+        let _ = tx.send(post_all(addr, path, headers, chunks, stop_at));
     });
     let (mut lat, retries) = rx.await.map_err(|_| "client died".to_string())??;
+    let requests = lat.len();
+    let samples = requests * batch;
     let deadline = Instant::now() + Duration::from_secs(300);
     while m::DATAPOINTS_WRITTEN.get() - written_before + (m::FLUX_DEDUPLICATED.get() - dedup_before)
         < samples as u64
@@ -1808,7 +1853,36 @@ async fn ingest_arm(
             percentile_ms(&lat, 0.99),
             lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         ],
+        in_redis: 0,
     })
+}
+
+/// Datapoints stored under `keys` (Skyline's msgpack strings), read in pipelines of 1,000.
+async fn points_in_redis(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &[String],
+) -> Result<usize, String> {
+    let mut total = 0;
+    let mut points = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("GET").arg(k);
+        }
+        let values: Vec<Option<Vec<u8>>> = pipe
+            .query_async(conn)
+            .await
+            .map_err(|err| format!("reading the series back from Redis: {err}"))?;
+        for (k, v) in chunk.iter().zip(values) {
+            points.clear();
+            if let Some(bytes) = v {
+                crate::model::msgpack::decode_series_f64(&bytes, &mut points)
+                    .map_err(|err| format!("{k}: {err}"))?;
+            }
+            total += points.len();
+        }
+    }
+    Ok(total)
 }
 
 /// Runs `skyline bench remote-write`: a private redis-server, the daemon in-process (HTTP
@@ -1902,7 +1976,19 @@ pub fn remote_write(
         json[block % connections]
             .push(format!(r#"{{"metrics":[{}]}}"#, items.join(",")).into_bytes());
     }
-    let samples = requests * opts.batch;
+    let rw_keys: Vec<String> = (0..opts.series)
+        .map(|id| {
+            format!(
+                r#"metrics.bench_requests_total{{instance="host-{}:9100",job="bench",series="{id}"}}"#,
+                id % 97
+            )
+        })
+        .collect();
+    let json_keys: Vec<String> = (0..opts.series)
+        .map(|id| format!("metrics.bench.json.host-{}.series-{id}", id % 97))
+        .collect();
+    let redis_url = redis.url();
+    let (batch, secs) = (opts.batch, opts.secs);
     let load_before = loadavg();
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -1911,24 +1997,41 @@ pub fn remote_write(
             .map_err(|err| err.to_string())?;
         let http = running.http_addr.ok_or("no HTTP server")?;
         let _ = writeln!(out, "remote_write to http://{http}/api/v1/write …");
-        let remote_write = ingest_arm(
+        let mut remote_write = ingest_arm(
             http,
             "/api/v1/write",
             "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nkey: bench-key-0123456789\r\n",
             rw,
-            samples,
+            batch,
+            secs,
         )
         .await?;
         let _ = writeln!(out, "baseline: flux JSON to http://{http}/flux/metric_data_post …");
-        let flux_json = ingest_arm(
+        let mut flux_json = ingest_arm(
             http,
             "/flux/metric_data_post",
             "Content-Type: application/json\r\nkey: bench-key-0123456789\r\n",
             json,
-            samples,
+            batch,
+            secs,
         )
         .await?;
         running.shutdown().await;
+        // Every sample counted as written must be in Redis under its series' key.
+        let client = redis::Client::open(redis_url.as_str()).map_err(|e| e.to_string())?;
+        let mut conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        remote_write.in_redis = points_in_redis(&mut conn, &rw_keys).await?;
+        flux_json.in_redis = points_in_redis(&mut conn, &json_keys).await?;
+        for (name, arm) in [("remote_write", &remote_write), ("flux JSON", &flux_json)] {
+            if arm.in_redis != arm.samples {
+                return Err(format!(
+                    "{name}: Redis holds {} points under the arm's keys, {} were sent",
+                    arm.in_redis, arm.samples
+                ));
+            }
+        }
         Ok::<_, String>((remote_write, flux_json))
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -179,6 +179,9 @@ enum BenchCmd {
         /// Concurrent connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Stop sending after this many seconds per arm (0: send every sample).
+        #[arg(long, default_value_t = 0.0)]
+        secs: f64,
     },
     /// wrk against /api?metric= (a 1,440-point metric) and the Now page (100 anomalies),
     /// through the real middleware and basic auth (needs `wrk`).
@@ -332,12 +335,14 @@ fn main() -> ExitCode {
                 batch,
                 series,
                 connections,
+                secs,
             } => {
                 let opts = skyline::bench::RemoteWriteBenchOptions {
                     samples,
                     batch,
                     series,
                     connections,
+                    secs,
                 };
                 match skyline::bench::remote_write(&opts, &mut std::io::stdout()) {
                     Ok(report) => {

@@ -13,6 +13,10 @@
 //!
 //! Per [`SystemAlert`] (Thunder): queue it for every `[thunder] alerters` alerter.
 //!
+//! PagerDuty resolves: with PagerDuty configured, every [`pagerduty::RESOLVE_TICK`] the
+//! resolves due in `pagerduty.open_incidents` are claimed (at most the queue's free room, one
+//! claim in flight) and queued like alerts (see [`super::pagerduty`]).
+//!
 //! Backpressure: the handlers never wait. Each alerter's queue is a bounded channel of
 //! `[alerters] queue_max`; when it is full the alert is dropped, counted
 //! (`skyline_alerts_dropped_queue_full_total`) and logged (at most once a minute per alerter);
@@ -45,6 +49,7 @@ use super::messages::{
     AlertAnomaly, AlertRouted, ShutdownAlerts, ShutdownReport, SystemAlert, SystemStatus,
 };
 use super::notification::{AnomalyNotice, Notification};
+use super::pagerduty;
 use super::rules::RuleSet;
 use crate::telemetry::metrics as m;
 
@@ -165,6 +170,10 @@ pub struct Alerts {
     closed: bool,
     /// The alerters' names once the queues are closed.
     closed_names: Vec<&'static str>,
+    /// A claim of due PagerDuty resolves is in flight.
+    resolving: bool,
+    /// Last time a failed claim was logged (once a minute).
+    resolve_err_log: Option<Instant>,
 }
 
 fn now_epoch() -> i64 {
@@ -210,7 +219,66 @@ impl Alerts {
             handles: Vec::new(),
             closed: false,
             closed_names: Vec::new(),
+            resolving: false,
+            resolve_err_log: None,
         }
+    }
+
+    /// Claims the PagerDuty resolves now due and queues them (see the module docs).
+    fn resolve_due(&mut self, ctx: &mut Context<Self>) {
+        if self.resolving || self.closed || !self.enabled {
+            return;
+        }
+        let Some(mut conn) = self.redis.clone() else {
+            return;
+        };
+        let Some(q) = self.queue("pagerduty") else {
+            return;
+        };
+        let room = q.tx.capacity().min(pagerduty::RESOLVE_BATCH);
+        if room == 0 {
+            return; // the next tick tries again
+        }
+        self.resolving = true;
+        let now = now_epoch();
+        let claim = async move {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                pagerduty::claim_due(&mut conn, now, room),
+            )
+            .await
+        };
+        ctx.spawn(claim.into_actor(self).map(move |res, act, _| {
+            act.resolving = false;
+            let err = match res {
+                Ok(Ok((claim, keys))) => {
+                    for key in keys {
+                        match pagerduty::resolve_notice(&key, claim) {
+                            Some(n) => act.enqueue("pagerduty", Notification::Anomaly(n)),
+                            None => error!(
+                                "pagerduty: {} holds {key:?}, not an anomaly incident; ignored until reclaimed",
+                                pagerduty::OPEN_INCIDENTS_KEY
+                            ),
+                        }
+                    }
+                    return;
+                }
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => "no answer within 5 s".to_string(),
+            };
+            m::ALERTS_REDIS_ERRORS.inc();
+            if act
+                .resolve_err_log
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+            {
+                act.resolve_err_log = Some(Instant::now());
+                error!(
+                    "pagerduty: cannot read the incidents due for a resolve from Redis ({}): {err}; retrying every {} s",
+                    pagerduty::OPEN_INCIDENTS_KEY,
+                    pagerduty::RESOLVE_TICK.as_secs()
+                );
+            }
+        }));
     }
 
     /// Writes alerts that arrive after shutdown began to the pending file.
@@ -379,6 +447,7 @@ impl Alerts {
                     expiration_secs: 0,
                     to: Vec::new(),
                     test: false,
+                    resolve: None,
                 }),
             );
         }
@@ -392,6 +461,7 @@ impl Alerts {
                 expiration_secs: expiration,
                 to,
                 test: false,
+                resolve: None,
             };
             self.claim_and_queue(&alerter, key, expiration, notice, pattern, ctx);
         }
@@ -567,7 +637,7 @@ async fn deliver_one(ch: &Channel, http: &awc::Client, job: &Job, p: RetryPolicy
 impl Actor for Alerts {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         let names: Vec<&str> = self.queues.iter().map(|q| q.name).collect();
         info!(
             "{} rule(s), alerters: {}{}",
@@ -592,6 +662,9 @@ impl Actor for Alerts {
             self.handles.push((name, h));
         }
         self.abort = Some(abort_tx);
+        if self.redis.is_some() && self.queues.iter().any(|q| q.name == "pagerduty") {
+            ctx.run_interval(pagerduty::RESOLVE_TICK, |act, ctx| act.resolve_due(ctx));
+        }
     }
 }
 
@@ -704,6 +777,7 @@ impl Handler<AlertRouted> for Alerts {
             expiration_secs,
             to: Vec::new(),
             test: false,
+            resolve: None,
         };
         let context = Notification::Anomaly(notice(0)).context();
         info!(

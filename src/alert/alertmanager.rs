@@ -83,12 +83,11 @@ pub fn alert(n: &Notification, ctx: &Context, extra: &BTreeMap<String, String>, 
             annotations.insert("source".into(), json!(x.source));
             // The window opens at the anomalous datapoint (never in the future, which
             // Alertmanager would take literally) and closes when the alert expires.
-            let detected = if x.added_at > 0 { x.added_at } else { now };
             let starts = x.timestamp.min(now);
             let ends = if a.test {
                 now + TEST_ALERT_SECS
             } else {
-                detected.max(x.timestamp) + a.expiration_secs.max(1) as i64
+                a.window_end(now)
             };
             out.insert("startsAt".into(), json!(rfc3339(starts)));
             out.insert("endsAt".into(), json!(rfc3339(ends.max(starts + 1))));
@@ -185,6 +184,7 @@ mod tests {
             expiration_secs: 600,
             to: vec![],
             test,
+            resolve: None,
         })
     }
 

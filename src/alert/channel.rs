@@ -101,7 +101,7 @@ pub fn build_channels(
         out.push(Channel::Smtp(Box::new(SmtpAlerter::new(
             smtp,
             Duration::from_secs(s.timeout_secs),
-            redis,
+            redis.clone(),
             ctx.clone(),
         )?)));
     }
@@ -121,7 +121,11 @@ pub fn build_channels(
         )));
     }
     if let Some(p) = &s.pagerduty {
-        out.push(Channel::Pagerduty(PagerdutyAlerter::new(p, ctx.clone())));
+        out.push(Channel::Pagerduty(PagerdutyAlerter::new(
+            p,
+            ctx.clone(),
+            redis,
+        )));
     }
     Ok(out)
 }
@@ -198,6 +202,7 @@ pub async fn test_alert(
             expiration_secs: rule.expiration_secs,
             to: rule.to.clone(),
             test: true,
+            resolve: None,
         });
         let result = ch.deliver(&http, &n, timeout).await;
         out.push(TestOutcome {

@@ -19,6 +19,23 @@ pub struct AnomalyNotice {
     pub to: Vec<String>,
     /// Sent by `skyline alert-test`.
     pub test: bool,
+    /// Not an alert but the end of one: PagerDuty's `resolve` of the incident this anomaly
+    /// opened, sent when its window ended; the value is the resolve's claim in
+    /// `pagerduty.open_incidents` (see [`super::pagerduty`]). Only the PagerDuty queue gets
+    /// these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<i64>,
+}
+
+impl AnomalyNotice {
+    /// When the alert window of this anomaly ends (epoch seconds): its detection (or the
+    /// datapoint, if later) plus the rule's expiration, when the next alert for the metric may
+    /// come. `now` stands in for a missing detection time.
+    pub fn window_end(&self, now: i64) -> i64 {
+        let x = &self.anomaly;
+        let detected = if x.added_at > 0 { x.added_at } else { now };
+        detected.max(x.timestamp) + self.expiration_secs.max(1) as i64
+    }
 }
 
 /// What a delivery worker sends (serialisable: alerts still queued at shutdown are written
@@ -131,6 +148,9 @@ impl Notification {
     /// What the log names: the metric, or `thunder.<check>`.
     pub fn label(&self) -> String {
         match self {
+            Notification::Anomaly(n) if n.resolve.is_some() => {
+                format!("{} (resolve)", n.anomaly.metric)
+            }
             Notification::Anomaly(n) => n.anomaly.metric.clone(),
             Notification::System(s) => format!("thunder.{}", s.check),
         }
@@ -272,6 +292,7 @@ mod tests {
             expiration_secs: 3600,
             to: vec![],
             test: false,
+            resolve: None,
         });
         assert_eq!(
             n.headline(),

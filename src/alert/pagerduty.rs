@@ -8,9 +8,17 @@
 //!   headline, at most 1024 characters), `source` (this host), `severity` (`[alerters.pagerduty]
 //!   severity`), `timestamp` (the anomalous datapoint), `component` (the metric), `group` (the
 //!   app), `class` `anomaly`, `custom_details` (value, algorithms, window, expiration) and a
-//!   Graphite link when `[graphite] url` is set. Anomaly incidents are closed by people or by
-//!   the PagerDuty service's own auto-resolve timeout (the daemon keeps no timers that a
-//!   restart would lose).
+//!   Graphite link when `[graphite] url` is set.
+//! * The incident is resolved when the anomaly's alert window ends (detection + the rule's
+//!   `expiration_secs`, the `endsAt` the Alertmanager alerter sends), with a `resolve` of the
+//!   same `dedup_key`. Once a trigger is delivered its key is added to the Redis sorted set
+//!   `pagerduty.open_incidents` (score: the window's end), so a restart loses no resolve. The
+//!   `Alerts` actor looks for due members every [`RESOLVE_TICK`]: it claims them (score moved
+//!   [`RESOLVE_RECLAIM_SECS`] ahead, so a resolve that is not delivered is tried again then)
+//!   and queues a resolve for each, at most the queue's free room; a delivered resolve removes
+//!   its member unless a newer trigger re-scheduled it. An anomaly that persists past the
+//!   window is alerted again and so re-opens the incident. Redis errors are counted
+//!   (`skyline_alerts_redis_errors_total`) and logged naming the metric.
 //! * A Thunder event is a `trigger` (severity `critical`) and its recovery a `resolve`, both
 //!   with `dedup_key = "skyline/thunder/<host>/<check>"`, so the incident closes itself.
 //! * `skyline alert-test` sends a `trigger` with `dedup_key = "skyline/test/<metric>"` and
@@ -23,13 +31,41 @@
 
 use std::time::Duration;
 
+use log::error;
+use redis::aio::ConnectionManager;
 use serde_json::{json, Value};
 
 use super::config::{peer_of, PagerdutySettings};
 use super::error::AlertError;
 use super::messages::SystemStatus;
-use super::notification::{rfc3339, value_str, Context, Notification};
+use super::notification::{rfc3339, value_str, AnomalyNotice, Context, Notification};
 use super::webhook::post_json;
+use crate::telemetry::metrics as m;
+
+/// The sorted set of PagerDuty incidents the daemon opened and will resolve: member the
+/// `dedup_key`, score the epoch second the resolve is due.
+pub const OPEN_INCIDENTS_KEY: &str = "pagerduty.open_incidents";
+
+/// How often the `Alerts` actor looks for due resolves.
+pub const RESOLVE_TICK: Duration = Duration::from_secs(1);
+
+/// A claimed resolve not delivered by then is claimed again.
+pub const RESOLVE_RECLAIM_SECS: i64 = 600;
+
+/// Most resolves claimed per tick.
+pub const RESOLVE_BATCH: usize = 100;
+
+/// Claims the due members: `ZRANGEBYSCORE -inf now LIMIT 0 n`, each moved to `reclaim_at`.
+const CLAIM_SCRIPT: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m) end
+return due";
+
+/// Removes a member only while its score is still the claim (no newer trigger moved it).
+const DONE_SCRIPT: &str = r"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0";
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_MAX: usize = 1024;
@@ -41,6 +77,50 @@ pub struct PagerdutyAlerter {
     routing_key: String,
     severity: String,
     ctx: Context,
+    /// Holds [`OPEN_INCIDENTS_KEY`] (None: anomaly incidents are not resolved by the daemon).
+    redis: Option<ConnectionManager>,
+}
+
+/// The resolve of the incident `dedup_key` (an anomaly's `skyline/<app>/<metric>`), claimed
+/// at `claim`; None for another kind of key.
+pub fn resolve_notice(dedup_key: &str, claim: i64) -> Option<AnomalyNotice> {
+    let (app, metric) = dedup_key.strip_prefix("skyline/")?.split_once('/')?;
+    if app == "test" || app == "thunder" || metric.is_empty() {
+        return None;
+    }
+    Some(AnomalyNotice {
+        anomaly: crate::model::Anomaly {
+            metric: metric.to_string(),
+            timestamp: claim,
+            datapoint: 0.0,
+            from_timestamp: claim,
+            full_duration: 0,
+            algorithms_run: Vec::new(),
+            triggered_algorithms: Vec::new(),
+            app: app.to_string(),
+            source: String::new(),
+            host: String::new(),
+            added_at: claim,
+        },
+        expiration_secs: 0,
+        to: Vec::new(),
+        test: false,
+        resolve: Some(claim),
+    })
+}
+
+/// Claims up to `limit` resolves due at `now` (see the module docs); their keys.
+pub async fn claim_due(
+    conn: &mut ConnectionManager,
+    now: i64,
+    limit: usize,
+) -> redis::RedisResult<(i64, Vec<String>)> {
+    let claim = now + RESOLVE_RECLAIM_SECS;
+    let script = redis::Script::new(CLAIM_SCRIPT);
+    let mut inv = script.prepare_invoke();
+    inv.key(OPEN_INCIDENTS_KEY).arg(now).arg(claim).arg(limit);
+    let due: Vec<String> = inv.invoke_async(conn).await?;
+    Ok((claim, due))
 }
 
 /// The `dedup_key` of `n`.
@@ -65,6 +145,11 @@ fn clip(s: String) -> String {
 pub fn event(n: &Notification, ctx: &Context, routing_key: &str, severity: &str) -> Value {
     let key = dedup_key(n);
     match n {
+        Notification::Anomaly(a) if a.resolve.is_some() => json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": key,
+        }),
         Notification::Anomaly(a) => {
             let x = &a.anomaly;
             let mut v = json!({
@@ -124,13 +209,14 @@ pub fn event(n: &Notification, ctx: &Context, routing_key: &str, severity: &str)
 }
 
 impl PagerdutyAlerter {
-    /// From `[alerters.pagerduty]`.
-    pub fn new(s: &PagerdutySettings, ctx: Context) -> Self {
+    /// From `[alerters.pagerduty]`; `redis` holds the incidents to resolve.
+    pub fn new(s: &PagerdutySettings, ctx: Context, redis: Option<ConnectionManager>) -> Self {
         PagerdutyAlerter {
             url: s.url.clone(),
             routing_key: s.routing_key.clone(),
             severity: s.severity.clone(),
             ctx,
+            redis,
         }
     }
 
@@ -147,7 +233,58 @@ impl PagerdutyAlerter {
         timeout: Duration,
     ) -> Result<(), AlertError> {
         let body = event(n, &self.ctx, &self.routing_key, &self.severity).to_string();
-        post_json(client, "pagerduty", &self.url, &[], body, timeout).await
+        post_json(client, "pagerduty", &self.url, &[], body, timeout).await?;
+        if let (Notification::Anomaly(a), Some(conn)) = (n, &self.redis) {
+            if !a.test {
+                self.record(conn.clone(), a, &dedup_key(n), timeout).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a delivered trigger: schedules its resolve at the window's end; after a delivered
+    /// resolve: forgets the incident unless a newer trigger re-scheduled it.
+    async fn record(
+        &self,
+        mut conn: ConnectionManager,
+        a: &AnomalyNotice,
+        key: &str,
+        timeout: Duration,
+    ) {
+        let (what, res) = match a.resolve {
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(OPEN_INCIDENTS_KEY).arg(a.window_end(now)).arg(key);
+                let res = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut conn)).await;
+                ("schedule the resolve of", res)
+            }
+            Some(claim) => {
+                let script = redis::Script::new(DONE_SCRIPT);
+                let mut inv = script.prepare_invoke();
+                inv.key(OPEN_INCIDENTS_KEY).arg(key).arg(claim);
+                let res = tokio::time::timeout(timeout, inv.invoke_async::<i64>(&mut conn)).await;
+                ("forget the resolved", res)
+            }
+        };
+        let res = match res {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer within {} s", timeout.as_secs()),
+        };
+        m::ALERTS_REDIS_ERRORS.inc();
+        error!(
+            "pagerduty: cannot {what} incident for metric {} in Redis ({OPEN_INCIDENTS_KEY}): {res}{}",
+            a.anomaly.metric,
+            if a.resolve.is_none() {
+                "; the daemon will not resolve it (PagerDuty's auto-resolve or a person must)"
+            } else {
+                "; it is resolved again after the reclaim delay (harmless)"
+            }
+        );
     }
 }
 
@@ -175,6 +312,7 @@ mod tests {
             expiration_secs: 3600,
             to: vec![],
             test,
+            resolve: None,
         })
     }
 
@@ -225,6 +363,39 @@ mod tests {
         assert_eq!(res["event_action"], "resolve");
         assert_eq!(res["dedup_key"], fire["dedup_key"]);
         assert_eq!(res["dedup_key"], "skyline/thunder/h1/redis");
+    }
+
+    #[test]
+    fn anomaly_incidents_resolve_with_the_same_dedup_key() {
+        let trigger = event(&notice(false), &Context::default(), "k", "warning");
+        let n = resolve_notice("skyline/analyzer/web.h1.requests", 1_000).unwrap();
+        assert_eq!(n.resolve, Some(1_000));
+        let resolve = event(
+            &Notification::Anomaly(n),
+            &Context::default(),
+            "k",
+            "warning",
+        );
+        assert_eq!(
+            resolve,
+            json!({"routing_key": "k", "event_action": "resolve",
+                "dedup_key": "skyline/analyzer/web.h1.requests"})
+        );
+        assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+        // A metric name with slashes keeps them; test and Thunder keys are never resolved here.
+        let n = resolve_notice("skyline/mirage/a/b", 5).unwrap();
+        assert_eq!(
+            (n.anomaly.app.as_str(), n.anomaly.metric.as_str()),
+            ("mirage", "a/b")
+        );
+        assert!(resolve_notice("skyline/test/x", 5).is_none());
+        assert!(resolve_notice("skyline/thunder/h/redis", 5).is_none());
+        assert!(resolve_notice("other", 5).is_none());
+        // The window ends where Alertmanager's endsAt does.
+        let Notification::Anomaly(a) = notice(false) else {
+            unreachable!()
+        };
+        assert_eq!(a.window_end(0), 1_763_690_401 + 3600);
     }
 
     #[test]

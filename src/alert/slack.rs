@@ -147,6 +147,7 @@ mod tests {
             expiration_secs: 60,
             to: vec![],
             test: false,
+            resolve: None,
         });
         let ctx = Context {
             graphite_url: String::new(),

@@ -274,6 +274,7 @@ mod tests {
             expiration_secs: 3600,
             to: vec![],
             test: false,
+            resolve: None,
         });
         let svg = render_svg("t", &[(1.0, 1.0), (2.0, 2.0)], Some((2.0, 2.0)));
         let from = mailbox("skyline@example.org").unwrap();
@@ -309,6 +310,7 @@ mod tests {
             expiration_secs: 1,
             to: vec![],
             test: false,
+            resolve: None,
         });
         let h = html_body(&n, &Context::default(), None);
         assert!(!h.contains("<script>"), "{h}");

@@ -155,6 +155,7 @@ mod tests {
             expiration_secs: 60,
             to: vec![],
             test: false,
+            resolve: None,
         });
         let v = payload(&n, &Context::default());
         assert_eq!(v["type"], "anomaly");

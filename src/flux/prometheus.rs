@@ -6,8 +6,10 @@
 //! `prometheus.WriteRequest { repeated TimeSeries timeseries = 1; }`, each `TimeSeries` with
 //! `repeated Label labels = 1` (`name = 1`, `value = 2`) and `repeated Sample samples = 2`
 //! (`double value = 1`, `int64 timestamp = 2`, milliseconds). The few messages are declared
-//! here with `prost`'s derive (no protoc); fields we do not use (metadata, exemplars, native
-//! histograms) are skipped by the decoder.
+//! here with `prost`'s derive (no protoc), for encoding (tests, the benchmark) and [`decode`];
+//! the handler reads the bytes with [`validate_raw`] instead, one pass that borrows label names
+//! and values (no allocation per label) and gives the same answers. Fields we do not use
+//! (metadata, exemplars, native histograms) are skipped by both.
 //!
 //! Naming: one labelled series is one metric, named canonically `name{a="1",b="2"}`: the
 //! `__name__` label first, then the other labels sorted by name, values escaped as in
@@ -154,15 +156,15 @@ pub fn escape_value(v: &str, out: &mut String) {
 }
 
 /// A short, printable form of a series for error messages.
-fn describe(labels: &[Label]) -> String {
+fn describe(labels: &[(&str, &str)]) -> String {
     let mut s = String::new();
-    for (i, l) in labels.iter().enumerate() {
+    for (i, (name, value)) in labels.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&l.name.chars().take(64).collect::<String>());
+        s.push_str(&name.chars().take(64).collect::<String>());
         s.push_str("=\"");
-        escape_value(&l.value.chars().take(64).collect::<String>(), &mut s);
+        escape_value(&value.chars().take(64).collect::<String>(), &mut s);
         s.push('"');
         if s.len() > 300 {
             s.push('…');
@@ -172,6 +174,13 @@ fn describe(labels: &[Label]) -> String {
     format!("{{{s}}}")
 }
 
+fn pairs(labels: &[Label]) -> Vec<(&str, &str)> {
+    labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect()
+}
+
 /// The canonical name of a series: `name{a="1",b="2"}` (labels sorted by name, empty values
 /// dropped, values escaped), with `extra` labels (the tenant and server headers) added.
 pub fn canonical_name(
@@ -179,29 +188,37 @@ pub fn canonical_name(
     extra: &[(&str, &str)],
     limits: &Limits,
 ) -> Result<String, String> {
+    canonical_of(&pairs(labels), extra, limits)
+}
+
+/// [`canonical_name`] of borrowed `(name, value)` labels.
+pub fn canonical_of(
+    labels: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    limits: &Limits,
+) -> Result<String, String> {
     let mut name: Option<&str> = None;
     let mut rest: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + extra.len());
-    for l in labels {
-        if l.name == "__name__" {
-            if name.replace(l.value.as_str()).is_some() {
+    for &(lname, lvalue) in labels {
+        if lname == "__name__" {
+            if name.replace(lvalue).is_some() {
                 return Err("the series has two __name__ labels".into());
             }
             continue;
         }
-        if !valid_label_name(&l.name) {
+        if !valid_label_name(lname) {
             return Err(format!(
                 "invalid label name {:?} (letters, digits and _, not starting with a digit)",
-                l.name.chars().take(64).collect::<String>()
+                lname.chars().take(64).collect::<String>()
             ));
         }
-        if l.value.chars().any(|c| c.is_control() && c != '\n') {
+        if lvalue.chars().any(|c| c.is_control() && c != '\n') {
             return Err(format!(
-                "the value of label {:?} contains a control character",
-                l.name
+                "the value of label {lname:?} contains a control character"
             ));
         }
-        if !l.value.is_empty() {
-            rest.push((l.name.as_str(), l.value.as_str()));
+        if !lvalue.is_empty() {
+            rest.push((lname, lvalue));
         }
     }
     for &(k, v) in extra {
@@ -277,85 +294,261 @@ pub fn validate(
     extra: &[(&str, &str)],
     limits: &Limits,
 ) -> Result<Accepted, Vec<Problem>> {
-    let mut problems = Vec::new();
     if req.timeseries.len() > limits.max_series_per_request {
-        return Err(vec![Problem::request(
-            "timeseries",
-            format!(
-                "{} series in one request, over {} ([flux] prometheus_max_series_per_request); lower queue_config.max_samples_per_send",
-                req.timeseries.len(),
-                limits.max_series_per_request
-            ),
-        )]);
+        return Err(vec![too_many_series(req.timeseries.len(), limits)]);
     }
-    let samples: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
-    let mut out = Accepted {
-        points: Vec::with_capacity(samples),
-        series: Vec::with_capacity(req.timeseries.len()),
-        ..Accepted::default()
-    };
-    let mut seen: HashMap<String, ()> = HashMap::with_capacity(req.timeseries.len());
-    for (i, ts) in req.timeseries.into_iter().enumerate() {
-        let metric = match canonical_name(&ts.labels, extra, limits) {
+    let mut v = Validation::new(req.timeseries.len());
+    let mut samples = Vec::new();
+    for (i, ts) in req.timeseries.iter().enumerate() {
+        samples.clear();
+        samples.extend(ts.samples.iter().map(|s| (s.value, s.timestamp)));
+        v.series(i, &pairs(&ts.labels), &samples, extra, limits);
+    }
+    v.finish()
+}
+
+fn too_many_series(n: usize, limits: &Limits) -> Problem {
+    Problem::request(
+        "timeseries",
+        format!(
+            "{n} series in one request, over {} ([flux] prometheus_max_series_per_request); lower queue_config.max_samples_per_send",
+            limits.max_series_per_request
+        ),
+    )
+}
+
+/// A request being validated, one series at a time.
+struct Validation {
+    out: Accepted,
+    problems: Vec<Problem>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Validation {
+    fn new(series: usize) -> Self {
+        Validation {
+            out: Accepted {
+                points: Vec::with_capacity(series),
+                series: Vec::with_capacity(series),
+                ..Accepted::default()
+            },
+            problems: Vec::new(),
+            seen: std::collections::HashSet::with_capacity(series),
+        }
+    }
+
+    /// Series `i`: its labels and `(value, timestamp ms)` samples.
+    fn series(
+        &mut self,
+        i: usize,
+        labels: &[(&str, &str)],
+        samples: &[(f64, i64)],
+        extra: &[(&str, &str)],
+        limits: &Limits,
+    ) {
+        let out = &mut self.out;
+        let metric = match canonical_of(labels, extra, limits) {
             Ok(m) => m,
             Err(why) => {
-                problems.push(Problem {
+                self.problems.push(Problem {
                     index: Some(i),
-                    metric: Some(describe(&ts.labels)),
+                    metric: Some(describe(labels)),
                     field: "labels".into(),
                     message: why,
                 });
-                continue;
+                return;
             }
         };
-        let mut bad_ts = None;
         let before = out.points.len();
-        for s in &ts.samples {
-            if !s.value.is_finite() {
-                if s.value.to_bits() == STALE_NAN_BITS {
+        for &(value, timestamp) in samples {
+            if !value.is_finite() {
+                if value.to_bits() == STALE_NAN_BITS {
                     out.stale += 1;
                 } else {
                     out.non_finite += 1;
                 }
                 continue;
             }
-            let secs = s.timestamp.div_euclid(1000);
-            if let Err(why) = check_timestamp(secs, &limits.time) {
-                bad_ts = Some(why);
-                break;
-            }
-            if secs < limits.time.now.saturating_sub(limits.keep_secs) {
-                bad_ts = Some(format!(
+            let secs = timestamp.div_euclid(1000);
+            let bad = match check_timestamp(secs, &limits.time) {
+                Err(why) => Some(why),
+                Ok(_) if secs < limits.time.now.saturating_sub(limits.keep_secs) => Some(format!(
                     "timestamp {secs} is older than {} seconds ([horizon] full_duration_secs); labelled series are stored only in Redis, so it would not be stored",
                     limits.keep_secs
-                ));
-                break;
+                )),
+                Ok(_) => None,
+            };
+            if let Some(why) = bad {
+                out.points.truncate(before);
+                self.problems.push(Problem {
+                    index: Some(i),
+                    metric: Some(metric),
+                    field: "samples".into(),
+                    message: why,
+                });
+                return;
             }
             out.points.push(FluxPoint {
                 metric: metric.clone(),
                 timestamp: secs,
-                value: s.value,
+                value,
             });
-        }
-        if let Some(why) = bad_ts {
-            problems.push(Problem {
-                index: Some(i),
-                metric: Some(metric),
-                field: "samples".into(),
-                message: why,
-            });
-            continue;
         }
         // A series with only skipped (stale) samples stores nothing and is not counted.
-        if out.points.len() > before && seen.insert(metric.clone(), ()).is_none() {
+        if out.points.len() > before && !self.seen.contains(&metric) {
+            self.seen.insert(metric.clone());
             out.series.push(metric);
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
+
+    fn finish(self) -> Result<Accepted, Vec<Problem>> {
+        if self.problems.is_empty() {
+            Ok(self.out)
+        } else {
+            Err(self.problems)
+        }
     }
+}
+
+/// Why [`validate_raw`] refused a request.
+#[derive(Debug)]
+pub enum RawRefusal {
+    /// The bytes are not a WriteRequest.
+    Decode(Problem),
+    /// Bad series (all of them named), out of this many.
+    Invalid(Vec<Problem>, usize),
+}
+
+/// Reads a protobuf varint at `*pos`.
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// One field of a message at `*pos`: its number, wire type and, for length-delimited fields,
+/// the bytes (else the fixed or varint value in `u64`).
+enum Field<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32,
+}
+
+fn field<'a>(buf: &'a [u8], pos: &mut usize) -> Option<(u64, Field<'a>)> {
+    let key = varint(buf, pos)?;
+    let value = match key & 7 {
+        0 => Field::Varint(varint(buf, pos)?),
+        1 => {
+            let b: [u8; 8] = buf.get(*pos..*pos + 8)?.try_into().ok()?;
+            *pos += 8;
+            Field::Fixed64(u64::from_le_bytes(b))
+        }
+        2 => {
+            let len = usize::try_from(varint(buf, pos)?).ok()?;
+            let end = pos.checked_add(len)?;
+            let b = buf.get(*pos..end)?;
+            *pos = end;
+            Field::Bytes(b)
+        }
+        5 => {
+            buf.get(*pos..*pos + 4)?;
+            *pos += 4;
+            Field::Fixed32
+        }
+        _ => return None,
+    };
+    Some((key >> 3, value))
+}
+
+fn label(buf: &[u8]) -> Result<(&str, &str), &'static str> {
+    let (mut name, mut value) = ("", "");
+    let mut pos = 0;
+    while pos < buf.len() {
+        match field(buf, &mut pos).ok_or("a Label is truncated")? {
+            (1, Field::Bytes(b)) => {
+                name = std::str::from_utf8(b).map_err(|_| "a label name is not UTF-8")?
+            }
+            (2, Field::Bytes(b)) => {
+                value = std::str::from_utf8(b).map_err(|_| "a label value is not UTF-8")?
+            }
+            (1 | 2, _) => return Err("a Label field has the wrong wire type"),
+            _ => {}
+        }
+    }
+    Ok((name, value))
+}
+
+fn sample(buf: &[u8]) -> Result<(f64, i64), &'static str> {
+    let (mut value, mut ts) = (0.0, 0i64);
+    let mut pos = 0;
+    while pos < buf.len() {
+        match field(buf, &mut pos).ok_or("a Sample is truncated")? {
+            (1, Field::Fixed64(v)) => value = f64::from_bits(v),
+            (2, Field::Varint(v)) => ts = v as i64,
+            (1 | 2, _) => return Err("a Sample field has the wrong wire type"),
+            _ => {}
+        }
+    }
+    Ok((value, ts))
+}
+
+/// [`decode`] and [`validate`] in one pass over the decompressed bytes, borrowing label names
+/// and values from them (no allocation per label; one canonical name per series): what the
+/// handler runs. Same answers as `validate(decode(raw)?)`; fields it does not use (metadata,
+/// exemplars, histograms) are skipped.
+pub fn validate_raw(
+    raw: &[u8],
+    extra: &[(&str, &str)],
+    limits: &Limits,
+) -> Result<Accepted, RawRefusal> {
+    let corrupt = |why: &str| {
+        RawRefusal::Decode(Problem::request(
+            "body",
+            format!("the body is not a protobuf prometheus.WriteRequest: {why}"),
+        ))
+    };
+    // The series, found without decoding them (for the bound and the capacity).
+    let mut series: Vec<&[u8]> = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        match field(raw, &mut pos).ok_or_else(|| corrupt("truncated or invalid field"))? {
+            (1, Field::Bytes(b)) => series.push(b),
+            (1, _) => return Err(corrupt("timeseries has the wrong wire type")),
+            _ => {}
+        }
+    }
+    if series.len() > limits.max_series_per_request {
+        return Err(RawRefusal::Invalid(
+            vec![too_many_series(series.len(), limits)],
+            series.len(),
+        ));
+    }
+    let mut v = Validation::new(series.len());
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
+    let mut samples: Vec<(f64, i64)> = Vec::with_capacity(4);
+    for (i, ts) in series.iter().enumerate() {
+        labels.clear();
+        samples.clear();
+        let mut pos = 0;
+        while pos < ts.len() {
+            match field(ts, &mut pos).ok_or_else(|| corrupt("a TimeSeries is truncated"))? {
+                (1, Field::Bytes(b)) => labels.push(label(b).map_err(corrupt)?),
+                (2, Field::Bytes(b)) => samples.push(sample(b).map_err(corrupt)?),
+                (1 | 2, _) => return Err(corrupt("a TimeSeries field has the wrong wire type")),
+                _ => {}
+            }
+        }
+        v.series(i, &labels, &samples, extra, limits);
+    }
+    v.finish().map_err(|p| RawRefusal::Invalid(p, series.len()))
 }
 
 /// The distinct series written recently, bounded: total cardinality is capped at `max`
@@ -583,6 +776,84 @@ mod tests {
         };
         let err = validate(many, &[], &limits(now)).unwrap_err();
         assert!(err[0].message.contains("prometheus_max_series_per_request"));
+    }
+
+    #[test]
+    fn the_borrowing_decoder_answers_as_prost_and_validate_do() {
+        let now = 1_700_000_000;
+        let lim = limits(now);
+        let cases = vec![
+            vec![
+                series(
+                    vec![
+                        l("job", "node"),
+                        l("__name__", "up"),
+                        l("path", "a\"b\\c\nd"),
+                    ],
+                    &[(now * 1000, 1.0), (now * 1000 + 15_000, f64::NAN)],
+                ),
+                series(
+                    vec![l("__name__", "up"), l("job", "b")],
+                    &[(now * 1000, f64::from_bits(STALE_NAN_BITS))],
+                ),
+                series(
+                    vec![
+                        l("__name__", "up"),
+                        l("job", "node"),
+                        l("path", "a\"b\\c\nd"),
+                    ],
+                    &[(now * 1000 + 30_000, -2.5)],
+                ),
+            ],
+            vec![
+                series(vec![l("__name__", "old")], &[((now - 7200) * 1000, 1.0)]),
+                series(vec![l("job", "x")], &[(now * 1000, 1.0)]),
+                series(
+                    vec![l("__name__", "up"), l("a", "1"), l("a", "2")],
+                    &[(now * 1000, 1.0)],
+                ),
+            ],
+            vec![series(vec![l("__name__", "u")], &[(now * 1000, 1.0)]); 11],
+            vec![],
+        ];
+        for ts in cases {
+            let req = WriteRequest { timeseries: ts };
+            let raw = prost::Message::encode_to_vec(&req);
+            let slow = validate(decode(&raw).unwrap(), &[("_tenant_id", "t")], &lim);
+            let fast = validate_raw(&raw, &[("_tenant_id", "t")], &lim);
+            match (slow, fast) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.points, b.points);
+                    assert_eq!(a.series, b.series);
+                    assert_eq!((a.stale, a.non_finite), (b.stale, b.non_finite));
+                }
+                (Err(a), Err(RawRefusal::Invalid(b, n))) => {
+                    assert_eq!(a, b);
+                    assert_eq!(n, req.timeseries.len());
+                }
+                (a, b) => panic!("{a:?} vs {b:?}"),
+            }
+        }
+        // Bytes that are not a WriteRequest are refused like prost refuses them.
+        for bad in [
+            &b"\x0a\x05garbage"[..],
+            b"\x0a",
+            b"\x0b\x01",
+            b"\x0a\x03\x0a\x01\xff",
+        ] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+            assert!(
+                matches!(validate_raw(bad, &[], &lim), Err(RawRefusal::Decode(_))),
+                "{bad:?}"
+            );
+        }
+        // Fields it does not use are skipped (metadata = 3 in WriteRequest).
+        let mut raw = prost::Message::encode_to_vec(&WriteRequest {
+            timeseries: vec![series(vec![l("__name__", "up")], &[(now * 1000, 1.0)])],
+        });
+        raw.extend_from_slice(b"\x1a\x02\x08\x01");
+        let acc = validate_raw(&raw, &[], &lim).unwrap();
+        assert_eq!(acc.series, vec!["up{}".to_string()]);
     }
 
     #[test]

@@ -121,9 +121,6 @@ pub async fn write(
     let raw =
         prometheus::decompress(&body, s.prometheus_max_decompressed_bytes).map_err(invalid)?;
     drop(body);
-    let request = prometheus::decode(&raw).map_err(invalid)?;
-    drop(raw);
-    let total = request.timeseries.len();
     let limits = Limits {
         max_name_bytes: s.prometheus_max_name_bytes,
         max_labels: s.prometheus_max_labels,
@@ -138,8 +135,12 @@ pub async fn write(
     if let Some(t) = header(&req, "x-server-id") {
         extra.push(("_server_id", t));
     }
-    let mut accepted = prometheus::validate(request, &extra, &limits)
-        .map_err(|problems| handlers::reject(problems, total))?;
+    // One pass over the bytes: labels are borrowed, one canonical name per series.
+    let mut accepted = prometheus::validate_raw(&raw, &extra, &limits).map_err(|r| match r {
+        prometheus::RawRefusal::Decode(p) => invalid(p),
+        prometheus::RawRefusal::Invalid(problems, total) => handlers::reject(problems, total),
+    })?;
+    drop(raw);
     m::FLUX_PROMETHEUS_STALE_SKIPPED.add(accepted.stale as u64);
     m::FLUX_PROMETHEUS_NON_FINITE_SKIPPED.add(accepted.non_finite as u64);
     if let Err(over) = state.series.admit(&accepted.series, limits.time.now) {

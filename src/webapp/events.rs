@@ -3,15 +3,17 @@
 //! `/render` proxies graphite-web) shows anomalies as annotations on any panel, no plugin.
 //!
 //! Format (graphite-web's `events.views.get_data`): a JSON list, oldest first, of
-//! `{"when": <epoch seconds, float>, "what": "<title>", "data": "<text>", "tags": [..], "id": <int>}`.
+//! `{"when": <epoch seconds, integer>, "what": "<title>", "data": "<text>", "tags": [..], "id": <int>}`
+//! (keys in graphite-web's order; checked field for field against answers recorded from a real
+//! graphite-web 1.1.8, `tests/fixtures/graphite-web-events.json`).
 //! Each event is one row of the `anomalies` table in the window (`from` ≤ anomaly timestamp ≤
 //! `until`): `when` is its anomaly timestamp, `what` names the metric, `data` says the value, app
 //! and triggered algorithms, `tags` are the app, the metric and the triggered algorithms. Times are
 //! graphite-web's: epoch seconds, `now`, `-6h` / `-30min` / `-7d` / `-2w` / `-1mon` / `-1y`,
-//! `YYYY-MM-DD[ HH:MM]`; `from` defaults to 0 and `until` to now. `tags` is space-separated
-//! (graphite-web's split; `*` matches every event); by default and with `set=union` an event
-//! carrying any of them matches (graphite-web's documented "lazy union"), with
-//! `set=intersection` only one carrying all of them. JSONP (`jsonp=`) is not
+//! `YYYY-MM-DD[ HH:MM]`; `from` defaults to 0 and `until` to now. `tags` is space-separated; as
+//! in graphite-web (`Event.find_events`), by default and with `set=intersection` an event
+//! matches when it carries every requested tag, with `set=union` when it carries any of them
+//! (empty tags from doubled spaces are ignored, where graphite-web would match nothing). JSONP (`jsonp=`) is not
 //! served (400): it would be a cross-site read of the login-protected data.
 //!
 //! Reads: `db::queries::search` (table `anomalies` and its lookups), in pages of
@@ -35,8 +37,8 @@ pub const MAX_EVENTS: usize = 100_000;
 /// One graphite-web event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    /// Epoch seconds of the anomalous datapoint.
-    pub when: f64,
+    /// Epoch seconds of the anomalous datapoint (an integer, as graphite-web answers).
+    pub when: i64,
     /// Title.
     pub what: String,
     /// Text.
@@ -50,9 +52,9 @@ pub struct Event {
 /// How `tags` combine (graphite-web's `set`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetOp {
-    /// Every requested tag (`intersection`).
+    /// Every requested tag (the default and `intersection`).
     All,
-    /// Any requested tag (the default and `union`).
+    /// Any requested tag (`union`).
     Any,
 }
 
@@ -63,7 +65,7 @@ pub fn event(row: &AnomalyRow) -> Event {
     tags.push(row.metric.clone());
     tags.extend(row.triggered_algorithms.iter().cloned());
     Event {
-        when: row.anomaly_timestamp as f64,
+        when: row.anomaly_timestamp,
         what: format!("anomaly: {}", row.metric),
         data: format!(
             "{} = {} at {} ({}); triggered: {}",
@@ -80,7 +82,7 @@ pub fn event(row: &AnomalyRow) -> Event {
 
 /// True when `e` has the requested tags.
 pub fn matches(e: &Event, tags: &[String], op: SetOp) -> bool {
-    if tags.is_empty() || tags.iter().any(|t| t == "*") {
+    if tags.is_empty() {
         return true;
     }
     let has = |t: &String| e.tags.iter().any(|x| x == t);
@@ -155,8 +157,8 @@ pub fn parse_query(params: &[(String, String)], now: i64) -> Result<EventsQuery,
         .map(str::to_string)
         .collect();
     let op = match param(params, "set") {
-        None | Some("") | Some("union") => SetOp::Any,
-        Some("intersection") => SetOp::All,
+        None | Some("") | Some("intersection") => SetOp::All,
+        Some("union") => SetOp::Any,
         Some(other) => {
             return Err(WebError::BadRequest(format!(
                 "set: {:?} is neither union nor intersection",
@@ -288,7 +290,8 @@ mod tests {
             &["histogram_bins", "ks_test"],
         ));
         let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(v["when"], serde_json::json!(1_700_000_000.0));
+        assert_eq!(v["when"], serde_json::json!(1_700_000_000));
+        assert!(v["when"].is_i64(), "{v}");
         assert_eq!(v["id"], 7);
         assert_eq!(v["what"], "anomaly: a.b");
         assert_eq!(
@@ -309,7 +312,8 @@ mod tests {
         assert!(!matches(&e, &t(&["mirage", "analyzer"]), SetOp::All));
         assert!(matches(&e, &t(&["mirage", "analyzer"]), SetOp::Any));
         assert!(!matches(&e, &t(&["boundary"]), SetOp::Any));
-        assert!(matches(&e, &t(&["*"]), SetOp::All));
+        // graphite-web has no wildcard tag.
+        assert!(!matches(&e, &t(&["*"]), SetOp::All));
     }
 
     #[test]
@@ -326,6 +330,8 @@ mod tests {
         .unwrap();
         assert_eq!((q.from, q.until), (now - 6 * 3600, now));
         assert_eq!(q.tags, vec!["analyzer", "ks_test"]);
+        assert_eq!(q.op, SetOp::All);
+        let q = parse_query(&p(&[("tags", "a b"), ("set", "union")]), now).unwrap();
         assert_eq!(q.op, SetOp::Any);
         let q = parse_query(
             &p(&[

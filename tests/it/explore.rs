@@ -2,7 +2,8 @@
 //! picker offers only the ranges the data covers and sets the window; a real mouse drag zooms,
 //! a double-click zooms out; the anomaly's time has a vertical marker; time labels carry the
 //! date and the UTC offset; units come from the name; the log toggle appears for a spike;
-//! the stream detector's scores are shaded; Panorama asks Graphite for the picked window with
+//! the stream detector's scores are shaded; the Ionosphere page's profile and match graphs have
+//! the same controls; Panorama asks Graphite for the picked window with
 //! a `maxDataPoints` that keeps the resolution, and falls back to Redis when Graphite fails.
 //! Zero console errors throughout (the one expected failed Graphite request aside).
 
@@ -64,6 +65,33 @@ async fn drag(cdp: &mut Cdp, sel: &str, a: f64, b: f64) {
     cdp.call("Input.dispatchMouseEvent", ev("mouseReleased", x1, 0))
         .await;
     cdp.drain(200).await;
+}
+
+/// A screenshot of the page from a little above the card holding `sel` down to its end (or
+/// at most `max_height` px), so the explored graph is in the picture.
+async fn card_screenshot(cdp: &mut Cdp, sel: &str, path: &std::path::Path, max_height: f64) {
+    let r = cdp
+        .eval(&format!(
+            "(() => {{ const c = document.querySelector('{sel}').closest('.card'); \
+             const r = c.getBoundingClientRect(); return [r.top + window.scrollY, r.height]; }})()"
+        ))
+        .await;
+    let (top, h) = (r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
+    let y = (top - 24.0).max(0.0);
+    let res = cdp
+        .call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": y, "width": 720, "height": (h + 48.0).min(max_height), "scale": 1}}),
+        )
+        .await;
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        res["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::write(path, png).unwrap();
 }
 
 #[actix_rt::test]
@@ -324,7 +352,169 @@ async fn graphs_zoom_pick_ranges_mark_the_anomaly_and_fall_back_to_redis() {
     let zoomed = span(&mut cdp, pano).await;
     assert!(zoomed < s / 3, "zoomed the Panorama graph: {zoomed}");
     cdp.assert_clean("Panorama graph exploration");
-    cdp.screenshot(&out.join("panorama-explore.png"), 700).await;
+    card_screenshot(&mut cdp, pano, &out.join("panorama-explore.png"), 600.0).await;
+
+    // --- Ionosphere: a profile trained on the Now metric's day (its spike at the end) and a
+    // match; the same controls on its graphs.
+    {
+        use skyline::db::ionosphere as io;
+        let pool = web.pool();
+        let metric = "prod.web01.latency_seconds";
+        let metric_id = skyline::db::queries::resolve_id(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            skyline::db::Lookup::Metric,
+            metric,
+        )
+        .unwrap();
+        let values: Vec<f64> = latency.iter().map(|p| p.1).collect();
+        let f = skyline::ionosphere::features::extract(&values).unwrap();
+        let fp = io::create_profile(
+            &pool,
+            &io::NewProfile {
+                metric_id,
+                full_duration: 86_400,
+                anomaly_timestamp: last.0,
+                calc_time: 0.002,
+                features_count: 210,
+                features_sum: f.sum(),
+                features: f.stored(),
+                series: latency.clone(),
+                minmax: skyline::ionosphere::matching::minmax_of(&values),
+                parent_id: 0,
+                generation: 0,
+                label: Some("deploy spike".into()),
+                user: "admin".into(),
+            },
+        )
+        .unwrap();
+        io::store_training(
+            &pool,
+            &mut skyline::db::IdCache::new(),
+            &io::TrainingData {
+                metric: metric.into(),
+                app: "analyzer".into(),
+                metric_timestamp: last.0,
+                full_duration: 86_400,
+                added_at: last.0,
+                series: latency.clone(),
+            },
+        )
+        .unwrap();
+        io::record_match(
+            &pool,
+            &io::NewMatch {
+                fp_id: fp,
+                metric_timestamp: last.0,
+                all_calc_features_sum: f.sum(),
+                all_calc_features_count: 210,
+                sum_common_values: 1.0,
+                common_features_count: 140,
+                minmax: false,
+                minmax_fp_features_sum: 0.0,
+                minmax_anomalous_features_sum: 0.0,
+                minmax_features_count: 0,
+                fp_count: 1,
+                fp_checked: 1,
+                now: last.0,
+            },
+        )
+        .unwrap();
+    }
+    cdp.open(&web.url("/ionosphere?metric=prod.web01.latency_seconds"))
+        .await;
+    let fp_chart = ".fp-card .chart";
+    wait_for(
+        &mut cdp,
+        "document.querySelectorAll('.fp-card .chart svg, .match-card .chart svg').length === 3",
+        "the Ionosphere graphs",
+    )
+    .await;
+    for sel in [
+        fp_chart,
+        ".match-card .profile-chart",
+        ".match-card .anomaly-chart",
+    ] {
+        let ranges = cdp
+            .eval(&format!(
+                "Array.from(document.querySelectorAll('{sel} .chart-ranges button')).map(b => b.textContent)"
+            ))
+            .await;
+        assert_eq!(ranges, json!(["1 h", "6 h", "24 h", "all"]), "{sel}");
+        assert_eq!(
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .anomaly-vline').length"
+            ))
+            .await,
+            json!(1),
+            "{sel}: a vertical marker at the anomaly time"
+        );
+        assert!(
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .x-date').length"
+            ))
+            .await
+            .as_u64()
+            .unwrap()
+                > 0,
+            "{sel}: dated time labels"
+        );
+        assert_eq!(
+            cdp.eval(&format!(
+                "document.querySelectorAll('{sel} .log-toggle').length"
+            ))
+            .await,
+            json!(1),
+            "{sel}: the spike offers the log toggle"
+        );
+    }
+    let zone = cdp
+        .eval(&format!(
+            "document.querySelector('{fp_chart} .zone').textContent"
+        ))
+        .await;
+    assert!(zone.as_str().unwrap().starts_with("UTC"), "{zone}");
+    // Log scale on the whole day (the spike flattens it), then 1 h and a zoom: it stays on.
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} .log-toggle').click()"
+    ))
+    .await;
+    assert_eq!(
+        cdp.eval(&format!(
+            "document.querySelector('{fp_chart} .log-toggle').getAttribute('aria-pressed')"
+        ))
+        .await,
+        json!("true")
+    );
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} button[data-range=\"3600\"]').click()"
+    ))
+    .await;
+    assert_eq!(span(&mut cdp, fp_chart).await, 3600);
+    drag(&mut cdp, fp_chart, 0.2, 0.5).await;
+    let zoomed = span(&mut cdp, fp_chart).await;
+    assert!((900..=1260).contains(&zoomed), "zoomed window {zoomed} s");
+    assert_eq!(
+        cdp.eval(&format!(
+            "document.querySelector('{fp_chart} .log-toggle').getAttribute('aria-pressed')"
+        ))
+        .await,
+        json!("true")
+    );
+    // 6 h around the trained anomaly, log scale still on, for the screenshot.
+    cdp.eval(&format!(
+        "document.querySelector('{fp_chart} button[data-range=\"21600\"]').click()"
+    ))
+    .await;
+    assert_eq!(span(&mut cdp, fp_chart).await, 21_600);
+    cdp.assert_clean("Ionosphere graph exploration");
+    card_screenshot(
+        &mut cdp,
+        fp_chart,
+        &out.join("ionosphere-explore.png"),
+        600.0,
+    )
+    .await;
 
     // --- Graphite down: the graph comes from Redis, and says so.
     drop(graphite);

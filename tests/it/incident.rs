@@ -1,5 +1,6 @@
 //! The Alertmanager and PagerDuty alerters: through the daemon to local HTTP receivers
-//! (payloads, one alert per window, retries, no secret in what the daemon reports), and to a
+//! (payloads, one alert per window, retries, PagerDuty's resolve at the window's end, no secret
+//! in what the daemon reports), and to a
 //! real `prometheus-alertmanager` (Debian package, `.ci/run` installs it): one alert per
 //! anomaly window and its resolve, seen through Alertmanager's own API and its webhook
 //! receiver.
@@ -141,6 +142,107 @@ severity = "error"
     // The routing key never appears in what the daemon logs or reports about the alerter.
     let shown = format!("{:?}", cfg.alerters);
     assert!(!shown.contains("R0UTING"), "{shown}");
+    running.shutdown().await;
+}
+
+/// PagerDuty: the incident an anomaly opened is resolved (same `dedup_key`) when its window
+/// ends; a resolve left due by a previous run (in `pagerduty.open_incidents`) is sent too.
+#[actix_rt::test]
+async fn pagerduty_resolves_the_incident_when_the_anomaly_window_ends() {
+    let redis = TestRedis::start().unwrap();
+    let dir = TempDir::new("incident-pd-resolve");
+    let pd = HttpSink::start(0);
+    let mut conn = redis_conn(&redis);
+    // Left by a previous run: an incident whose window ended while the daemon was down.
+    let _: () = redis::cmd("ZADD")
+        .arg("pagerduty.open_incidents")
+        .arg(now() - 30)
+        .arg("skyline/mirage/db.slow.queries")
+        .query(&mut conn)
+        .unwrap();
+    let text = format!(
+        r#"
+[analyzer]
+enabled = false
+[panorama]
+enabled = false
+[[alerts]]
+pattern = "web"
+alerter = "pagerduty"
+expiration_secs = 2
+[alerters]
+retry_initial_ms = 100
+[alerters.pagerduty]
+url = "{}"
+routing_key = "R0UTING-KEY-SECRET"
+"#,
+        pd.url("/v2/enqueue")
+    );
+    let cfg = cfg_from(&text, &redis, &dir);
+    let running = skyline::app::start(&cfg).await.unwrap();
+    let events = |pd: &HttpSink| -> Vec<serde_json::Value> {
+        pd.requests().iter().map(|r| r.json()).collect()
+    };
+    let old = eventually(10, || {
+        events(&pd)
+            .into_iter()
+            .find(|e| e["dedup_key"] == "skyline/mirage/db.slow.queries")
+    })
+    .await
+    .expect("the resolve left by the previous run is sent");
+    assert_eq!(
+        old,
+        serde_json::json!({"routing_key": "R0UTING-KEY-SECRET", "event_action": "resolve",
+            "dedup_key": "skyline/mirage/db.slow.queries"})
+    );
+
+    let a = anomaly("web.h3.requests", 42.0);
+    running.alert_anomalies.do_send(AlertAnomaly(a.clone()));
+    let key = "skyline/analyzer/web.h3.requests";
+    let trigger = eventually(10, || {
+        events(&pd)
+            .into_iter()
+            .find(|e| e["dedup_key"] == key && e["event_action"] == "trigger")
+    })
+    .await
+    .expect("the trigger is sent");
+    assert_eq!(trigger["payload"]["component"], "web.h3.requests");
+    // Scheduled for the window's end (detection + expiration_secs), as Alertmanager's endsAt.
+    let due: Option<i64> = eventually(10, || {
+        redis::cmd("ZSCORE")
+            .arg("pagerduty.open_incidents")
+            .arg(key)
+            .query::<Option<i64>>(&mut conn)
+            .unwrap()
+    })
+    .await;
+    assert_eq!(due, Some(a.added_at + 2));
+    let all = eventually(15, || {
+        let e = events(&pd);
+        e.iter()
+            .any(|e| e["dedup_key"] == key && e["event_action"] == "resolve")
+            .then_some(e)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no resolve: {:?}", events(&pd)));
+    let ours: Vec<&serde_json::Value> = all.iter().filter(|e| e["dedup_key"] == key).collect();
+    assert_eq!(ours.len(), 2, "one trigger, then one resolve: {ours:?}");
+    assert_eq!(ours[0]["event_action"], "trigger");
+    assert_eq!(
+        *ours[1],
+        serde_json::json!({"routing_key": "R0UTING-KEY-SECRET", "event_action": "resolve",
+            "dedup_key": key})
+    );
+    // Delivered resolves are forgotten.
+    eventually(10, || {
+        let n: i64 = redis::cmd("ZCARD")
+            .arg("pagerduty.open_incidents")
+            .query(&mut conn)
+            .unwrap();
+        (n == 0).then_some(())
+    })
+    .await
+    .expect("resolved incidents leave pagerduty.open_incidents");
     running.shutdown().await;
 }
 
