@@ -251,8 +251,13 @@ mod tests {
         let l = choose_parent(&c, 105.0, t0 + 86_400, &p).unwrap();
         assert_eq!((l.parent_id, l.generation), (2, 2));
         assert!((l.percent_diff - 2.0 / 103.0 * 100.0).abs() < 1e-9);
-        // Exactly the limit is allowed (≤), beyond it is not.
-        assert!(choose_parent(&[cand(1, 0, 100.0, t0)], 107.0, t0 + 60, &p).is_some());
+        // The limit is inclusive (≤; 8 / 128 is exactly 6.25 %), beyond it is not.
+        let exact = LearnParams {
+            max_percent_diff_from_origin: 6.25,
+            ..p
+        };
+        assert!(choose_parent(&[cand(1, 0, 128.0, t0)], 136.0, t0 + 60, &exact).is_some());
+        assert!(choose_parent(&[cand(1, 0, 100.0, t0)], 106.9, t0 + 60, &p).is_some());
         assert!(choose_parent(&[cand(1, 0, 100.0, t0)], 107.5, t0 + 60, &p).is_none());
         // A profile at max_generations has no children.
         assert!(choose_parent(&[cand(1, 3, 100.0, t0)], 101.0, t0 + 60, &p).is_none());

@@ -59,6 +59,8 @@ fn other(end: i64) -> Vec<(i64, f64)> {
 struct Extra {
     /// Lines of `[analyzer]`.
     analyzer: &'static str,
+    /// Lines of `[panorama]`.
+    panorama: &'static str,
     /// `[mirage]` lines (`enabled = false` when empty).
     mirage: &'static str,
     /// Lines of `[ionosphere]`.
@@ -94,6 +96,7 @@ run_every_secs = 1
 
 [panorama]
 expiry_secs = 60
+{}
 
 [mirage]
 {}
@@ -121,6 +124,7 @@ to = ["ops@example.org"]
 url = "{}"
 "#,
             extra.analyzer,
+            extra.panorama,
             if extra.mirage.is_empty() {
                 "enabled = false"
             } else {
@@ -468,14 +472,15 @@ async fn writes_need_json_and_the_same_site() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 405);
-    // Learning is not offered yet: refused, not ignored.
+    // Learning is decided per metric (see learn_outside_a_learning_namespace_is_refused):
+    // an unknown anomaly is 404 whatever it asks.
     let (status, _) = d
         .post(
             "/api/ionosphere/train",
             serde_json::json!({"anomaly_id": 1, "learn": true}),
         )
         .await;
-    assert_eq!(status, 422);
+    assert_eq!(status, 404);
     d.stop().await;
 }
 
@@ -576,11 +581,13 @@ fn put_mirage(d: &mut Daemon, end: i64) {
 async fn a_mirage_anomaly_is_kept_trained_on_and_then_matched() {
     // Both occurrences are 600 s apart (the history's step), so Mirage's merged series hold
     // the same values; staleness is relaxed for the older one, consensus lowered so the
-    // verdicts do not depend on the wall clock (ks_test).
+    // verdicts do not depend on the wall clock (ks_test), and Panorama takes anomalies up to
+    // an hour old.
     let mut d = Daemon::start_with(
         None,
         Extra {
             analyzer: "stale_period_secs = 3600\nconsensus = 1",
+            panorama: "check_max_age_secs = 3600",
             mirage: "stale_secs = 3600\nconsensus = 1\nhistory_interval_secs = 86400",
             tables: r#"
 [[alerts]]
@@ -680,7 +687,8 @@ max_percent_diff_from_origin = 7.0
         },
     )
     .await;
-    let end1 = now() - 300;
+    // Panorama drops anomalies older than check_max_age_secs (300) when they reach it.
+    let end1 = now() - 240;
     put_metric(&mut d.conn, METRIC, &day(end1, 1.0, 3000.0));
     let (id, _, _) = d.recorded(METRIC, end1).await.expect("recorded");
     // The Now page's JSON says the anomaly can be trained (now.js rebuilds the button).
@@ -804,7 +812,8 @@ fn low(end: i64, last: f64) -> Vec<(i64, f64)> {
 async fn layers_from_the_api_match_exactly_at_a_d_boundary() {
     let mut d = Daemon::start(None).await;
     // A profile of the usual shape (the low series never match it by features).
-    let end1 = now() - 300;
+    // Panorama drops anomalies older than check_max_age_secs (300) when they reach it.
+    let end1 = now() - 240;
     put_metric(&mut d.conn, METRIC, &day(end1, 1.0, 3000.0));
     let (id, _, _) = d.recorded(METRIC, end1).await.expect("recorded");
     let pool = d.pool();
