@@ -2,7 +2,7 @@
  * beside the matched anomaly's series, as explorable charts (Sky.chart: drag to zoom, the
  * range picker where the data covers it, the log toggle, dated time labels, a marker at the
  * anomaly the profile was trained on or the match was found at); enables/disables profiles
- * with a JSON POST (a cross-site form cannot send one). */
+ * and adds layers with a JSON POST (a cross-site form cannot send one). */
 (function () {
   'use strict';
 
@@ -61,6 +61,25 @@
       var metric = card.getAttribute('data-metric');
       draw(card.querySelector('.profile-chart'), '/api/ionosphere/series?fp_id=' + encodeURIComponent(fp), trainedAt[fp] || 0, metric);
       draw(card.querySelector('.anomaly-chart'), '/api/ionosphere/series?metric=' + encodeURIComponent(metric) + '&timestamp=' + ts, ts, metric);
+    });
+    document.querySelectorAll('.layers-form').forEach(function (form) {
+      form.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var fp = Number(form.getAttribute('data-fp'));
+        var out = form.querySelector('.layers-status');
+        var f = form.elements;
+        var body = {
+          fp_id: fp,
+          label: f.label.value,
+          d: { condition: f.d_condition.value, boundary: Number(f.d_boundary.value) },
+          e: { condition: f.e_condition.value, boundary: Number(f.e_boundary.value), times_in_row: Number(f.e_times.value) }
+        };
+        postJSON('/api/ionosphere/layers', body).then(function (b) {
+          if (out) { out.textContent = 'layers ' + b.layers_id + ' added'; }
+        }).catch(function (err) {
+          if (out) { out.textContent = 'fp ' + fp + ': ' + err.message; }
+        });
+      });
     });
     var status = document.getElementById('fp-status');
     document.querySelectorAll('.fp-toggle').forEach(function (button) {

@@ -69,6 +69,14 @@
     var redis = el('a', '', 'Redis');
     redis.href = '/rebrow/key?k=' + base64url('metrics.' + a.metric);
     foot.append(time, algos, pano, redis);
+    if (a.trainable) {
+      // The same action the server-rendered card has (train.js handles the click).
+      var train = el('button', 'secondary train-action', 'not anomalous — train');
+      train.type = 'button';
+      train.setAttribute('data-metric', a.metric);
+      train.setAttribute('data-ts', String(a.timestamp));
+      foot.append(train);
+    }
     card.append(head, chart, foot);
     return card;
   }

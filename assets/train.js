@@ -22,13 +22,15 @@
   function train(button) {
     var label = window.prompt('Label for this features profile (optional):', '');
     if (label === null) { return; }
+    // Learning is per namespace ([[ionosphere.learn]]); the server refuses it elsewhere.
+    var learn = window.confirm('Also learn from later similar anomalies of this metric?\n(OK: learn; Cancel: this profile only. Only metrics in a learning namespace can learn.)');
     button.disabled = true;
     anomalyId(button).then(function (id) {
       return fetch('/api/ionosphere/train', {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ anomaly_id: id, label: label, learn: false })
+        body: JSON.stringify({ anomaly_id: id, label: label, learn: learn })
       });
     }).then(function (res) {
       return res.json().then(function (b) {

@@ -345,6 +345,43 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     }
     arbiters.push(monitor);
 
+    // Ionosphere: Panorama keeps each anomaly's series so it can be trained on, and the
+    // anomalies of trained metrics go to the matcher first (it records and alerts the
+    // unmatched ones; the senders' waterfall alerts what it does not decide in time). Started
+    // before Mirage and the Analyzer, its two senders.
+    let full_duration = i64::try_from(config.horizon.full_duration_secs).unwrap_or(86_400);
+    let ionosphere = match (
+        &panorama,
+        &db,
+        config.ionosphere.enabled && config.analyzer.enabled,
+    ) {
+        (Some(p), Some(pool), true) => {
+            let io = &config.ionosphere;
+            let shared = crate::ionosphere::messages::Shared::new();
+            let matcher = crate::ionosphere::actor::Ionosphere::start(
+                crate::ionosphere::actor::IonosphereSetup {
+                    pool: pool.clone(),
+                    settings: io.matching(),
+                    learn: io.learn.clone(),
+                    shared: shared.clone(),
+                    record: vec![p.clone().recipient()],
+                    alert: vec![alerts.clone().recipient()],
+                },
+            );
+            let handoff = move || {
+                crate::ionosphere::messages::IonosphereHandoff::new(
+                    matcher.clone().recipient(),
+                    shared.clone(),
+                    io.waterfall_secs,
+                    io.queue_max,
+                    full_duration,
+                )
+            };
+            Some((p.clone(), handoff))
+        }
+        _ => None,
+    };
+
     // Mirage: its decider and the history keeper, each on an arbiter of its own.
     let mirage = start_mirage(
         config,
@@ -353,6 +390,9 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         timeout,
         &panorama,
         &alerts,
+        ionosphere
+            .as_ref()
+            .map(|(p, h)| (p.clone().recipient(), h())),
     )?;
 
     // Analyzer: the run loop on this arbiter, the algorithms on a SyncArbiter pool.
@@ -396,34 +436,11 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             recipients,
             alert_recipients,
         );
-        // Ionosphere: Panorama keeps each anomaly's series so it can be trained on, and the
-        // anomalies of trained metrics go to the matcher first (it records and alerts the
-        // unmatched ones; the Analyzer's waterfall alerts what it does not decide in time).
-        let full_duration = i64::try_from(config.horizon.full_duration_secs).unwrap_or(86_400);
-        let analyzer = match (&panorama, &db, config.ionosphere.enabled) {
-            (Some(p), Some(pool), true) => {
-                let io = &config.ionosphere;
-                let shared = crate::ionosphere::messages::Shared::new();
-                let matcher = crate::ionosphere::actor::Ionosphere::start(
-                    crate::ionosphere::actor::IonosphereSetup {
-                        pool: pool.clone(),
-                        settings: io.matching(),
-                        shared: shared.clone(),
-                        record: vec![p.clone().recipient()],
-                        alert: vec![alerts.clone().recipient()],
-                    },
-                );
-                analyzer
-                    .with_training(vec![p.clone().recipient()], full_duration)
-                    .with_ionosphere(crate::analyze::to_ionosphere::IonosphereHandoff::new(
-                        matcher.recipient(),
-                        shared,
-                        io.waterfall_secs,
-                        io.queue_max,
-                        full_duration,
-                    ))
-            }
-            _ => analyzer,
+        let analyzer = match &ionosphere {
+            Some((p, handoff)) => analyzer
+                .with_training(vec![p.clone().recipient()], full_duration)
+                .with_ionosphere(handoff()),
+            None => analyzer,
         };
         match mirage {
             Some(handoff) => analyzer.with_mirage(handoff).start(),
@@ -565,6 +582,10 @@ fn start_mirage(
     timeout: Duration,
     panorama: &Option<Addr<Panorama>>,
     alerts: &Addr<Alerts>,
+    ionosphere: Option<(
+        Recipient<crate::panorama::KeepTrainingData>,
+        crate::ionosphere::messages::IonosphereHandoff,
+    )>,
 ) -> Result<Option<crate::analyze::waterfall::MirageHandoff>, AppError> {
     let s = &config.mirage;
     let wanted = config
@@ -586,6 +607,8 @@ fn start_mirage(
         checks: rx,
         record: panorama.iter().map(|p| p.clone().recipient()).collect(),
         alert: vec![alerts.clone().recipient()],
+        training: ionosphere.iter().map(|(t, _)| t.clone()).collect(),
+        ionosphere: ionosphere.map(|(_, h)| h),
     };
     let arbiter = Arbiter::new();
     crate::mirage::Mirage::start_in_arbiter(&arbiter.handle(), move |_| {

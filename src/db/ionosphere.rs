@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::queries::{resolve_id, IdCache, Lookup};
 use super::{DbError, Pool, PoolKind};
+pub use crate::ionosphere::learn::LearnParams;
 pub use crate::ionosphere::matching::MinMax;
 
 /// Rows per multi-row INSERT of features or series points (3 bound values per row).
@@ -247,8 +248,9 @@ macro_rules! ionosphere_queries {
             ionosphere_training_data, layers_algorithms, metrics, users,
         };
         use super::{
-            encode_series, to_i32, AnomalyForTraining, LayerRule, MatchRow, MinMax, NewLayersMatch,
-            NewMatch, NewProfile, ProfileFeatures, ProfileRow, TrainingData, INSERT_CHUNK,
+            encode_series, to_i32, AnomalyForTraining, LayerRule, LearnParams, MatchRow, MinMax,
+            NewLayersMatch, NewMatch, NewProfile, ProfileFeatures, ProfileRow, TrainingData,
+            INSERT_CHUNK,
         };
         use crate::ionosphere::features::TSFRESH_VERSION;
 
@@ -936,6 +938,98 @@ macro_rules! ionosphere_queries {
             .transpose()
         }
 
+        pub(super) fn set_learn_params(
+            conn: &mut Conn,
+            metric_id: i32,
+            p: &LearnParams,
+        ) -> QueryResult<()> {
+            diesel::update(metrics::table.filter(metrics::id.eq(metric_id)))
+                .set((
+                    metrics::learn_full_duration_days.eq(Some(p.full_duration_days)),
+                    metrics::learn_valid_ts_older_than.eq(Some(p.valid_ts_older_than)),
+                    metrics::max_generations.eq(Some(p.max_generations)),
+                    metrics::max_percent_diff_from_origin.eq(Some(p.max_percent_diff_from_origin)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        }
+
+        pub(super) fn learn_params(
+            conn: &mut Conn,
+            metric_id: i32,
+        ) -> QueryResult<Option<LearnParams>> {
+            let row: Option<(Option<i32>, Option<i32>, Option<i32>, Option<f64>)> = metrics::table
+                .filter(metrics::id.eq(metric_id))
+                .select((
+                    metrics::learn_full_duration_days,
+                    metrics::learn_valid_ts_older_than,
+                    metrics::max_generations,
+                    metrics::max_percent_diff_from_origin,
+                ))
+                .first(conn)
+                .optional()?;
+            let d = LearnParams::default();
+            Ok(row.map(|(days, valid, gens, pct)| LearnParams {
+                full_duration_days: days.unwrap_or(d.full_duration_days),
+                valid_ts_older_than: valid.unwrap_or(d.valid_ts_older_than),
+                max_generations: gens.unwrap_or(d.max_generations),
+                max_percent_diff_from_origin: pct.unwrap_or(d.max_percent_diff_from_origin),
+            }))
+        }
+
+        pub(super) fn origin_of(
+            conn: &mut Conn,
+            fp_id: i32,
+        ) -> QueryResult<Option<(i32, f64, i64)>> {
+            let mut id = fp_id;
+            // Bounded walk: a corrupt parent loop cannot spin for ever.
+            for _ in 0..1_000 {
+                let row: Option<(Option<i32>, Option<i32>, Option<f64>, i32)> = ionosphere::table
+                    .filter(ionosphere::id.eq(id))
+                    .select((
+                        ionosphere::parent_id,
+                        ionosphere::generation,
+                        ionosphere::features_sum,
+                        ionosphere::anomaly_timestamp,
+                    ))
+                    .first(conn)
+                    .optional()?;
+                let Some((parent, generation, sum, ts)) = row else {
+                    return Ok(None);
+                };
+                let parent = parent.unwrap_or(0);
+                if generation.unwrap_or(0) == 0 || parent == 0 || parent == id {
+                    return Ok(sum.map(|s| (id, s, i64::from(ts))));
+                }
+                id = parent;
+            }
+            Ok(None)
+        }
+
+        pub(super) fn profile_at(
+            conn: &mut Conn,
+            metric_id: i32,
+            anomaly_timestamp: i64,
+            full_duration: i64,
+        ) -> QueryResult<Option<i32>> {
+            ionosphere::table
+                .filter(ionosphere::metric_id.eq(metric_id))
+                .filter(ionosphere::anomaly_timestamp.eq(to_i32(anomaly_timestamp)))
+                .filter(ionosphere::full_duration.eq(to_i32(full_duration)))
+                .select(ionosphere::id)
+                .order(ionosphere::id)
+                .first(conn)
+                .optional()
+        }
+
+        pub(super) fn profile_metric_id(conn: &mut Conn, fp_id: i32) -> QueryResult<Option<i32>> {
+            ionosphere::table
+                .filter(ionosphere::id.eq(fp_id))
+                .select(ionosphere::metric_id)
+                .first(conn)
+                .optional()
+        }
+
         pub(super) fn match_count(conn: &mut Conn, fp_id: i32) -> QueryResult<i64> {
             ionosphere_matched::table
                 .filter(ionosphere_matched::fp_id.eq(fp_id))
@@ -1117,6 +1211,41 @@ pub fn create_layers(
     ion_dispatch!(pool, create_layers(fp_id, metric_id, label, rules))
 }
 
+/// Writes a metric's learn columns (`learn_full_duration_days`, `learn_valid_ts_older_than`,
+/// `max_generations`, `max_percent_diff_from_origin`).
+pub fn set_learn_params(pool: &Pool, metric_id: i32, params: &LearnParams) -> Result<(), DbError> {
+    ion_dispatch!(pool, set_learn_params(metric_id, params))
+}
+
+/// A metric's learn columns (NULLs read as Skyline's defaults); None when no such metric.
+pub fn learn_params(pool: &Pool, metric_id: i32) -> Result<Option<LearnParams>, DbError> {
+    ion_dispatch!(pool, learn_params(metric_id))
+}
+
+/// The generation-0 origin of a profile (following `parent_id`): `(id, features_sum,
+/// anomaly_timestamp)`; None when a profile on the way is missing.
+pub fn origin_of(pool: &Pool, fp_id: i32) -> Result<Option<(i32, f64, i64)>, DbError> {
+    ion_dispatch!(pool, origin_of(fp_id))
+}
+
+/// A profile of any generation of the metric at that anomaly timestamp and duration.
+pub fn profile_at(
+    pool: &Pool,
+    metric_id: i32,
+    anomaly_timestamp: i64,
+    full_duration: i64,
+) -> Result<Option<i32>, DbError> {
+    ion_dispatch!(
+        pool,
+        profile_at(metric_id, anomaly_timestamp, full_duration)
+    )
+}
+
+/// The `metrics.id` of a profile; None when no such profile.
+pub fn profile_metric_id(pool: &Pool, fp_id: i32) -> Result<Option<i32>, DbError> {
+    ion_dispatch!(pool, profile_metric_id(fp_id))
+}
+
 /// `ionosphere_matched` rows of a profile.
 pub fn match_count(pool: &Pool, fp_id: i32) -> Result<i64, DbError> {
     ion_dispatch!(pool, match_count(fp_id))
@@ -1213,6 +1342,40 @@ mod tests {
         let p2 = create_profile(pool, &profile(a.metric_id, ts + 60, p1, 1)).unwrap();
         let p3 = create_profile(pool, &profile(a.metric_id, ts + 120, p2, 2)).unwrap();
         let p4 = create_profile(pool, &profile(a.metric_id, ts + 180, 0, 0)).unwrap();
+        // Learning: the origin of a grandchild is p1; a profile of any generation is found at
+        // its timestamp; the metric's learn columns round-trip (defaults first).
+        assert_eq!(origin_of(pool, p3).unwrap(), Some((p1, 12_345.5, ts)));
+        assert_eq!(origin_of(pool, p4).unwrap(), Some((p4, 12_345.5, ts + 180)));
+        assert_eq!(origin_of(pool, p4 + 1000).unwrap(), None);
+        assert_eq!(
+            profile_at(pool, a.metric_id, ts + 120, 86_400).unwrap(),
+            Some(p3)
+        );
+        assert_eq!(
+            profile_at(pool, a.metric_id, ts + 120, 3_600).unwrap(),
+            None
+        );
+        assert_eq!(profile_metric_id(pool, p2).unwrap(), Some(a.metric_id));
+        assert_eq!(profile_metric_id(pool, p4 + 1000).unwrap(), None);
+        // A new metrics row has Skyline's determine_db_id defaults.
+        assert_eq!(
+            learn_params(pool, a.metric_id).unwrap(),
+            Some(LearnParams {
+                full_duration_days: 30,
+                valid_ts_older_than: 3661,
+                max_generations: 16,
+                max_percent_diff_from_origin: 100.0,
+            })
+        );
+        let lp = LearnParams {
+            full_duration_days: 3,
+            valid_ts_older_than: 0,
+            max_generations: 2,
+            max_percent_diff_from_origin: 4.5,
+        };
+        set_learn_params(pool, a.metric_id, &lp).unwrap();
+        assert_eq!(learn_params(pool, a.metric_id).unwrap(), Some(lp));
+        assert_eq!(learn_params(pool, a.metric_id + 1000).unwrap(), None);
         assert_eq!(
             enabled_metrics(pool).unwrap(),
             vec![(a.metric_id, metric.to_string())]

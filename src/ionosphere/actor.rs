@@ -12,6 +12,14 @@
 //! `ionosphere_layers_matched`) — no anomaly row, no alert; no match (or any failure:
 //! database, features) sends `RecordAnomaly` and `AlertAnomaly` on as the Analyzer would.
 //!
+//! Learning (spec §3.13, [`super::learn`]): an unmatched anomaly of a metric in a learning
+//! namespace (`[[ionosphere.learn]]`) is queued; once it is `learn_valid_ts_older_than`
+//! seconds old (the metric's `metrics` learn columns) the queue, run on every [`Refresh`],
+//! creates a generation-n profile from its series when its features sum is within
+//! `max_percent_diff_from_origin` of an enabled profile's origin. The queue is in memory and
+//! bounded ([`LEARN_QUEUE_MAX`], the oldest dropped and counted when full): a restart forgets
+//! it, which only means a profile is not learnt (an anomaly is never silenced by learning).
+//!
 //! Tables: reads `ionosphere`, `ionosphere_fp_features`, `ionosphere_minmax`,
 //! `ionosphere_layers`, `layers_algorithms`, `metrics`; writes `ionosphere` (counts),
 //! `ionosphere_matched`, `ionosphere_layers` (counts), `ionosphere_layers_matched`.
@@ -19,15 +27,17 @@
 //! sender records and alerts itself when it is full); a check the actor has not decided within
 //! `waterfall_secs` is recorded and alerted by the sender.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, Handler, Recipient, SyncArbiter, SyncContext};
 use log::{error, info};
 
 use super::features;
+use super::learn::{self, Candidate, LearnNamespace, Learnt};
 use super::matching::{self, MatchSettings, Profile, Rule};
 use super::messages::{CheckAnomaly, Refresh, Shared};
+use super::training;
 use crate::alert::AlertAnomaly;
 use crate::db::ionosphere::{self as q, NewLayersMatch, NewMatch, ProfileFeatures};
 use crate::db::{DbError, IdCache, Lookup, Pool};
@@ -52,6 +62,8 @@ pub struct IonosphereSetup {
     pub pool: Pool,
     /// Thresholds.
     pub settings: MatchSettings,
+    /// The learning namespaces (`[[ionosphere.learn]]`).
+    pub learn: Vec<LearnNamespace>,
     /// Shared with the senders.
     pub shared: Shared,
     /// Panorama (unmatched anomalies).
@@ -71,9 +83,32 @@ pub enum Verdict {
     NotMatched,
 }
 
+/// Unmatched anomalies waiting to be learnt from, at most.
+pub const LEARN_QUEUE_MAX: usize = 100;
+
+/// An unmatched anomaly of a learning namespace, with its series.
+#[derive(Debug, Clone)]
+struct LearnJob {
+    anomaly: Anomaly,
+    series: Vec<(i64, f64)>,
+    full_duration: i64,
+}
+
+/// What one learn job came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LearnStep {
+    /// Not `learn_valid_ts_older_than` old yet: kept queued.
+    Wait,
+    /// Nothing to learn (no profile close enough, too short, learnt already).
+    Nothing,
+    /// A profile was learnt: its id and how.
+    Learnt(i32, Learnt),
+}
+
 /// The matcher.
 pub struct Ionosphere {
     setup: IonosphereSetup,
+    learn_queue: VecDeque<LearnJob>,
     ids: IdCache,
     cache: HashMap<String, (i32, Vec<ProfileFeatures>)>,
     version: u64,
@@ -92,6 +127,7 @@ impl Ionosphere {
     pub fn new(setup: IonosphereSetup) -> Self {
         Ionosphere {
             setup,
+            learn_queue: VecDeque::new(),
             ids: IdCache::new(),
             cache: HashMap::new(),
             version: super::cache::version(),
@@ -108,6 +144,7 @@ impl Ionosphere {
             Ionosphere::new(IonosphereSetup {
                 pool: setup.pool.clone(),
                 settings: setup.settings,
+                learn: setup.learn.clone(),
                 shared: setup.shared.clone(),
                 record: setup.record.clone(),
                 alert: setup.alert.clone(),
@@ -269,6 +306,124 @@ impl Ionosphere {
         Ok(Verdict::NotMatched)
     }
 
+    /// Learns from one queued anomaly (see the module docs) at `now`.
+    fn learn_one(&mut self, job: &LearnJob, now: i64) -> Result<LearnStep, IonosphereError> {
+        let a = &job.anomaly;
+        let (metric_id, profiles) = self.profiles(&a.metric)?;
+        let pool = &self.setup.pool;
+        let params = q::learn_params(pool, metric_id)?.unwrap_or_default();
+        if now - a.timestamp < i64::from(params.valid_ts_older_than) {
+            return Ok(LearnStep::Wait);
+        }
+        if q::profile_at(pool, metric_id, a.timestamp, job.full_duration)?.is_some() {
+            return Ok(LearnStep::Nothing);
+        }
+        let mut candidates = Vec::new();
+        for p in profiles
+            .iter()
+            .filter(|p| p.full_duration == job.full_duration)
+        {
+            if let Some((_, sum, ts)) = q::origin_of(pool, p.id)? {
+                candidates.push(Candidate {
+                    fp_id: p.id,
+                    generation: p.generation,
+                    origin_features_sum: sum,
+                    origin_timestamp: ts,
+                });
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(LearnStep::Nothing);
+        }
+        let Ok(computed) = training::profile_of(&job.series, job.full_duration) else {
+            return Ok(LearnStep::Nothing);
+        };
+        let Some(how) = learn::choose_parent(&candidates, computed.sum(), a.timestamp, &params)
+        else {
+            return Ok(LearnStep::Nothing);
+        };
+        let values: Vec<f64> = job.series.iter().map(|&(_, v)| v).collect();
+        let fp_id = q::create_profile(
+            pool,
+            &q::NewProfile {
+                metric_id,
+                full_duration: job.full_duration,
+                anomaly_timestamp: a.timestamp,
+                calc_time: computed.calc_time,
+                features_count: i32::try_from(computed.count()).unwrap_or(i32::MAX),
+                features_sum: computed.sum(),
+                features: computed.stored.clone(),
+                series: job.series.clone(),
+                minmax: matching::minmax_of(&values),
+                parent_id: how.parent_id,
+                generation: how.generation,
+                label: Some(learn::LEARNT_LABEL.into()),
+                user: learn::LEARN_USER.into(),
+            },
+        )?;
+        super::cache::changed();
+        m::IONOSPHERE_TRAINED.inc();
+        Ok(LearnStep::Learnt(fp_id, how))
+    }
+
+    /// Runs the learn jobs that are due; the others stay queued.
+    pub fn learn_due(&mut self) -> Vec<LearnStep> {
+        let now = now_epoch();
+        let mut steps = Vec::new();
+        let mut keep = VecDeque::new();
+        while let Some(job) = self.learn_queue.pop_front() {
+            match self.learn_one(&job, now) {
+                Ok(LearnStep::Wait) => {
+                    keep.push_back(job);
+                    steps.push(LearnStep::Wait);
+                }
+                Ok(step) => {
+                    if let LearnStep::Learnt(fp_id, how) = &step {
+                        info!(
+                            "ionosphere :: learnt profile {fp_id} (generation {}, parent {}, {:.2} % from its origin) from {} at {}",
+                            how.generation,
+                            how.parent_id,
+                            how.percent_diff,
+                            job.anomaly.metric,
+                            job.anomaly.timestamp
+                        );
+                    }
+                    steps.push(step);
+                }
+                Err(e) => {
+                    m::IONOSPHERE_ERRORS.inc();
+                    self.log_error(&format!(
+                        "ionosphere :: learning from {} at {} failed: {e}; not learnt",
+                        job.anomaly.metric, job.anomaly.timestamp
+                    ));
+                }
+            }
+        }
+        self.learn_queue = keep;
+        steps
+    }
+
+    /// Queues an unmatched anomaly for learning when its namespace learns.
+    fn queue_learning(&mut self, check: &CheckAnomaly) {
+        if learn::namespace_for(&self.setup.learn, &check.anomaly.metric).is_none() {
+            return;
+        }
+        if self.learn_queue.len() >= LEARN_QUEUE_MAX {
+            if let Some(old) = self.learn_queue.pop_front() {
+                m::IONOSPHERE_ERRORS.inc();
+                self.log_error(&format!(
+                    "ionosphere :: learn queue full ({LEARN_QUEUE_MAX}); not learning from {} at {}",
+                    old.anomaly.metric, old.anomaly.timestamp
+                ));
+            }
+        }
+        self.learn_queue.push_back(LearnJob {
+            anomaly: check.anomaly.clone(),
+            series: check.series.clone(),
+            full_duration: check.full_duration,
+        });
+    }
+
     fn pass_on(&self, a: &Anomaly) {
         for r in &self.setup.record {
             r.do_send(RecordAnomaly(a.clone()));
@@ -288,6 +443,9 @@ impl Handler<Refresh> for Ionosphere {
 
     fn handle(&mut self, _msg: Refresh, _ctx: &mut Self::Context) {
         self.refresh();
+        if !self.learn_queue.is_empty() {
+            self.learn_due();
+        }
     }
 }
 
@@ -298,6 +456,10 @@ impl Handler<CheckAnomaly> for Ionosphere {
         m::IONOSPHERE_CHECKS.inc();
         let a = &check.anomaly;
         let verdict = match self.judge(&check) {
+            Ok(Verdict::NotMatched) => {
+                self.queue_learning(&check);
+                Verdict::NotMatched
+            }
             Ok(v) => v,
             Err(e) => {
                 m::IONOSPHERE_ERRORS.inc();
@@ -413,6 +575,7 @@ mod tests {
         let m = Ionosphere::new(IonosphereSetup {
             pool,
             settings: MatchSettings::default(),
+            learn: Vec::new(),
             shared: Shared::new(),
             record: Vec::new(),
             alert: Vec::new(),
@@ -443,6 +606,127 @@ mod tests {
             series,
             full_duration: 86_400,
         }
+    }
+
+    fn learn_check(end: i64, scale: f64) -> CheckAnomaly {
+        let series: Vec<(i64, f64)> = (0..1440)
+            .map(|i| {
+                let wave = (f64::from(i) / 1440.0 * std::f64::consts::TAU).sin();
+                let spike = if i >= 1437 { 3000.0 } else { 0.0 };
+                let v = (1000.0 + 100.0 * wave + f64::from(i % 7) * 5.0 + spike) * scale;
+                (end - i64::from(1439 - i) * 60, v)
+            })
+            .collect();
+        CheckAnomaly {
+            anomaly: crate::model::Anomaly {
+                metric: "learn.test.requests".into(),
+                timestamp: end,
+                datapoint: series[1439].1,
+                from_timestamp: end - 86_340,
+                full_duration: 86_400,
+                algorithms_run: Vec::new(),
+                triggered_algorithms: Vec::new(),
+                app: "analyzer".into(),
+                source: "graphite".into(),
+                host: "h".into(),
+                added_at: end + 1,
+            },
+            series,
+            full_duration: 86_400,
+        }
+    }
+
+    #[test]
+    fn an_unmatched_similar_anomaly_of_a_learning_namespace_becomes_a_learnt_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/panorama.sqlite", dir.path().display());
+        let pool = connect_with(&url, &PoolOptions::default()).unwrap();
+        migrate(&pool).unwrap();
+        let metric_id = crate::db::queries::resolve_id(
+            &pool,
+            &mut IdCache::new(),
+            Lookup::Metric,
+            "learn.test.requests",
+        )
+        .unwrap();
+        let t0 = now_epoch() - 7_200;
+        let origin = learn_check(t0, 1.0);
+        let p = training::profile_of(&origin.series, 86_400).unwrap();
+        let fp = q::create_profile(
+            &pool,
+            &NewProfile {
+                metric_id,
+                full_duration: 86_400,
+                anomaly_timestamp: t0,
+                calc_time: 0.0,
+                features_count: 210,
+                features_sum: p.sum(),
+                features: p.stored.clone(),
+                series: origin.series.clone(),
+                minmax: None,
+                parent_id: 0,
+                generation: 0,
+                label: None,
+                user: "admin".into(),
+            },
+        )
+        .unwrap();
+        let ns = LearnNamespace {
+            namespace: "learn.test".into(),
+            ..Default::default()
+        };
+        q::set_learn_params(&pool, metric_id, &ns.params()).unwrap();
+        let mut m = Ionosphere::new(IonosphereSetup {
+            pool: pool.clone(),
+            settings: MatchSettings {
+                minmax_enabled: false,
+                ..MatchSettings::default()
+            },
+            learn: vec![ns],
+            shared: Shared::new(),
+            record: Vec::new(),
+            alert: Vec::new(),
+        });
+        // +2 %: the features sum differs by more than the 1 % match threshold but less than
+        // the 7 % learn limit. Not matched; learnt once it is 3661 s old.
+        let later = learn_check(now_epoch() - 60, 1.02);
+        assert_eq!(m.judge(&later).unwrap(), Verdict::NotMatched);
+        m.queue_learning(&later);
+        assert_eq!(m.learn_due(), vec![LearnStep::Wait]);
+        let old = learn_check(now_epoch() - 3_700, 1.02);
+        m.learn_queue.clear();
+        m.queue_learning(&old);
+        let steps = m.learn_due();
+        let (child, how) = match steps.as_slice() {
+            [LearnStep::Learnt(id, how)] => (*id, *how),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((how.parent_id, how.generation), (fp, 1));
+        assert!(how.percent_diff > 1.0 && how.percent_diff <= 7.0, "{how:?}");
+        assert!(m.learn_queue.is_empty());
+        // The same anomaly is not learnt twice; a far one (x 1.5) is not learnt at all.
+        m.queue_learning(&old);
+        m.queue_learning(&learn_check(now_epoch() - 3_800, 1.5));
+        assert_eq!(m.learn_due(), vec![LearnStep::Nothing, LearnStep::Nothing]);
+        // The learnt profile now matches that shape.
+        match m.judge(&learn_check(now_epoch() - 30, 1.02)).unwrap() {
+            Verdict::Features(row) => assert_eq!(row.fp_id, child),
+            other => panic!("{other:?}"),
+        }
+        let rows = q::profiles(&pool, "learn.test.requests").unwrap();
+        let c = rows.iter().find(|r| r.id == child).unwrap();
+        assert_eq!((c.generation, c.parent_id), (1, i64::from(fp)));
+        assert_eq!(c.label.as_deref(), Some(learn::LEARNT_LABEL));
+        // Disabling the origin disables what was learnt from it.
+        q::set_enabled(&pool, fp, false).unwrap();
+        assert!(q::profiles(&pool, "learn.test.requests")
+            .unwrap()
+            .iter()
+            .all(|r| !r.enabled));
+        // Outside a learning namespace nothing is queued.
+        m.setup.learn.clear();
+        m.queue_learning(&old);
+        assert!(m.learn_queue.is_empty());
     }
 
     #[test]

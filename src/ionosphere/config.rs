@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::learn::LearnNamespace;
 use super::matching::MatchSettings;
 
 /// `[ionosphere]`.
@@ -28,6 +29,9 @@ pub struct IonosphereSettings {
     pub waterfall_secs: u64,
     /// Anomalies waiting for the matcher; beyond this they are recorded and alerted at once.
     pub queue_max: usize,
+    /// `[[ionosphere.learn]]`: the namespaces that learn (Skyline's
+    /// IONOSPHERE_LEARN_NAMESPACE_CONFIG, spec §3.13); none by default.
+    pub learn: Vec<LearnNamespace>,
 }
 
 impl Default for IonosphereSettings {
@@ -41,6 +45,7 @@ impl Default for IonosphereSettings {
             layers_approx_close: true,
             waterfall_secs: 300,
             queue_max: 1000,
+            learn: Vec::new(),
         }
     }
 }
@@ -74,6 +79,9 @@ impl IonosphereSettings {
         }
         if self.queue_max == 0 {
             problems.push("[ionosphere] queue_max: must be positive".into());
+        }
+        for (i, l) in self.learn.iter().enumerate() {
+            l.validate(i, problems);
         }
     }
 }

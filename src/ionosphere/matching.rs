@@ -245,9 +245,21 @@ pub fn match_features(
     values: &[f64],
     settings: &MatchSettings,
 ) -> (Option<FeaturesMatch>, Vec<i32>) {
+    match_features_scaled(profiles, anomaly, values, &mut None, settings)
+}
+
+/// [`match_features`] with the anomaly's min-max-scaled features supplied (or computed at the
+/// first min-max retry and left in `scaled`): they depend on the anomaly alone, so one check
+/// computes them at most once whatever the number of profiles.
+pub fn match_features_scaled(
+    profiles: &[Profile],
+    anomaly: &Features,
+    values: &[f64],
+    scaled: &mut Option<Option<Features>>,
+    settings: &MatchSettings,
+) -> (Option<FeaturesMatch>, Vec<i32>) {
     let calc = anomaly.stored();
     let mut checked = Vec::new();
-    let mut scaled = None;
     for p in profiles {
         let Some(c) = compare_features(&p.features, &calc, settings.features_percent_similar)
         else {
@@ -267,7 +279,7 @@ pub fn match_features(
         }
         if settings.minmax_enabled {
             if let Some(mm) = p.minmax.as_ref() {
-                if let Some(r) = minmax_retry(mm, values, &mut scaled, settings) {
+                if let Some(r) = minmax_retry(mm, values, scaled, settings) {
                     if r.matched {
                         return (
                             Some(FeaturesMatch {

@@ -4,6 +4,8 @@
 //! - [`training`]: from an anomaly's series to a features profile (pure).
 //! - [`matching`]: features-sum, min-max and layers comparison of an anomaly with a metric's
 //!   profiles (pure).
+//! - [`learn`]: which profile an unmatched anomaly of a learning namespace is learnt from
+//!   (pure).
 //!
 //! Tables (queries in `db::ionosphere`): `ionosphere`, `ionosphere_fp_features`,
 //! `ionosphere_fp_timeseries`, `ionosphere_matched`, `ionosphere_layers`, `layers_algorithms`,
@@ -14,6 +16,7 @@ pub mod actor;
 pub mod cache;
 pub mod config;
 pub mod features;
+pub mod learn;
 pub mod matching;
 pub mod messages;
 pub mod training;

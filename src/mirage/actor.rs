@@ -10,9 +10,15 @@
 //!    `mirage.history.<metric>`; the recent part is replaced by `metrics.<metric>`
 //!    downsampled to the days' step;
 //! 4. the algorithms with MIRAGE_CONSENSUS ([`super::analysis`]);
-//! 5. SREM of the check's waterfall member; only if it was still there: anomalous →
-//!    `RecordAnomaly` (app `mirage`, full_duration = hours·3600) and `AlertAnomaly` (keys
-//!    `mirage.last_alert.<alerter>.<metric>`); not anomalous → counted and listed, never
+//! 5. SREM of the check's waterfall member; only if it was still there: anomalous → the
+//!    series it analysed is kept for Ionosphere training (`KeepTrainingData`, app `mirage`,
+//!    full_duration = hours·3600, spec §1.8 steps 2 and 6); then, for an Ionosphere-enabled
+//!    metric (one with a features profile), the anomaly goes to the Ionosphere matcher
+//!    (`CheckAnomaly` at hours·3600, spec §1.8 step 7), which records and alerts it only if
+//!    no profile matches — and the Ionosphere waterfall (300 s, shared with the Analyzer's)
+//!    alerts it if the matcher does not decide; any other metric → `RecordAnomaly` (app
+//!    `mirage`, full_duration = hours·3600) and `AlertAnomaly` (keys
+//!    `mirage.last_alert.<alerter>.<metric>`). Not anomalous → counted and listed, never
 //!    alerted.
 //!
 //! A check Mirage cannot decide (stale, no data source, too little history, a Redis error)
@@ -39,9 +45,11 @@ use super::history::history_key;
 use super::messages::{CheckReceiver, ClearedEntry, CurrentEntry, MirageCheck, WATERFALL_KEY};
 use crate::alert::AlertAnomaly;
 use crate::analyze::algorithms::Workspace;
+use crate::ionosphere::messages::IonosphereHandoff;
+use crate::ionosphere::training::bound_series;
 use crate::model::msgpack::decode_series_f64;
 use crate::model::{Anomaly, FULL_NAMESPACE};
-use crate::panorama::RecordAnomaly;
+use crate::panorama::{KeepTrainingData, RecordAnomaly};
 use crate::telemetry::metrics as m;
 
 /// Mirage's current anomalies (JSON list, rewritten every Mirage run).
@@ -68,13 +76,27 @@ pub struct MirageSetup {
     pub record: Vec<Recipient<RecordAnomaly>>,
     /// The alert actor.
     pub alert: Vec<Recipient<AlertAnomaly>>,
+    /// Panorama's training-data keeper (empty: Ionosphere off).
+    pub training: Vec<Recipient<KeepTrainingData>>,
+    /// The hand-off to the Ionosphere matcher (None: Ionosphere off).
+    pub ionosphere: Option<IonosphereHandoff>,
+}
+
+/// Where a Mirage anomaly goes besides Panorama and the alerters (Ionosphere).
+#[derive(Default)]
+pub struct Onward {
+    /// Panorama's training-data keeper.
+    pub training: Vec<Recipient<KeepTrainingData>>,
+    /// The Ionosphere hand-off.
+    pub ionosphere: Option<IonosphereHandoff>,
 }
 
 /// What one check came to.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Anomalous over the days: recorded and alerted.
-    Anomalous(Anomaly),
+    /// Anomalous over the days: recorded and alerted (or handed to Ionosphere), with the
+    /// series analysed.
+    Anomalous(Anomaly, Vec<(f64, f64)>),
     /// Not anomalous over the days: never alerted.
     Cleared(ClearedEntry),
     /// Not decided; the waterfall alerts it (reason).
@@ -293,29 +315,32 @@ impl Decider {
             return Ok(Outcome::Skipped("waterfall_already_alerted"));
         }
         if verdict.anomalous {
-            Ok(Outcome::Anomalous(Anomaly {
-                metric: a.metric.clone(),
-                timestamp: a.timestamp,
-                datapoint: a.datapoint,
-                from_timestamp: a.timestamp - span,
-                full_duration: span,
-                algorithms_run: self
-                    .analysis
-                    .algorithms
-                    .iter()
-                    .map(|x| x.name().to_string())
-                    .collect(),
-                triggered_algorithms: verdict.triggered(),
-                app: "mirage".into(),
-                source: if source == "graphite" {
-                    "graphite"
-                } else {
-                    "redis"
-                }
-                .into(),
-                host: a.host.clone(),
-                added_at: now as i64,
-            }))
+            Ok(Outcome::Anomalous(
+                Anomaly {
+                    metric: a.metric.clone(),
+                    timestamp: a.timestamp,
+                    datapoint: a.datapoint,
+                    from_timestamp: a.timestamp - span,
+                    full_duration: span,
+                    algorithms_run: self
+                        .analysis
+                        .algorithms
+                        .iter()
+                        .map(|x| x.name().to_string())
+                        .collect(),
+                    triggered_algorithms: verdict.triggered(),
+                    app: "mirage".into(),
+                    source: if source == "graphite" {
+                        "graphite"
+                    } else {
+                        "redis"
+                    }
+                    .into(),
+                    host: a.host.clone(),
+                    added_at: now as i64,
+                },
+                series,
+            ))
         } else {
             Ok(Outcome::Cleared(ClearedEntry {
                 metric: a.metric.clone(),
@@ -330,13 +355,28 @@ impl Decider {
     }
 }
 
-/// Runs `checks` through `decider`, sends the anomalies on, and returns the run's stats and
-/// current anomalies.
+fn record_and_alert(
+    a: &Anomaly,
+    record: &[Recipient<RecordAnomaly>],
+    alert: &[Recipient<AlertAnomaly>],
+) {
+    for r in record {
+        r.do_send(RecordAnomaly(a.clone()));
+    }
+    for r in alert {
+        r.do_send(AlertAnomaly(a.clone()));
+    }
+}
+
+/// Runs `checks` through `decider`, sends the anomalies on (to Ionosphere first for its
+/// enabled metrics, see the module docs), records and alerts what the Ionosphere waterfall
+/// gives back, and returns the run's stats and current anomalies.
 pub async fn run_checks(
     decider: &mut Decider,
     checks: Vec<MirageCheck>,
     record: &[Recipient<RecordAnomaly>],
     alert: &[Recipient<AlertAnomaly>],
+    onward: &mut Onward,
 ) -> (MirageRunStats, Vec<CurrentEntry>) {
     let started = Instant::now();
     let now = now_f64();
@@ -348,7 +388,7 @@ pub async fn run_checks(
     let mut current = Vec::new();
     for check in &checks {
         match decider.decide(check, now_f64()).await {
-            Outcome::Anomalous(a) => {
+            Outcome::Anomalous(a, series) => {
                 m::MIRAGE_ANOMALIES.inc();
                 stats.anomalous += 1;
                 info!(
@@ -362,11 +402,29 @@ pub async fn run_checks(
                     triggered_algorithms: a.triggered_algorithms.clone(),
                     algorithms_run: a.algorithms_run.clone(),
                 });
-                for r in record {
-                    r.do_send(RecordAnomaly(a.clone()));
+                let series = bound_series(&series);
+                if !onward.training.is_empty() {
+                    let td = crate::db::ionosphere::TrainingData {
+                        metric: a.metric.clone(),
+                        app: a.app.clone(),
+                        metric_timestamp: a.timestamp,
+                        full_duration: a.full_duration,
+                        added_at: a.added_at,
+                        series: series.clone(),
+                    };
+                    for r in &onward.training {
+                        r.do_send(KeepTrainingData(td.clone()));
+                    }
                 }
-                for r in alert {
-                    r.do_send(AlertAnomaly(a.clone()));
+                let own = match onward.ionosphere.as_mut() {
+                    Some(h) => {
+                        let fd = a.full_duration;
+                        h.hand_off_one(a, series, fd)
+                    }
+                    None => Some(a),
+                };
+                if let Some(a) = own {
+                    record_and_alert(&a, record, alert);
                 }
             }
             Outcome::Cleared(c) => {
@@ -383,6 +441,11 @@ pub async fn run_checks(
                 bump(&mut stats.undecided, why);
             }
             Outcome::Skipped(why) => bump(&mut stats.skipped, why),
+        }
+    }
+    if let Some(h) = onward.ionosphere.as_mut() {
+        for a in h.take_expired() {
+            record_and_alert(&a, record, alert);
         }
     }
     stats.run_time = started.elapsed().as_secs_f64();
@@ -451,7 +514,13 @@ impl Actor for Mirage {
             mut checks,
             record,
             alert,
+            training,
+            ionosphere,
         } = setup;
+        let mut onward = Onward {
+            training,
+            ionosphere,
+        };
         let mut out_conn = conn.clone();
         let fut = async move {
             let mut decider = Decider::new(settings, graphite_url, conn);
@@ -465,7 +534,8 @@ impl Actor for Mirage {
                         Err(_) => break,
                     }
                 }
-                let (mut stats, current) = run_checks(&mut decider, batch, &record, &alert).await;
+                let (mut stats, current) =
+                    run_checks(&mut decider, batch, &record, &alert, &mut onward).await;
                 // One Analyzer run's checks can arrive in several batches: what the Now page
                 // shows is every decision of the last RECENT_SECS, not only this batch's.
                 let now = stats.timestamp;

@@ -18,7 +18,11 @@
 //!   `analyzer.waterfall_alerts.sent_to_mirage`. Alerts go out with Mirage's own
 //!   `mirage.last_alert.<alerter>.<m>` keys (set by the alert actor).
 //! * **Outbound**: `panorama::RecordAnomaly` (app `mirage`) and `alert::AlertAnomaly`,
-//!   `do_send`, one per anomalous check.
+//!   `do_send`, one per anomalous check; with Ionosphere on, `panorama::KeepTrainingData`
+//!   (the series analysed, so the anomaly can be trained on) and, for Ionosphere-enabled
+//!   metrics, `ionosphere::messages::CheckAnomaly` instead of recording and alerting (the
+//!   matcher does both when no profile matches; the Ionosphere waterfall when it does not
+//!   decide in 300 s).
 //! * **Backpressure**: see [`messages`] (bounded channel, Analyzer alerts when full) and the
 //!   actors' docs.
 

@@ -69,6 +69,10 @@ pub struct CurrentAnomaly {
     /// Which stage decided it: `analyzer`, `mirage` or `boundary` (set from the key read).
     #[serde(default)]
     pub stage: String,
+    /// The "not anomalous — train" action is offered (set from `WebState::trainable`, so the
+    /// cards `now.js` rebuilds from `/api/now` keep the action).
+    #[serde(default)]
+    pub trainable: bool,
 }
 
 /// A metric Mirage cleared in its last run.
@@ -263,6 +267,7 @@ fn build(state: &WebState, raw: Raw) -> Result<NowEntry, WebError> {
         match serde_json::from_slice::<Vec<CurrentAnomaly>>(bytes) {
             Ok(list) => anomalies.extend(list.into_iter().map(|mut a| {
                 a.stage = stage.to_string();
+                a.trainable = state.trainable(&a.metric);
                 a
             })),
             Err(err) => {
@@ -307,7 +312,7 @@ fn build(state: &WebState, raw: Raw) -> Result<NowEntry, WebError> {
                 triggered: a.triggered_algorithms.clone(),
                 run_count: a.algorithms_run.len(),
                 stage: a.stage.clone(),
-                trainable: state.trainable(&a.metric),
+                trainable: a.trainable,
             }
         })
         .collect::<Vec<_>>();
@@ -720,6 +725,7 @@ mod tests {
             triggered_algorithms: vec![],
             algorithms_run: vec![],
             stage: stage.into(),
+            trainable: false,
         };
         let list = vec![
             a("b.metric", "analyzer"),

@@ -6,8 +6,15 @@
 //!   the same body when the anomaly was already trained on: idempotent); 404 no such anomaly;
 //!   409 its series is no longer kept (`[ionosphere] keep_training_secs`); 422 the series is
 //!   too short (spec §3.4 step 2).
+//!   `"learn": true` is refused (422) unless the metric is in a learning namespace
+//!   (`[[ionosphere.learn]]`); training a metric of such a namespace writes the namespace's
+//!   learn settings into its `metrics` row.
 //! * `POST /api/ionosphere/enabled` — JSON `{"fp_id": N, "enabled": bool}`; disabling also
 //!   disables every profile learnt from it.
+//! * `POST /api/ionosphere/layers` — JSON `{"fp_id": N, "label": "...", "d": {"condition",
+//!   "boundary"}, "d1": {"condition", "boundary", "times_in_row"}, "e": {"condition",
+//!   "boundary", "times_in_row"}}` (`d1` optional) → 201 `{"layers_id", "fp_id"}`: a layers
+//!   definition for the profile (spec §3.6).
 //! * `GET /api/ionosphere/profiles?metric=NAME`, `GET /api/ionosphere/matches?metric=NAME`.
 //! * `GET /ionosphere?metric=NAME` — the page.
 //!
@@ -30,7 +37,7 @@ use super::{PageError, WebError, WebState};
 use crate::db::ionosphere as q;
 use crate::db::DbError;
 use crate::ionosphere::training;
-use crate::ionosphere::{cache, matching};
+use crate::ionosphere::{cache, learn, matching};
 use crate::telemetry::metrics as m;
 
 /// One training at a time in this process, so two clicks cannot create two profiles.
@@ -73,6 +80,78 @@ pub struct EnableRequest {
     pub fp_id: i32,
     /// Enable or disable.
     pub enabled: bool,
+}
+
+/// One rule of a `POST /api/ionosphere/layers` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSpec {
+    /// `<`, `>`, `==`, `!=`, `<=` or `>=` (`<` is evaluated as `<=` and `>` as `>=`, as
+    /// Skyline does).
+    pub condition: String,
+    /// The limit.
+    pub boundary: f64,
+    /// Values in a row (D1, E); ignored for D.
+    #[serde(default)]
+    pub times_in_row: i32,
+}
+
+/// `POST /api/ionosphere/layers` body (spec §3.6: D and E required, D1 optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayersRequest {
+    /// The profile the layers belong to.
+    pub fp_id: i32,
+    /// Optional label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// D: the last value satisfying it is definitely anomalous.
+    pub d: LayerSpec,
+    /// D1: none of the last `times_in_row` values may satisfy it.
+    #[serde(default)]
+    pub d1: Option<LayerSpec>,
+    /// E: one of the last `times_in_row` values satisfying it makes the anomaly normal.
+    pub e: LayerSpec,
+}
+
+const CONDITIONS: [&str; 6] = ["<", ">", "==", "!=", "<=", ">="];
+
+impl LayersRequest {
+    /// The `layers_algorithms` rules, or what is wrong with the request.
+    pub fn rules(&self) -> Result<Vec<q::LayerRule>, String> {
+        let rule = |name: &str, s: &LayerSpec, times_needed: bool| {
+            if !CONDITIONS.contains(&s.condition.as_str()) {
+                return Err(format!("{name}.condition: one of {}", CONDITIONS.join(" ")));
+            }
+            if !s.boundary.is_finite() {
+                return Err(format!("{name}.boundary: a finite number"));
+            }
+            if times_needed && !(1..=1440).contains(&s.times_in_row) {
+                return Err(format!("{name}.times_in_row: 1 to 1440"));
+            }
+            Ok(q::LayerRule {
+                layer_id: 0,
+                layer: name.to_ascii_uppercase(),
+                condition: s.condition.clone(),
+                boundary: s.boundary.to_string(),
+                times_in_row: if times_needed { s.times_in_row } else { 0 },
+            })
+        };
+        let mut rules = vec![rule("d", &self.d, false)?];
+        rules.push(match &self.d1 {
+            Some(d1) => rule("d1", d1, true)?,
+            // Skyline inserts an unused D1 as condition 'none'.
+            None => q::LayerRule {
+                layer_id: 0,
+                layer: "D1".into(),
+                condition: "none".into(),
+                boundary: "0".into(),
+                times_in_row: 0,
+            },
+        });
+        rules.push(rule("e", &self.e, true)?);
+        Ok(rules)
+    }
 }
 
 enum Trained {
@@ -152,6 +231,16 @@ fn train_blocking(
             a.metric
         )));
     }
+    let learns = learn::namespace_for(&state.learn, &a.metric);
+    if req.learn && learns.is_none() {
+        return Ok(Trained::NotTrainable(format!(
+            "{} is in no learning namespace ([[ionosphere.learn]]): train with \"learn\": false",
+            a.metric
+        )));
+    }
+    if let Some(ns) = learns {
+        q::set_learn_params(pool, a.metric_id, &ns.params())?;
+    }
     let Some(td) = a.training else {
         return Ok(Trained::Expired(format!(
             "the series of anomaly {} ({} at {}) is no longer kept; training data is kept for [ionosphere] keep_training_secs",
@@ -212,11 +301,6 @@ pub async fn train(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, WebError> {
     let request: TrainRequest = json_body(&req, &body)?;
-    if request.learn {
-        return Err(WebError::Unprocessable(
-            "learning (\"learn\": true) is not available in this version; train with \"learn\": false".into(),
-        ));
-    }
     if request
         .label
         .as_ref()
@@ -282,6 +366,37 @@ pub async fn set_enabled(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({"fp_id": fp_id, "enabled": enabled, "changed": changed})))
+}
+
+/// `POST /api/ionosphere/layers`.
+pub async fn create_layers(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, WebError> {
+    let request: LayersRequest = json_body(&req, &body)?;
+    let rules = request.rules().map_err(WebError::Unprocessable)?;
+    let label = request.label.clone().filter(|l| !l.trim().is_empty());
+    if label.as_ref().is_some_and(|l| l.chars().count() > 255) {
+        return Err(WebError::BadRequest("label: at most 255 characters".into()));
+    }
+    let pool = state.db.clone().ok_or(WebError::PanoramaDisabled)?;
+    let (limit, target) = (pool.op_timeout(), pool.target().to_string());
+    let fp_id = request.fp_id;
+    let created = db_within(limit, target, move || {
+        let Some(metric_id) = q::profile_metric_id(&pool, fp_id)? else {
+            return Ok(None);
+        };
+        q::create_layers(&pool, fp_id, metric_id, label.as_deref(), &rules).map(Some)
+    })
+    .await
+    .map_err(|e| db_error("ionosphere layers", &e))?
+    .ok_or_else(|| WebError::NotFound(format!("no features profile {fp_id}")))?;
+    cache::changed();
+    info!("webapp: ionosphere layers {created} created for profile {fp_id}");
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({"layers_id": created, "fp_id": fp_id})))
 }
 
 fn metric_param(req: &HttpRequest) -> Result<String, WebError> {

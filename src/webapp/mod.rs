@@ -102,6 +102,8 @@ pub struct WebState {
     pub ionosphere: bool,
     /// The `[[alerts]]` rules: only metrics covered by an smtp rule can be trained.
     pub alert_rules: crate::alert::RuleSet,
+    /// `[[ionosphere.learn]]`: the namespaces that learn.
+    pub learn: Vec<crate::ionosphere::learn::LearnNamespace>,
 }
 
 impl WebState {
@@ -173,6 +175,7 @@ impl Webapp {
             redis_label: crate::telemetry::redact_url(redis_url),
             ionosphere: config.ionosphere.enabled,
             alert_rules: crate::alert::RuleSet::new(&config.alerts).unwrap_or_default(),
+            learn: config.ionosphere.learn.clone(),
         };
         Ok(Webapp {
             state: web::Data::new(state),

@@ -61,6 +61,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(ionosphere::set_enabled))
                         .default_service(web::to(method_not_allowed)),
                 )
+                .service(
+                    web::resource("/api/ionosphere/layers")
+                        .route(web::post().to(ionosphere::create_layers))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(web::resource("/rebrow").route(web::get().to(rebrow::index)))
                 .service(web::resource("/rebrow/key").route(web::get().to(rebrow::key)))
                 .service(
