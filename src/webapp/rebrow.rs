@@ -656,7 +656,7 @@ pub async fn key(
 
 /// Up to [`MAX_ITEMS`] members (SSCAN) or field/value pairs flattened (HSCAN).
 async fn scan_members(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::store::redis_conn::RedisConn,
     cmd: &str,
     key: &[u8],
 ) -> Result<Vec<Vec<u8>>, redis::RedisError> {
