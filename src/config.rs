@@ -781,6 +781,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cluster_mode_needs_an_unmanaged_redis_and_sane_timings() {
+        let cfg = from_str_with_env(
+            "[redis]\ncluster_urls = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]\n\
+             [cluster]\nnode_id = \"node-a\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.redis_target("redis://ignored").is_cluster());
+        assert_eq!(cfg.cluster_node_id(), "node-a");
+        assert!(!from_str_with_env("", &[])
+            .unwrap()
+            .redis_target("redis://x")
+            .is_cluster());
+        let err = from_str_with_env(
+            "[redis]\nmanaged = true\ncluster_urls = [\"redis://10.0.0.1:7000\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot be managed"), "{err}");
+        let err = from_str_with_env(
+            "[redis]\ncluster_urls = [\"redis://h:1\"]\n[cluster]\nheartbeat_secs = 20\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("below node_ttl_secs"), "{err}");
+        // The default id: host name and the first listener's port.
+        let mut c = Config::default();
+        c.graphite.host_name = "box1".into();
+        c.webapp.bind = "127.0.0.1:1500".into();
+        assert_eq!(c.cluster_node_id(), "box1:1500");
+    }
+
+    #[test]
     fn defaults_validate() {
         let cfg = from_str_with_env("", &[]).unwrap();
         assert_eq!(cfg.horizon.pickle_bind, "127.0.0.1:2024");

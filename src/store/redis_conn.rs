@@ -10,24 +10,25 @@
 //! * Redis Cluster ([`Target::Cluster`], `[redis] cluster_urls`): the redis crate's async
 //!   cluster client (slot map, MOVED/ASK redirections, reconnection and failover retried by the
 //!   client). A single command is routed by the client (MGET/DEL/EXISTS are split per slot by
-//!   it). A non-transactional pipeline is split here into one sub-pipeline per hash slot, sent
-//!   concurrently, and the answers put back in the pipeline's order; a command of the pipeline
-//!   without one key (PING, INFO, MGET…) is sent on its own. A command answered with MOVED,
-//!   ASK, TRYAGAIN or CLUSTERDOWN inside a sub-pipeline (a slot migrating or a failover under
-//!   way) was not executed, so it is sent again on its own, where the client follows the
-//!   redirection. Every such retry and every failed cluster command is counted
+//!   it). A non-transactional pipeline is sent command by command, concurrently (at most
+//!   1,000 in flight), so the client follows MOVED and ASK for each command on its own (the
+//!   client would resend a redirected pipeline whole, with ASKING before its first command
+//!   only: during a slot migration a flush hung until the response timeout); the commands
+//!   still share the client's multiplexed connection to each master, so they travel
+//!   pipelined on the wire, and the answers come back in the pipeline's order. A command refused by the server (WRONGTYPE…)
+//!   is that command's answer, as in a pipeline on one Redis; a lost connection fails the
+//!   whole pipeline (its caller retries). A redirection still seen in an answer is resent on
+//!   its own. Resent commands and failed cluster commands are counted
 //!   (`skyline_redis_cluster_retries_total`, `skyline_redis_cluster_errors_total`) and logged
 //!   at most once a minute. A MULTI/EXEC pipeline is passed whole (its keys must share a slot).
 //!
 //! No actor; no keys; no backpressure of its own (callers bound what they send).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::StoreError;
 use crate::telemetry::metrics as m;
@@ -168,92 +169,6 @@ fn counted<T>(r: RedisResult<T>) -> RedisResult<T> {
     r
 }
 
-/// Commands whose only key is their first argument (the ones the daemon pipelines, and the
-/// common single-key ones). Anything else in a pipeline is sent on its own.
-fn single_key_command(name: &[u8]) -> bool {
-    const ONE_KEY: &[&[u8]] = &[
-        b"GET",
-        b"SET",
-        b"SETEX",
-        b"PSETEX",
-        b"SETNX",
-        b"GETDEL",
-        b"GETEX",
-        b"APPEND",
-        b"GETRANGE",
-        b"SETRANGE",
-        b"STRLEN",
-        b"INCR",
-        b"INCRBY",
-        b"DECR",
-        b"DECRBY",
-        b"EXPIRE",
-        b"PEXPIRE",
-        b"EXPIREAT",
-        b"PERSIST",
-        b"TTL",
-        b"PTTL",
-        b"TYPE",
-        b"SADD",
-        b"SREM",
-        b"SISMEMBER",
-        b"SMISMEMBER",
-        b"SMEMBERS",
-        b"SCARD",
-        b"SSCAN",
-        b"HSET",
-        b"HGET",
-        b"HDEL",
-        b"HLEN",
-        b"HSCAN",
-        b"HGETALL",
-        b"HMGET",
-        b"HINCRBY",
-        b"LPUSH",
-        b"RPUSH",
-        b"LRANGE",
-        b"LLEN",
-        b"LTRIM",
-        b"ZADD",
-        b"ZRANGE",
-        b"ZCARD",
-        b"ZREM",
-        b"ZREMRANGEBYSCORE",
-        b"XADD",
-        b"XLEN",
-        b"XREVRANGE",
-    ];
-    ONE_KEY.iter().any(|c| c.eq_ignore_ascii_case(name))
-}
-
-fn simple_arg(cmd: &Cmd, idx: usize) -> Option<&[u8]> {
-    match cmd.args_iter().nth(idx)? {
-        Arg::Simple(d) => Some(d),
-        _ => None,
-    }
-}
-
-/// The hash slot a pipelined command must go to, when it has exactly one known key.
-fn route_of(cmd: &Cmd) -> Option<Route> {
-    let name = simple_arg(cmd, 0)?;
-    let key = if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL") {
-        // EVALSHA sha numkeys key…: all keys must share a slot (the server checks).
-        let n: u64 = std::str::from_utf8(simple_arg(cmd, 2)?)
-            .ok()?
-            .parse()
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        simple_arg(cmd, 3)?
-    } else if single_key_command(name) {
-        simple_arg(cmd, 1)?
-    } else {
-        return None;
-    };
-    Some(Route::with_key(key, SlotAddr::Master))
-}
-
 /// A redirection or cluster-state answer: the command was not executed and may be resent.
 fn is_redirect(v: &Value) -> bool {
     match v {
@@ -262,7 +177,8 @@ fn is_redirect(v: &Value) -> bool {
     }
 }
 
-type Part = (Vec<usize>, RedisResult<Vec<Value>>);
+/// At most this many commands of one split pipeline in flight at once.
+const MAX_IN_FLIGHT: usize = 1_000;
 
 async fn cluster_pipeline(
     conn: &mut ClusterConnection,
@@ -270,61 +186,47 @@ async fn cluster_pipeline(
     offset: usize,
     count: usize,
 ) -> RedisResult<Vec<Value>> {
+    use futures_util::stream::{self, StreamExt};
     let len = pipeline.len();
     if offset != 0 || count != len {
         // MULTI/EXEC: one slot by contract; the client routes it by its first key.
         return counted(conn.req_packed_commands(pipeline, offset, count).await);
     }
-    let mut groups: HashMap<Route, (Pipeline, Vec<usize>)> = HashMap::new();
-    let mut alone: Vec<usize> = Vec::new();
-    for (i, cmd) in pipeline.cmd_iter().enumerate() {
-        match route_of(cmd) {
-            Some(route) => {
-                let g = groups
-                    .entry(route)
-                    .or_insert_with(|| (redis::pipe(), Vec::new()));
-                g.0.add_command(cmd.clone());
-                g.1.push(i);
-            }
-            None => alone.push(i),
-        }
-    }
+    // Each command on its own, so the client follows MOVED/ASK per command (a redirected
+    // sub-pipeline would be resent whole, with ASKING before its first command only). The
+    // commands still share the client's multiplexed connection to each master, so they
+    // travel pipelined on the wire; `buffered` keeps the answers in order.
     let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
-    let mut parts: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Part> + Send>>> =
-        Vec::with_capacity(groups.len() + alone.len());
-    for (route, (pipe, idx)) in groups {
+    type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = RedisResult<Value>> + Send>>;
+    let mut sends: Vec<Answer> = Vec::with_capacity(len);
+    for cmd in &cmds {
         let mut c = conn.clone();
-        parts.push(Box::pin(async move {
-            let n = idx.len();
-            let r = c
-                .route_pipeline(pipe, 0, n, SingleNodeRoutingInfo::SpecificNode(route))
-                .await;
-            (idx, r)
-        }));
+        let cmd: Cmd = (*cmd).clone();
+        sends.push(Box::pin(async move { c.req_packed_command(&cmd).await }));
     }
-    for i in alone {
-        let mut c = conn.clone();
-        let cmd = cmds[i].clone();
-        parts.push(Box::pin(async move {
-            let r = c.req_packed_command(&cmd).await.map(|v| vec![v]);
-            (vec![i], r)
-        }));
-    }
-    let mut out = vec![Value::Nil; len];
+    let answers: Vec<RedisResult<Value>> =
+        stream::iter(sends).buffered(MAX_IN_FLIGHT).collect().await;
+    let mut out = Vec::with_capacity(len);
     let mut resend = Vec::new();
-    for (idx, r) in futures_util::future::join_all(parts).await {
-        let values = counted(r)?;
-        for (i, v) in idx.into_iter().zip(values) {
-            if is_redirect(&v) {
-                resend.push(i);
-            }
-            out[i] = v;
+    for (i, r) in answers.into_iter().enumerate() {
+        let v = match r {
+            Ok(v) => v,
+            // A refusal of one command (WRONGTYPE…) is that command's answer, as in a
+            // pipeline on one Redis; a lost connection fails the whole pipeline.
+            Err(err) => match redis::ServerError::try_from(err) {
+                Ok(e) => Value::ServerError(e),
+                Err(err) => return counted(Err(err)),
+            },
+        };
+        if is_redirect(&v) {
+            resend.push(i);
         }
+        out.push(v);
     }
     if !resend.is_empty() {
         m::REDIS_CLUSTER_RETRIES.add(resend.len() as u64);
         CLUSTER_RETRIES_LOG.warn(format_args!(
-            "redis cluster: {} pipelined command(s) redirected (slot moving or failover); resent",
+            "redis cluster: {} pipelined command(s) still redirected (slot moving or failover); resent",
             resend.len()
         ));
         for i in resend {
@@ -384,36 +286,6 @@ pub fn describe(err: &redis::RedisError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pipelined_commands_route_by_their_key() {
-        let mut set = redis::cmd("SET");
-        set.arg("metrics.a").arg(1);
-        let mut append = redis::cmd("append");
-        append.arg("metrics.a").arg("x");
-        assert_eq!(route_of(&set), route_of(&append));
-        assert_eq!(
-            route_of(&set),
-            Some(Route::with_key("metrics.a", SlotAddr::Master))
-        );
-        let mut eval = redis::cmd("EVALSHA");
-        eval.arg("abc")
-            .arg(2)
-            .arg("metrics.b")
-            .arg("metrics.unique_metrics");
-        assert_eq!(
-            route_of(&eval),
-            Some(Route::with_key("metrics.b", SlotAddr::Master))
-        );
-        let mut mget = redis::cmd("MGET");
-        mget.arg("metrics.a").arg("metrics.b");
-        assert_eq!(
-            route_of(&mget),
-            None,
-            "multi-key: sent alone, split by the client"
-        );
-        assert_eq!(route_of(&redis::cmd("PING")), None);
-    }
 
     #[test]
     fn targets_read_well() {
