@@ -120,7 +120,36 @@
     if (s) { s.textContent = text; }
   }
 
+  // The Cluster section (docs/cluster.md): shown only when the daemon runs on a Redis
+  // Cluster; one row per live node from /api/cluster, text only.
+  function cluster() {
+    var sec = document.getElementById('cluster');
+    if (!sec) { return; }
+    Sky.getJSON('/api/cluster').then(function (d) {
+      sec.hidden = !(d && d.cluster);
+      if (sec.hidden) { return; }
+      var body = document.getElementById('cluster-nodes');
+      body.textContent = '';
+      (d.nodes || []).forEach(function (n) {
+        var tr = el('tr');
+        var run = n.last_run || {};
+        tr.append(el('td', '', n.id));
+        var seen = el('td');
+        var t = el('time', '', Sky.fmtTime(n.last_seen, 'datetime'));
+        t.setAttribute('data-ts', String(n.last_seen));
+        seen.append(t);
+        tr.append(seen);
+        tr.append(el('td', 'num', String(n.metrics_assigned)));
+        tr.append(el('td', 'num', run.timestamp ? String(run.total_analyzed) : '—'));
+        tr.append(el('td', 'num', run.timestamp ? run.run_time.toFixed(2) + ' s' : '—'));
+        body.append(tr);
+      });
+      document.getElementById('cluster-count').textContent = String((d.nodes || []).length);
+    }).catch(function () { /* the Now list reports Redis trouble already */ });
+  }
+
   function poll() {
+    cluster();
     Sky.getJSON('/api/now').then(function (d) {
       if (d.version !== version) {
         version = d.version;
@@ -156,6 +185,7 @@
     var fd = document.getElementById('full-duration');
     if (fd) { fd.textContent = Sky.duration(cfg.full_duration_secs || 86400); }
     watch();
+    cluster();
     setTimeout(poll, Math.max(2, cfg.refresh_secs || 10) * 1000);
   });
 }());

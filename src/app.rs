@@ -25,6 +25,7 @@ use crate::config::{parse_bind, Config};
 use crate::flux::{Drain, FluxState, Forwarder, ForwarderSettings, QueueGauge};
 use crate::listen::{Protocol, StopListening, TcpListener, TcpSettings, UdpListener};
 use crate::panorama::{Flush as PanoramaFlush, Panorama, PanoramaSettings, RecordAnomaly};
+use crate::store::cluster::Membership;
 use crate::store::managed::ManagedRedis;
 use crate::store::skip::SkipRules;
 use crate::store::{redis_conn, Flush, Ingestor, MetricShard, Pressure, Roomba, ShardSettings};
@@ -69,8 +70,11 @@ pub struct Running {
     pub plaintext_addr: Option<SocketAddr>,
     /// Where the HTTP server (flux, webapp) listens (port 0 in the config → the real port).
     pub http_addr: Option<SocketAddr>,
-    /// The Redis URL in use (the managed socket when managed).
+    /// The Redis URL in use (the managed socket when managed; on a Redis Cluster, `[redis]
+    /// url`, unused: see `redis`).
     pub redis_url: String,
+    /// The Redis in use: one server (`redis_url`) or a Redis Cluster.
+    pub redis: redis_conn::Target,
     /// Send side of the metric actors (flux and tests feed through it).
     pub ingestor: Ingestor,
     /// The alert actor's anomaly input (the Analyzer sends here; tests may too).
@@ -154,7 +158,8 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         .as_ref()
         .map(|m| m.url().to_string())
         .unwrap_or_else(|| config.redis.url.clone());
-    info!("redis at {}", redact_url(&redis_url));
+    let redis_target = config.redis_target(&redis_url);
+    info!("redis at {}", redis_target.label());
     let timeout = Duration::from_secs(config.redis.response_timeout_secs);
 
     // Metric actors, one per worker arbiter.
@@ -173,7 +178,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     let mut shards = Vec::with_capacity(workers);
     for id in 0..workers {
         let arbiter = Arbiter::new();
-        let conn = redis_conn::connect(&redis_url, timeout)?;
+        let conn = redis_conn::connect(&redis_target, timeout)?;
         let (s, sk, p) = (shard_settings.clone(), skip.clone(), pressure.clone());
         let addr = MetricShard::start_in_arbiter(&arbiter.handle(), move |_| {
             MetricShard::new(id, conn, s, sk, p)
@@ -188,13 +193,31 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
 
     // Roomba on an arbiter of its own (CPU work).
     let roomba_arbiter = Arbiter::new();
-    let roomba_conn = redis_conn::connect(&redis_url, timeout)?;
+    let roomba_conn = redis_conn::connect(&redis_target, timeout)?;
     let duration = h.full_duration_secs + h.roomba_grace_secs;
     let interval = Duration::from_secs(h.roomba_interval_secs);
+    let node_id = redis_target.is_cluster().then(|| config.cluster_node_id());
+    let roomba_node = node_id.clone();
     Roomba::start_in_arbiter(&roomba_arbiter.handle(), move |_| {
-        Roomba::new(roomba_conn, duration, interval)
+        let roomba = Roomba::new(roomba_conn, duration, interval);
+        match roomba_node {
+            Some(id) => roomba.with_cluster(id),
+            None => roomba,
+        }
     });
     arbiters.push(roomba_arbiter);
+    // Cluster membership: this node's heartbeat key (docs/cluster.md).
+    if let Some(id) = &node_id {
+        let c = &config.cluster;
+        info!("cluster: this node is {id}");
+        let membership = Membership::new(
+            redis_conn::connect(&redis_target, timeout)?,
+            id.clone(),
+            Duration::from_secs(c.heartbeat_secs),
+            Duration::from_secs(c.node_ttl_secs),
+        );
+        membership.start();
+    }
 
     // Flux's forwarder on an arbiter of its own (de-duplication, carbon, spool).
     let flux = if config.flux.enabled && http_socket.is_some() {
@@ -210,11 +233,11 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             spool_max_bytes: f.carbon_spool_max_bytes,
             reconnect_max: Duration::from_secs(f.carbon_reconnect_max_secs),
             last_flush_interval: Duration::from_millis(f.last_timestamp_flush_ms),
-            redis_label: redact_url(&redis_url),
+            redis_label: redis_target.label(),
         };
         let fwd = Forwarder::new(
             settings,
-            redis_conn::connect(&redis_url, timeout)?,
+            redis_conn::connect(&redis_target, timeout)?,
             f.feed_horizon.then(|| ingestor.clone()),
             queue.clone(),
         )
@@ -294,7 +317,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     // only, so a slow mail server or carbon never shares a thread with the analysis loop).
     let host = crate::telemetry::hostname(&config.graphite.host_name);
     let monitor = Arbiter::new();
-    let alerts = start_alerts(config, &monitor, &redis_url, timeout, &host)?;
+    let alerts = start_alerts(config, &monitor, &redis_target, timeout, &host)?;
     if config.thunder.enabled {
         let flux_only = config.flux.enabled && !config.flux.feed_horizon;
         let ing = ingestor.clone();
@@ -308,11 +331,11 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         });
         let probes = Probes {
             received,
-            redis: Some(redis_conn::connect(&redis_url, timeout)?),
+            redis: Some(redis_conn::connect(&redis_target, timeout)?),
             database: db.clone(),
         };
         let labels = Labels {
-            redis: redact_url(&redis_url),
+            redis: redis_target.label(),
             database: db
                 .as_ref()
                 .map(|p| p.target().to_string())
@@ -386,7 +409,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     let mirage = start_mirage(
         config,
         &mut arbiters,
-        &redis_url,
+        &redis_target,
         timeout,
         &panorama,
         &alerts,
@@ -430,7 +453,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         };
         let alert_recipients: Vec<Recipient<AlertAnomaly>> = vec![alerts.clone().recipient()];
         let analyzer = Analyzer::new(
-            redis_conn::connect(&redis_url, timeout)?,
+            redis_conn::connect(&redis_target, timeout)?,
             pool,
             runner,
             recipients,
@@ -440,6 +463,13 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             Some((p, handoff)) => analyzer
                 .with_training(vec![p.clone().recipient()], full_duration)
                 .with_ionosphere(handoff()),
+            None => analyzer,
+        };
+        let analyzer = match &node_id {
+            Some(id) => analyzer.with_cluster(crate::analyze::ClusterRole {
+                node_id: id.clone(),
+                expiry_secs: config.panorama.expiry_secs,
+            }),
             None => analyzer,
         };
         match mirage {
@@ -465,7 +495,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         };
         let recipients: Vec<Recipient<RecordAnomaly>> =
             panorama.iter().map(|p| p.clone().recipient()).collect();
-        let conn = redis_conn::connect(&redis_url, timeout)?;
+        let conn = redis_conn::connect(&redis_target, timeout)?;
         let alert_to = vec![alerts.clone().recipient()];
         Boundary::new(conn, setup, recipients, alert_to).start();
     }
@@ -520,7 +550,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
                 .as_ref()
                 .map(|p| p.clone().recipient::<crate::panorama::GetStats>());
             Some(
-                crate::webapp::Webapp::new(config, &password, &redis_url, db.clone(), stats)
+                crate::webapp::Webapp::new(config, &password, &redis_target, db.clone(), stats)
                     .map_err(AppError::Io)?,
             )
         }
@@ -557,6 +587,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         plaintext_addr,
         http_addr,
         redis_url,
+        redis: redis_target,
         ingestor,
         alert_anomalies: alerts.clone().recipient(),
         alerts,
@@ -578,7 +609,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
 fn start_mirage(
     config: &Config,
     arbiters: &mut Vec<Arbiter>,
-    redis_url: &str,
+    redis: &redis_conn::Target,
     timeout: Duration,
     panorama: &Option<Addr<Panorama>>,
     alerts: &Addr<Alerts>,
@@ -603,7 +634,7 @@ fn start_mirage(
     let setup = crate::mirage::MirageSetup {
         settings: s.clone(),
         graphite_url: Some(config.graphite.url.clone()).filter(|u| !u.trim().is_empty()),
-        conn: redis_conn::connect(redis_url, timeout)?,
+        conn: redis_conn::connect(redis, timeout)?,
         checks: rx,
         record: panorama.iter().map(|p| p.clone().recipient()).collect(),
         alert: vec![alerts.clone().recipient()],
@@ -622,7 +653,7 @@ fn start_mirage(
             interval: Duration::from_secs(s.history_interval_secs),
             is_mirage: hours.clone(),
         };
-        let conn = redis_conn::connect(redis_url, timeout)?;
+        let conn = redis_conn::connect(redis, timeout)?;
         let arbiter = Arbiter::new();
         crate::mirage::HistoryKeeper::start_in_arbiter(&arbiter.handle(), move |_| {
             crate::mirage::HistoryKeeper::new(conn, ks)
@@ -645,7 +676,7 @@ fn listener_addr(l: &TcpListener) -> SocketAddr {
 fn start_alerts(
     config: &Config,
     arbiter: &Arbiter,
-    redis_url: &str,
+    redis: &redis_conn::Target,
     timeout: Duration,
     host: &str,
 ) -> Result<Addr<Alerts>, AppError> {
@@ -656,13 +687,8 @@ fn start_alerts(
     };
     let rules =
         RuleSet::new(&config.alerts).map_err(|e| AppError::Io(format!("[[alerts]] {e}")))?;
-    let channels = alert::build_channels(
-        a,
-        Some(redis_conn::connect(redis_url, timeout)?),
-        &ctx,
-        host,
-    )
-    .map_err(|e| AppError::Io(format!("[alerters] {e}")))?;
+    let channels = alert::build_channels(a, Some(redis_conn::connect(redis, timeout)?), &ctx, host)
+        .map_err(|e| AppError::Io(format!("[alerters] {e}")))?;
     let thunder_alerters = if config.thunder.alerters.is_empty() {
         a.configured_names().into_iter().map(String::from).collect()
     } else {
@@ -677,7 +703,7 @@ fn start_alerts(
         thunder_alerters,
         pending_file: Some(config.data.dir.join("alerts-pending.jsonl")),
     };
-    let redis = redis_conn::connect(redis_url, timeout)?;
+    let redis = redis_conn::connect(redis, timeout)?;
     Ok(Alerts::start_in_arbiter(&arbiter.handle(), move |_| {
         Alerts::new(setup, channels, Some(redis))
     }))

@@ -171,7 +171,7 @@ impl Load {
 }
 
 /// Redis's `used_memory`.
-async fn used_memory(conn: &mut redis::aio::ConnectionManager) -> Option<u64> {
+async fn used_memory(conn: &mut crate::store::redis_conn::RedisConn) -> Option<u64> {
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(conn)

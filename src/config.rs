@@ -48,6 +48,10 @@ pub struct RedisSettings {
     /// Response timeout for every Redis command. The redis crate's 500 ms default loses writes
     /// under a flood; Skyline's Python client waits indefinitely.
     pub response_timeout_secs: u64,
+    /// Seed nodes of a Redis Cluster (`["redis://host:port", …]`). Non-empty = cluster mode:
+    /// `url` is ignored, `managed` must be false, and the daemon joins the `[cluster]` of
+    /// daemons sharing that Redis Cluster (docs/cluster.md). Empty (default): one Redis.
+    pub cluster_urls: Vec<String>,
 }
 
 impl Default for RedisSettings {
@@ -57,6 +61,31 @@ impl Default for RedisSettings {
             managed: false,
             redis_server: "redis-server".into(),
             response_timeout_secs: 10,
+            cluster_urls: Vec::new(),
+        }
+    }
+}
+
+/// `[cluster]`: this daemon's place among the daemons sharing one Redis Cluster (used only
+/// when `[redis] cluster_urls` is set; docs/cluster.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's id in `skyline.cluster.node.<id>`. Empty (default): the host name and the
+    /// port of the first configured listener (`[webapp] bind`, else pickle, plaintext, UDP).
+    pub node_id: String,
+    /// How often the node renews its key.
+    pub heartbeat_secs: u64,
+    /// The key's TTL: a node silent this long is dead and its metrics move to the others.
+    pub node_ttl_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            node_id: String::new(),
+            heartbeat_secs: 5,
+            node_ttl_secs: 15,
         }
     }
 }
@@ -278,6 +307,8 @@ impl Default for GraphiteSettings {
 pub struct Config {
     /// `[redis]`
     pub redis: RedisSettings,
+    /// `[cluster]`
+    pub cluster: ClusterSettings,
     /// `[horizon]`
     pub horizon: HorizonSettings,
     /// `[logging]`
@@ -364,6 +395,7 @@ pub fn from_str_with_env(text: &str, env: &[(String, String)]) -> Result<Config,
         match name.as_str() {
             "redis" => section(value, &slot, &mut config.redis, &mut problems),
             "horizon" => section(value, &slot, &mut config.horizon, &mut problems),
+            "cluster" => section(value, &slot, &mut config.cluster, &mut problems),
             "logging" => section(value, &slot, &mut config.logging, &mut problems),
             "data" => section(value, &slot, &mut config.data, &mut problems),
             "analyzer" => section(value, &slot, &mut config.analyzer, &mut problems),
@@ -563,6 +595,36 @@ pub fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 impl Config {
+    /// The Redis this daemon uses: the cluster when `[redis] cluster_urls` is set, else
+    /// `single_url` (the managed socket or `[redis] url`).
+    pub fn redis_target(&self, single_url: &str) -> crate::store::redis_conn::Target {
+        if self.redis.cluster_urls.is_empty() {
+            crate::store::redis_conn::Target::Single(single_url.to_string())
+        } else {
+            crate::store::redis_conn::Target::Cluster(self.redis.cluster_urls.clone())
+        }
+    }
+
+    /// This node's cluster id: `[cluster] node_id`, else `<host>:<port of the first listener>`.
+    pub fn cluster_node_id(&self) -> String {
+        let id = self.cluster.node_id.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+        let host = crate::telemetry::hostname(&self.graphite.host_name);
+        let h = &self.horizon;
+        let port = [
+            &self.webapp.bind,
+            &h.pickle_bind,
+            &h.plaintext_bind,
+            &h.udp_bind,
+        ]
+        .iter()
+        .find_map(|b| b.trim().rsplit_once(':').map(|(_, p)| p.to_string()))
+        .unwrap_or_else(|| std::process::id().to_string());
+        format!("{host}:{port}")
+    }
+
     /// Collects every semantic problem into `problems`.
     pub fn validate(&self, problems: &mut Vec<String>) {
         let mut binds: Vec<(&str, SocketAddr)> = Vec::new();
@@ -609,7 +671,38 @@ impl Config {
         if h.max_buffered_points < h.flush_max_points {
             problems.push("[horizon] max_buffered_points: must be >= flush_max_points".into());
         }
-        if !self.redis.managed && redis::Client::open(self.redis.url.as_str()).is_err() {
+        if !self.redis.cluster_urls.is_empty() {
+            if self.redis.managed {
+                problems.push(
+                    "[redis] cluster_urls: a Redis Cluster cannot be managed; set managed = false"
+                        .into(),
+                );
+            }
+            for url in &self.redis.cluster_urls {
+                if redis::Client::open(url.as_str()).is_err() || url.starts_with("unix:") {
+                    problems.push(format!(
+                        "[redis] cluster_urls: {:?} is not a redis://host:port URL",
+                        crate::telemetry::redact_url(url)
+                    ));
+                }
+            }
+            let c = &self.cluster;
+            if c.heartbeat_secs == 0 || c.node_ttl_secs <= c.heartbeat_secs {
+                problems.push(
+                    "[cluster] heartbeat_secs must be positive and below node_ttl_secs".into(),
+                );
+            }
+            if c.node_id
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+            {
+                problems.push("[cluster] node_id: no spaces or control characters".into());
+            }
+        }
+        if !self.redis.managed
+            && self.redis.cluster_urls.is_empty()
+            && redis::Client::open(self.redis.url.as_str()).is_err()
+        {
             problems.push(format!(
                 "[redis] url: {:?} is not a redis URL (redis://, rediss://, unix://)",
                 crate::telemetry::redact_url(&self.redis.url)
@@ -686,6 +779,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_mode_needs_an_unmanaged_redis_and_sane_timings() {
+        let cfg = from_str_with_env(
+            "[redis]\ncluster_urls = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]\n\
+             [cluster]\nnode_id = \"node-a\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.redis_target("redis://ignored").is_cluster());
+        assert_eq!(cfg.cluster_node_id(), "node-a");
+        assert!(!from_str_with_env("", &[])
+            .unwrap()
+            .redis_target("redis://x")
+            .is_cluster());
+        let err = from_str_with_env(
+            "[redis]\nmanaged = true\ncluster_urls = [\"redis://10.0.0.1:7000\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot be managed"), "{err}");
+        let err = from_str_with_env(
+            "[redis]\ncluster_urls = [\"redis://h:1\"]\n[cluster]\nheartbeat_secs = 20\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("below node_ttl_secs"), "{err}");
+        // The default id: host name and the first listener's port.
+        let mut c = Config::default();
+        c.graphite.host_name = "box1".into();
+        c.webapp.bind = "127.0.0.1:1500".into();
+        assert_eq!(c.cluster_node_id(), "box1:1500");
+    }
 
     #[test]
     fn defaults_validate() {

@@ -519,10 +519,11 @@ fn alert_test(path: Option<&Path>, metric: &str) -> ExitCode {
         return ExitCode::from(2);
     }
     let redis_url = daemon_redis_url(&config);
+    let redis_target = config.redis_target(&redis_url);
     let system = actix_rt::System::new();
     system.block_on(async move {
         // The metric's last value and graph come from Redis when it answers quickly.
-        let redis = match skyline::store::redis_conn::connect(&redis_url, Duration::from_secs(3)) {
+        let redis = match skyline::store::redis_conn::connect(&redis_target, Duration::from_secs(3)) {
             Ok(mut conn) => {
                 let cmd = redis::cmd("PING");
                 let ping = cmd.query_async::<String>(&mut conn);
@@ -536,7 +537,7 @@ fn alert_test(path: Option<&Path>, metric: &str) -> ExitCode {
         if redis.is_none() {
             eprintln!(
                 "skyline alert-test: Redis {} unreachable: the test alert carries no value or graph",
-                skyline::telemetry::redact_url(&redis_url)
+                redis_target.label()
             );
         }
         let ctx = skyline::alert::Context {

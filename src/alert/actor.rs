@@ -37,10 +37,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use futures_util::FutureExt as _;
 use log::{debug, error, info, warn};
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, watch};
 
 use super::channel::{http_client, Channel};
@@ -158,7 +158,7 @@ pub struct Alerts {
     policy: RetryPolicy,
     queues: Vec<Queue>,
     workers: Vec<(Channel, mpsc::Receiver<Job>)>,
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
     /// `last_alert` key → expiry (epoch seconds), used while Redis fails.
     fallback: HashMap<String, i64>,
     pending_file: Option<PathBuf>,
@@ -186,11 +186,7 @@ fn now_epoch() -> i64 {
 impl Alerts {
     /// One queue and worker per channel; `redis` holds the `last_alert.*` keys (None: in
     /// memory only).
-    pub fn new(
-        setup: AlertsSetup,
-        channels: Vec<Channel>,
-        redis: Option<ConnectionManager>,
-    ) -> Self {
+    pub fn new(setup: AlertsSetup, channels: Vec<Channel>, redis: Option<RedisConn>) -> Self {
         let mut queues = Vec::new();
         let mut workers = Vec::new();
         for ch in channels {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::redis_conn::RedisConn;
 
 use super::alertmanager::AlertmanagerAlerter;
 use super::config::{AlertRule, AlertersSettings};
@@ -92,7 +92,7 @@ impl Channel {
 /// syslog lines.
 pub fn build_channels(
     s: &AlertersSettings,
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
     ctx: &Context,
     hostname: &str,
 ) -> Result<Vec<Channel>, AlertError> {
@@ -158,7 +158,7 @@ pub async fn test_alert(
     ctx: &Context,
     host: &str,
     metric: &str,
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
 ) -> Result<Vec<TestOutcome>, String> {
     let rules = RuleSet::new(rules)?;
     let matched = rules.matching(metric);

@@ -10,12 +10,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::store::redis_conn::RedisConn;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use redis::aio::ConnectionManager;
 
 use super::config::{split_host_port, SmtpSettings};
 use super::error::AlertError;
@@ -30,7 +30,7 @@ pub struct SmtpAlerter {
     from: Mailbox,
     to: Vec<Mailbox>,
     graph: bool,
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
     ctx: Context,
 }
 
@@ -47,7 +47,7 @@ fn mailbox(addr: &str) -> Result<Mailbox, AlertError> {
 
 /// Reads `metrics.<metric>` and keeps the last `full_duration` seconds.
 pub async fn fetch_series(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     metric: &str,
     full_duration: i64,
 ) -> Option<Vec<(f64, f64)>> {
@@ -161,7 +161,7 @@ impl SmtpAlerter {
     pub fn new(
         s: &SmtpSettings,
         timeout: Duration,
-        redis: Option<ConnectionManager>,
+        redis: Option<RedisConn>,
         ctx: Context,
     ) -> Result<Self, AlertError> {
         let (host, port) = split_host_port(&s.server)

@@ -33,7 +33,8 @@ mod worker;
 
 pub use messages::{AnalyzeBatch, BatchOutcome};
 pub use runner::{
-    run_cycle, Analyzer, RunReport, RunnerSettings, CURRENT_ANOMALIES_KEY, RUN_STATS_KEY,
+    run_cycle, run_cycle_assigned, Analyzer, ClusterRole, RunReport, RunnerSettings,
+    CURRENT_ANOMALIES_KEY, RUN_STATS_KEY,
 };
 pub use worker::{analyse, AnalysisWorker};
 

@@ -10,6 +10,14 @@
 //!   (JSON: counts of each exception and algorithm, run time), and, when `anomaly_dump` is
 //!   set, a Skyline-compatible JSONP `anomalies.json` (`handle_data([...])`).
 //!
+//! On a Redis Cluster ([`Analyzer::with_cluster`], docs/cluster.md) each run first reads the
+//! live nodes and analyses only the metrics the rendezvous assignment gives this node
+//! (`store::cluster`); it claims each anomaly cluster-wide (`SET panorama.last_check.<app>.
+//! <metric> NX EX`, Skyline's key and window) before recording and alerting it; and it writes
+//! its own list to `analyzer.current_anomalies.<node>` and `skyline.cluster.run.<node>`, then
+//! `analyzer.current_anomalies` as the merge of the live nodes' lists. On one Redis none of
+//! this runs and the keys are exactly as above.
+//!
 //! A run that overruns its interval is logged and counted; ticks during a run are skipped, so
 //! the next run starts when it ends. Backpressure to the pool: at most two batches per worker
 //! in flight. A Redis failure ends the run (counted, logged); the next tick retries.
@@ -17,10 +25,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use log::{error, info, warn};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::messages::{AnalyzeBatch, BatchOutcome, EXCEPTION_NAMES};
@@ -28,6 +36,7 @@ use super::worker::AnalysisWorker;
 use crate::alert::AlertAnomaly;
 use crate::model::Anomaly;
 use crate::panorama::{KeepTrainingData, RecordAnomaly};
+use crate::store::cluster::Assignment;
 use crate::telemetry::metrics as m;
 
 /// Redis key holding the current anomalies as JSON (our own key; rewritten every run).
@@ -57,6 +66,9 @@ pub struct RunReport {
     /// The Mirage hand-off of this run (None: Mirage off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirage: Option<super::waterfall::HandoffReport>,
+    /// Cluster mode: the metrics this node was assigned this run (None on one Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_assigned: Option<usize>,
     /// The analysed series of each anomaly, by base name (for Ionosphere training).
     #[serde(skip)]
     pub training: std::collections::HashMap<String, Vec<(i64, f64)>>,
@@ -78,9 +90,19 @@ pub struct RunnerSettings {
 /// One complete run against Redis: fetch, analyse, aggregate (no side effects beyond SREM of
 /// empty keys). Used by the actor and by `skyline bench analyze`.
 pub async fn run_cycle(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     pool: &Addr<AnalysisWorker>,
     settings: &RunnerSettings,
+) -> Result<RunReport, String> {
+    run_cycle_assigned(conn, pool, settings, None).await
+}
+
+/// [`run_cycle`] over the metrics `assignment` gives this node (all of them when `None`).
+pub async fn run_cycle_assigned(
+    conn: &mut RedisConn,
+    pool: &Addr<AnalysisWorker>,
+    settings: &RunnerSettings,
+    assignment: Option<&Assignment>,
 ) -> Result<RunReport, String> {
     let started = Instant::now();
     let now = SystemTime::now()
@@ -92,6 +114,11 @@ pub async fn run_cycle(
         .query_async(conn)
         .await
         .map_err(|err| format!("SMEMBERS: {err}"))?;
+    let total_metrics = members.len();
+    let members: Vec<String> = match assignment {
+        Some(a) => members.into_iter().filter(|k| a.is_mine(k)).collect(),
+        None => members,
+    };
     let mut total = BatchOutcome::default();
     let mut breakdown: Vec<(&'static str, usize)> = Vec::new();
     let mut in_flight = FuturesUnordered::new();
@@ -147,7 +174,8 @@ pub async fn run_cycle(
     }
     total.anomalies.sort_by(|a, b| a.metric.cmp(&b.metric));
     Ok(RunReport {
-        total_metrics: members.len(),
+        total_metrics,
+        metrics_assigned: assignment.map(|_| members.len()),
         total_analyzed: total.analysed,
         exception_stats: EXCEPTION_NAMES
             .iter()
@@ -168,7 +196,7 @@ pub async fn run_cycle(
 
 /// The run-loop actor.
 pub struct Analyzer {
-    conn: ConnectionManager,
+    conn: RedisConn,
     pool: Addr<AnalysisWorker>,
     settings: RunnerSettings,
     recipients: Vec<Recipient<RecordAnomaly>>,
@@ -177,6 +205,16 @@ pub struct Analyzer {
     mirage: Option<std::sync::Arc<super::waterfall::MirageHandoff>>,
     training: Option<Training>,
     ionosphere: Option<super::to_ionosphere::IonosphereHandoff>,
+    cluster: Option<ClusterRole>,
+}
+
+/// This Analyzer's part in a cluster of daemons on one Redis Cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterRole {
+    /// This node's id (`[cluster] node_id`).
+    pub node_id: String,
+    /// Panorama's de-duplication window (`[panorama] expiry_secs`), for the claim keys.
+    pub expiry_secs: i64,
 }
 
 /// Where the Analyzer sends each recorded anomaly's series (Panorama's `KeepTrainingData`).
@@ -188,7 +226,7 @@ struct Training {
 impl Analyzer {
     /// `recipients` (Panorama) and `alert_recipients` (the alert actor) receive every anomaly.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         pool: Addr<AnalysisWorker>,
         settings: RunnerSettings,
         recipients: Vec<Recipient<RecordAnomaly>>,
@@ -204,7 +242,14 @@ impl Analyzer {
             mirage: None,
             training: None,
             ionosphere: None,
+            cluster: None,
         }
+    }
+
+    /// Works as one node of a cluster (see the module docs).
+    pub fn with_cluster(mut self, role: ClusterRole) -> Self {
+        self.cluster = Some(role);
+        self
     }
 
     /// Hands the anomalies of Ionosphere-enabled metrics to the matcher instead of recording
@@ -249,15 +294,32 @@ impl Analyzer {
         let pool = self.pool.clone();
         let settings = self.settings.clone();
         let mirage = self.mirage.clone();
+        let cluster = self.cluster.clone();
         let fut = async move {
-            let mut report = run_cycle(&mut conn, &pool, &settings).await?;
+            let assignment = match &cluster {
+                Some(role) => Some(
+                    crate::store::cluster::assignment(&mut conn, &role.node_id)
+                        .await
+                        .map_err(|err| format!("reading the cluster's live nodes: {err}"))?,
+                ),
+                None => None,
+            };
+            let mut report =
+                run_cycle_assigned(&mut conn, &pool, &settings, assignment.as_ref()).await?;
+            if let Some(role) = &cluster {
+                claim(&mut conn, role, &mut report).await?;
+            }
             if let Some(h) = &mirage {
                 let now = report.timestamp;
                 report.mirage = Some(
                     super::waterfall::hand_off(&mut conn, h, &mut report.anomalies, now).await,
                 );
             }
-            publish(&mut conn, &report, settings.anomaly_dump.as_deref()).await?;
+            if let (Some(role), Some(a)) = (&cluster, &assignment) {
+                publish_node(&mut conn, role, a, &report, settings.run_every).await?;
+            }
+            let dump = settings.anomaly_dump.as_deref();
+            publish(&mut conn, &report, dump, cluster.is_none()).await?;
             Ok::<RunReport, String>(report)
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, _| {
@@ -341,11 +403,89 @@ fn record(r: &RunReport, every: Duration) {
     info!("anomaly breakdown  :: {:?}", r.anomaly_breakdown);
 }
 
+/// Keeps only the anomalies this node claims (`SET panorama.last_check.<app>.<metric> NX EX`,
+/// the window Panorama's de-duplication uses): another node that saw the same anomaly in a
+/// run where the live set was changing has recorded and alerted it already.
+async fn claim(conn: &mut RedisConn, role: &ClusterRole, r: &mut RunReport) -> Result<(), String> {
+    let mut kept = Vec::with_capacity(r.anomalies.len());
+    for a in std::mem::take(&mut r.anomalies) {
+        let ttl = role.expiry_secs - (r.timestamp - a.timestamp);
+        let ttl = if ttl < 1 { 60 } else { ttl as u64 };
+        let won = crate::store::cluster::claim_anomaly(conn, &a.app, &a.metric, &role.node_id, ttl)
+            .await
+            .map_err(|err| format!("claiming the anomaly of {}: {err}", a.metric))?;
+        if won {
+            kept.push(a);
+        } else {
+            m::CLUSTER_CLAIMS_LOST.inc();
+        }
+    }
+    r.anomalies = kept;
+    Ok(())
+}
+
+/// Cluster mode: this node's list and run, and the merged `analyzer.current_anomalies`.
+async fn publish_node(
+    conn: &mut RedisConn,
+    role: &ClusterRole,
+    a: &Assignment,
+    r: &RunReport,
+    every: Duration,
+) -> Result<(), String> {
+    use crate::store::cluster::{node_current_key, run_key};
+    let own = crate::model::current_anomalies_json(&r.anomalies).map_err(|e| e.to_string())?;
+    let run = serde_json::json!({
+        "metrics_assigned": r.metrics_assigned.unwrap_or(0),
+        "timestamp": r.timestamp,
+        "total_analyzed": r.total_analyzed,
+        "run_time": r.run_time,
+    });
+    let keep = (every.as_secs() * 3).max(60);
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(node_current_key(&role.node_id))
+        .arg(&own)
+        .arg("EX")
+        .arg(keep)
+        .ignore()
+        .cmd("SET")
+        .arg(run_key(&role.node_id))
+        .arg(run.to_string())
+        .arg("EX")
+        .arg(86_400)
+        .ignore()
+        .query_async(conn)
+        .await
+        .map_err(|err| format!("writing this node's run outputs: {err}"))?;
+    let keys: Vec<String> = a.live.iter().map(|n| node_current_key(n)).collect();
+    let lists: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(conn)
+        .await
+        .map_err(|err| format!("reading the nodes' current anomalies: {err}"))?;
+    let mut merged: Vec<serde_json::Value> = Vec::new();
+    for text in lists.into_iter().flatten() {
+        if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text) {
+            merged.extend(items);
+        }
+    }
+    let _: () = redis::cmd("SET")
+        .arg(CURRENT_ANOMALIES_KEY)
+        .arg(serde_json::Value::Array(merged).to_string())
+        .query_async(conn)
+        .await
+        .map_err(|err| format!("writing the merged current anomalies: {err}"))?;
+    Ok(())
+}
+
 /// Writes the run's outputs for the webapp (Redis keys, optional JSONP dump).
+/// `current`: write `analyzer.current_anomalies` (on one Redis; a cluster node writes the
+/// merge in [`publish_node`]).
 async fn publish(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     r: &RunReport,
     dump: Option<&std::path::Path>,
+    current: bool,
 ) -> Result<(), String> {
     let json = crate::model::current_anomalies_json(&r.anomalies).map_err(|err| err.to_string())?;
     let mut stats = serde_json::to_value(r).map_err(|err| err.to_string())?;
@@ -353,11 +493,14 @@ async fn publish(
         o.remove("anomalies");
         o.insert("total_anomalies".into(), r.anomalies.len().into());
     }
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg(CURRENT_ANOMALIES_KEY)
-        .arg(&json)
-        .ignore()
+    let mut pipe = redis::pipe();
+    if current {
+        pipe.cmd("SET")
+            .arg(CURRENT_ANOMALIES_KEY)
+            .arg(&json)
+            .ignore();
+    }
+    let _: () = pipe
         .cmd("SET")
         .arg(RUN_STATS_KEY)
         .arg(stats.to_string())

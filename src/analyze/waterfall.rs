@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::store::redis_conn::RedisConn;
 use log::{error, warn};
-use redis::aio::ConnectionManager;
 
 use crate::mirage::messages::{check_sent_key, MiragePredicate, WaterfallItem};
 use crate::mirage::{CheckSender, MirageCheck, WATERFALL_KEY};
@@ -68,7 +68,7 @@ pub struct HandoffReport {
 /// Hands the Mirage metrics among `anomalies` to Mirage (removing them from the list) and
 /// appends the expired waterfall checks (see the module docs). `now` is epoch seconds.
 pub async fn hand_off(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     h: &MirageHandoff,
     anomalies: &mut Vec<Anomaly>,
     now: i64,
@@ -136,7 +136,7 @@ pub async fn hand_off(
 }
 
 async fn send_checks(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     h: &MirageHandoff,
     fresh: Vec<MirageCheck>,
     anomalies: &mut Vec<Anomaly>,
@@ -197,7 +197,7 @@ async fn send_checks(
 }
 
 async fn expire_waterfall(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     h: &MirageHandoff,
     anomalies: &mut Vec<Anomaly>,
     now: i64,

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info, warn};
-use redis::aio::ConnectionManager;
 
 use super::algorithms::{evaluate, Exception, Gates};
 use super::error::BoundaryError;
@@ -65,7 +65,7 @@ fn exception_slot(e: Option<Exception>) -> usize {
 /// run's outputs (`boundary.current_anomalies`, `boundary.run_stats`). Sends nothing: the
 /// caller hands `anomalies` to Panorama and the reported detections to the alerters.
 pub async fn run_cycle(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     s: &CycleSettings,
 ) -> Result<RunReport, BoundaryError> {
     let started = Instant::now();
@@ -256,7 +256,7 @@ pub async fn run_cycle(
 }
 
 /// Writes `boundary.current_anomalies` and `boundary.run_stats`.
-async fn publish(conn: &mut ConnectionManager, r: &RunReport) -> Result<(), BoundaryError> {
+async fn publish(conn: &mut RedisConn, r: &RunReport) -> Result<(), BoundaryError> {
     let json = crate::model::current_anomalies_json(&r.anomalies)?;
     let mut stats = serde_json::to_value(r)?;
     if let Some(o) = stats.as_object_mut() {
@@ -323,7 +323,7 @@ pub struct BoundarySetup {
 
 /// The Boundary run loop (see the module docs).
 pub struct Boundary {
-    conn: ConnectionManager,
+    conn: RedisConn,
     setup: BoundarySetup,
     panorama: Vec<Recipient<RecordAnomaly>>,
     alerts: Vec<Recipient<AlertRouted>>,
@@ -333,7 +333,7 @@ pub struct Boundary {
 impl Boundary {
     /// `panorama` receives every reported anomaly, `alerts` every alert.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         setup: BoundarySetup,
         panorama: Vec<Recipient<RecordAnomaly>>,
         alerts: Vec<Recipient<AlertRouted>>,

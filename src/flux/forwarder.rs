@@ -48,9 +48,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info, warn};
-use redis::aio::ConnectionManager;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -318,7 +318,7 @@ impl BuildHasher for FastState {
 /// The flux worker actor.
 pub struct Forwarder {
     settings: ForwarderSettings,
-    redis: ConnectionManager,
+    redis: RedisConn,
     ingestor: Option<Ingestor>,
     gauge: QueueGauge,
     incoming: VecDeque<Queued>,
@@ -395,7 +395,7 @@ impl Forwarder {
     /// A forwarder; opens (and will resend) the disk spool when forwarding to carbon.
     pub fn new(
         settings: ForwarderSettings,
-        redis: ConnectionManager,
+        redis: RedisConn,
         ingestor: Option<Ingestor>,
         gauge: QueueGauge,
     ) -> std::io::Result<Self> {

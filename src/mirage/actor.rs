@@ -33,9 +33,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{info, warn};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::analysis::{self, MirageAnalysis};
@@ -69,7 +69,7 @@ pub struct MirageSetup {
     /// `[graphite] url` (None: the built-in history only).
     pub graphite_url: Option<String>,
     /// Redis (checks, history, series, outputs).
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     /// The hand-off channel's receive side.
     pub checks: CheckReceiver,
     /// Panorama.
@@ -175,7 +175,7 @@ pub struct Decider {
     analysis: MirageAnalysis,
     graphite_url: Option<String>,
     client: awc::Client,
-    conn: ConnectionManager,
+    conn: RedisConn,
     graphite_outage: OutageLog,
     redis_outage: OutageLog,
     ws: Workspace,
@@ -183,11 +183,7 @@ pub struct Decider {
 
 impl Decider {
     /// A decider (creates its own HTTP client: call on the thread that will use it).
-    pub fn new(
-        settings: MirageSettings,
-        graphite_url: Option<String>,
-        conn: ConnectionManager,
-    ) -> Self {
+    pub fn new(settings: MirageSettings, graphite_url: Option<String>, conn: RedisConn) -> Self {
         let analysis = MirageAnalysis {
             algorithms: settings.algorithm_list(),
             consensus: settings.consensus,
@@ -453,7 +449,7 @@ pub async fn run_checks(
 }
 
 async fn publish(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     stats: &MirageRunStats,
     current: &[CurrentEntry],
 ) -> Result<(), redis::RedisError> {

@@ -19,9 +19,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info};
-use redis::aio::ConnectionManager;
 
 use crate::model::msgpack::{decode_series_f64, encode_point};
 use crate::model::{Number, Point, FULL_NAMESPACE, UNIQUE_METRICS};
@@ -166,7 +166,7 @@ pub struct RoundReport {
 
 /// One round over every Mirage metric. Used by the actor and by tests.
 pub async fn keep_round(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     s: &KeeperSettings,
     cache: &mut HashMap<String, bool>,
     now: i64,
@@ -271,7 +271,7 @@ pub async fn keep_round(
 
 /// The history keeper actor (see the module docs).
 pub struct HistoryKeeper {
-    conn: ConnectionManager,
+    conn: RedisConn,
     settings: KeeperSettings,
     cache: HashMap<String, bool>,
     running: bool,
@@ -280,7 +280,7 @@ pub struct HistoryKeeper {
 
 impl HistoryKeeper {
     /// A keeper writing through `conn`.
-    pub fn new(conn: ConnectionManager, settings: KeeperSettings) -> Self {
+    pub fn new(conn: RedisConn, settings: KeeperSettings) -> Self {
         HistoryKeeper {
             conn,
             settings,

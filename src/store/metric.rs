@@ -35,9 +35,9 @@ use ahash::HashMapExt;
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info, warn};
-use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 
 use super::encoding::encode_point;
@@ -114,7 +114,7 @@ pub struct MetricShard {
     /// Index among the actors; actor 0 also writes the `horizon` heartbeat.
     id: usize,
     /// Shared, reconnecting connection; cloned into each flush future.
-    redis: ConnectionManager,
+    redis: RedisConn,
     settings: ShardSettings,
     skip: std::sync::Arc<SkipRules>,
     /// Skip decision per name (cleared when it grows past a million names).
@@ -147,7 +147,7 @@ impl MetricShard {
     /// A new actor; nothing is connected until the first flush.
     pub fn new(
         id: usize,
-        redis: ConnectionManager,
+        redis: RedisConn,
         settings: ShardSettings,
         skip: std::sync::Arc<SkipRules>,
         pressure: Pressure,

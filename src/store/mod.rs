@@ -9,10 +9,14 @@
 //! `horizon` (heartbeat, TTL 120 s). A Python Skyline analyzer or webapp pointed at the same
 //! Redis reads this data unchanged.
 //!
+//! On a Redis Cluster (`[redis] cluster_urls`) the layout is the same (no key is renamed);
+//! [`cluster`] adds the membership keys and the assignment of metrics to nodes.
+//!
 //! Backpressure: see [`messages`] — TCP senders wait, UDP and flux senders are told what was
 //! dropped; while Redis is down the actors buffer up to `max_buffered_points` each and the
 //! listeners stop reading.
 
+pub mod cluster;
 mod error;
 pub mod keys;
 pub mod managed;

@@ -23,6 +23,10 @@
 //! key grew since we read it, the script keeps the appended tail after our rewrite; if it
 //! shrank, someone else rewrote it and the key is left for the next run ("blocked").
 //!
+//! On a Redis Cluster the set member and the key live in different slots: the script takes the
+//! metric key only and the keys it deleted are SREMed right after; each node trims only the
+//! keys the cluster assignment gives it ([`Roomba::with_cluster`], `store::cluster`).
+//!
 //! Runs on its own arbiter (the decode and sort are CPU work); one run at a time, every
 //! `roomba_interval_secs`. Keys: reads and writes `metrics.*` and `metrics.unique_metrics`.
 //! Backpressure: none needed; it is driven by its own timer, and a run that overlaps the next
@@ -30,9 +34,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info};
-use redis::aio::ConnectionManager;
 
 use super::encoding::{decode_series, encode_series};
 use super::keys::UNIQUE_METRICS;
@@ -58,7 +62,7 @@ if cur > expected then suffix = redis.call('GETRANGE', KEYS[1], expected, -1) en
 local value = ARGV[2] .. suffix
 if value == '' then
   redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], KEYS[1])
+  if KEYS[2] then redis.call('SREM', KEYS[2], KEYS[1]) end
   return 0
 end
 redis.call('SET', KEYS[1], value)
@@ -163,14 +167,31 @@ pub struct RoombaReport {
 }
 
 /// Runs one pass over every key. Also used by tests and `skyline` commands directly.
-pub async fn run_once(
-    conn: &mut ConnectionManager,
+pub async fn run_once(conn: &mut RedisConn, duration: f64) -> redis::RedisResult<RoombaReport> {
+    run_once_as(conn, duration, None).await
+}
+
+/// [`run_once`] over the keys the cluster assigns to node `node` (every key when `None`).
+pub async fn run_once_as(
+    conn: &mut RedisConn,
     duration: f64,
+    node: Option<&str>,
 ) -> redis::RedisResult<RoombaReport> {
     let members: Vec<String> = redis::cmd("SMEMBERS")
         .arg(UNIQUE_METRICS)
         .query_async(conn)
         .await?;
+    let members = match node {
+        Some(me) => {
+            let a = super::cluster::assignment(conn, me).await?;
+            members.into_iter().filter(|k| a.is_mine(k)).collect()
+        }
+        None => members,
+    };
+    // On a Redis Cluster the metric key and the unique set live in different slots, so the
+    // script gets the metric key only and the deleted keys are SREMed after it (a metric
+    // re-created meanwhile is SADDed again by its metric actor's next flush).
+    let cluster = conn.is_cluster();
     let mut report = RoombaReport {
         keys: members.len(),
         ..Default::default()
@@ -187,6 +208,7 @@ pub async fn run_once(
         let mut pipe = redis::pipe();
         let mut actions = 0;
         let mut kept: Vec<(&String, Vec<u8>)> = Vec::new();
+        let mut acted: Vec<&String> = Vec::new();
         for (key, value) in chunk.iter().zip(values) {
             let (expected, new_value, euthanize) = match value {
                 None => (0usize, Vec::new(), true),
@@ -204,24 +226,22 @@ pub async fn run_once(
             } else {
                 report.trimmed += 1;
             }
-            pipe.invoke_script(
-                script
-                    .key(key)
-                    .key(UNIQUE_METRICS)
-                    .arg(expected)
-                    .arg(new_value),
-            );
+            let mut inv = script.key(key);
+            if !cluster {
+                inv.key(UNIQUE_METRICS);
+            }
+            pipe.invoke_script(inv.arg(expected).arg(new_value));
+            acted.push(key);
             actions += 1;
         }
         for (key, bytes) in compactable(conn, kept).await? {
             report.compacted += 1;
-            pipe.invoke_script(
-                script
-                    .key(key)
-                    .key(UNIQUE_METRICS)
-                    .arg(bytes.len())
-                    .arg(bytes),
-            );
+            let mut inv = script.key(key);
+            if !cluster {
+                inv.key(UNIQUE_METRICS);
+            }
+            pipe.invoke_script(inv.arg(bytes.len()).arg(bytes));
+            acted.push(key);
             actions += 1;
         }
         if actions == 0 {
@@ -229,6 +249,21 @@ pub async fn run_once(
         }
         let results: Vec<i64> = pipe.query_async(conn).await?;
         report.blocked += results.iter().filter(|&&r| r < 0).count();
+        if cluster {
+            let deleted: Vec<&String> = acted
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| **r == 0)
+                .map(|(k, _)| *k)
+                .collect();
+            if !deleted.is_empty() {
+                redis::cmd("SREM")
+                    .arg(UNIQUE_METRICS)
+                    .arg(&deleted)
+                    .query_async::<()>(conn)
+                    .await?;
+            }
+        }
     }
     Ok(report)
 }
@@ -236,7 +271,7 @@ pub async fn run_once(
 /// Of the keys Roomba keeps unchanged, those Redis holds in a wasteful allocation. A
 /// connection failure fails the run; a refused `MEMORY USAGE` only skips compaction.
 async fn compactable<'a>(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     kept: Vec<(&'a String, Vec<u8>)>,
 ) -> redis::RedisResult<Vec<(&'a String, Vec<u8>)>> {
     if kept.is_empty() {
@@ -272,21 +307,29 @@ async fn compactable<'a>(
 
 /// The Roomba actor.
 pub struct Roomba {
-    conn: ConnectionManager,
+    conn: RedisConn,
     duration: f64,
     interval: Duration,
     running: bool,
+    node: Option<String>,
 }
 
 impl Roomba {
     /// `duration` = full_duration + grace, in seconds.
-    pub fn new(conn: ConnectionManager, duration_secs: u64, interval: Duration) -> Self {
+    pub fn new(conn: RedisConn, duration_secs: u64, interval: Duration) -> Self {
         Roomba {
             conn,
             duration: duration_secs as f64,
             interval,
             running: false,
+            node: None,
         }
+    }
+
+    /// Cluster mode: trims only the keys the assignment gives node `id` (docs/cluster.md).
+    pub fn with_cluster(mut self, id: String) -> Self {
+        self.node = Some(id);
+        self
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -297,7 +340,8 @@ impl Roomba {
         let mut conn = self.conn.clone();
         let duration = self.duration;
         let started = Instant::now();
-        let fut = async move { run_once(&mut conn, duration).await };
+        let node = self.node.clone();
+        let fut = async move { run_once_as(&mut conn, duration, node.as_deref()).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
             act.running = false;
             match res {

@@ -143,6 +143,14 @@ counters! {
         "horizon.{host}.worker.datapoints_sent_to_redis", "Datapoints APPENDed to Redis.";
     REDIS_WRITE_ERRORS = "skyline_horizon_redis_write_errors_total",
         "horizon.{host}.worker.redis_write_errors", "Failed Redis flushes (the batch is kept and retried).";
+    REDIS_CLUSTER_RETRIES = "skyline_redis_cluster_retries_total",
+        "horizon.{host}.redis.cluster_retries", "Pipelined commands a Redis Cluster redirected (MOVED/ASK/TRYAGAIN/CLUSTERDOWN) and that were resent.";
+    REDIS_CLUSTER_ERRORS = "skyline_redis_cluster_errors_total",
+        "horizon.{host}.redis.cluster_errors", "Redis Cluster commands that failed after the client's own retries.";
+    CLUSTER_HEARTBEAT_ERRORS = "skyline_cluster_heartbeat_errors_total",
+        "horizon.{host}.cluster.heartbeat_errors", "Failed cluster heartbeats (retried at the next tick).";
+    CLUSTER_CLAIMS_LOST = "skyline_cluster_anomaly_claims_lost_total",
+        "analyzer.{host}.cluster.claims_lost", "Anomalies another node had already claimed (recorded and alerted there).";
     ROOMBA_TRIMMED = "skyline_roomba_keys_trimmed_total",
         "horizon.{host}.roomba.trimmed", "Keys rewritten by Roomba.";
     ROOMBA_EUTHANIZED = "skyline_roomba_keys_euthanized_total",

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::redis_conn::RedisConn;
 use actix::prelude::*;
 use log::{error, info};
-use redis::aio::ConnectionManager;
 
 use super::checks::{Checks, Observation, Step};
 use crate::alert::{SystemAlert, SystemStatus};
@@ -22,7 +22,7 @@ pub struct Probes {
     /// Datapoints received so far.
     pub received: ReceivedCounter,
     /// Redis to PING (None: not checked).
-    pub redis: Option<ConnectionManager>,
+    pub redis: Option<RedisConn>,
     /// The Panorama database (None: not checked).
     pub database: Option<crate::db::Pool>,
 }

@@ -72,6 +72,11 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../docs/monitor.md"),
     ),
     (
+        "cluster",
+        "Scale-out on a Redis Cluster",
+        include_str!("../../docs/cluster.md"),
+    ),
+    (
         "architecture",
         "Architecture",
         include_str!("../../ARCHITECTURE.md"),

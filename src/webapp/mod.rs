@@ -9,6 +9,7 @@
 //! | `/health` | `{"status":"ok"}` or 503; **no auth** | Redis `PING` |
 //! | `/`, `/now` | Now view: current anomalies, a graph of each metric's last `FULL_DURATION` | `analyzer.current_anomalies`, `analyzer.run_stats`; the graphs via `/api?metric=` |
 //! | `/api/now` | the same as JSON (the Now page polls it) | same |
+//! | `/api/cluster` | the daemons sharing the Redis Cluster (`webapp::cluster`) | `SMEMBERS skyline.cluster.nodes`, `MGET skyline.cluster.node.* skyline.cluster.run.*` |
 //! | `/api?metric=NAME` | `{"results": [[ts, value], …]}` | `metrics.<NAME>` (NAME with or without `metrics.`) |
 //! | `/api?graphite_metric=T&from_timestamp=&until_timestamp=` | the series from Graphite | `[graphite] url`/render |
 //! | `/api/unique_metrics`, `/api?unique_metrics` | metric names | `metrics.unique_metrics` |
@@ -33,7 +34,7 @@
 //! # Backpressure and blocking
 //!
 //! Handlers never block a worker thread: Redis is read through an async multiplexed
-//! `ConnectionManager` (one per HTTP worker, so each worker's commands are pipelined on its
+//! `RedisConn` (one per HTTP worker, so each worker's commands are pipelined on its
 //! own connection), Panorama queries run inside `web::block` (one pooled connection each,
 //! bounded by `[panorama] pool_size`; a pool checkout times out rather than queueing forever),
 //! Graphite is fetched with `awc` (one client per worker, `[webapp] graphite_timeout_secs`).
@@ -44,6 +45,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod docs;
@@ -62,9 +64,9 @@ pub mod timed_redis;
 
 use std::time::Duration;
 
+use crate::store::redis_conn::RedisConn;
 use actix::Recipient;
 use actix_web::web;
-use redis::aio::ConnectionManager;
 
 pub use auth::Credentials;
 pub use error::{PageError, WebError};
@@ -98,6 +100,8 @@ pub struct WebState {
     pub now_cache: dashboard::NowCache,
     /// The Redis URL, password redacted (shown by rebrow).
     pub redis_label: String,
+    /// The daemon runs on a Redis Cluster (`/api/cluster`, the Now page's Cluster section).
+    pub cluster: bool,
     /// Ionosphere training is offered (`[ionosphere] enabled` and Panorama on).
     pub ionosphere: bool,
     /// The `[[alerts]]` rules: only metrics covered by an smtp rule can be trained.
@@ -123,8 +127,8 @@ impl WebState {
 
 /// Per HTTP worker: its own Redis connection and Graphite client (awc is not `Send`).
 pub struct Worker {
-    /// Multiplexed, reconnecting Redis connection; every command counts as the request's
-    /// Redis time for the endpoint monitor.
+    /// Multiplexed, reconnecting Redis connection (one node or a cluster); every command
+    /// counts as the request's Redis time for the endpoint monitor.
     pub redis: timed_redis::TimedRedis,
     /// HTTP client for Graphite.
     pub http: awc::Client,
@@ -135,8 +139,8 @@ pub struct Worker {
 pub struct Webapp {
     state: web::Data<WebState>,
     creds: web::Data<Credentials>,
-    redis: ConnectionManager,
-    redis_url: String,
+    redis: RedisConn,
+    redis_target: crate::store::redis_conn::Target,
     redis_timeout: Duration,
 }
 
@@ -147,13 +151,14 @@ impl Webapp {
     pub fn new(
         config: &Config,
         password: &str,
-        redis_url: &str,
+        redis_target: impl Into<crate::store::redis_conn::Target>,
         db: Option<crate::db::Pool>,
         panorama: Option<Recipient<GetStats>>,
     ) -> Result<Self, String> {
         let templates = templates::Templates::new()?;
         let redis_timeout = Duration::from_secs(config.redis.response_timeout_secs);
-        let redis = crate::store::redis_conn::connect(redis_url, redis_timeout)
+        let redis_target: crate::store::redis_conn::Target = redis_target.into();
+        let redis = crate::store::redis_conn::connect(&redis_target, redis_timeout)
             .map_err(|err| format!("webapp redis: {err}"))?;
         let graphite_url = Some(config.graphite.url.trim().trim_end_matches('/').to_string())
             .filter(|u| !u.is_empty());
@@ -172,7 +177,8 @@ impl Webapp {
             csrf_token: auth::random_token().map_err(|err| format!("[webapp] {err}"))?,
             series_cache: api::SeriesCache::new(api::SERIES_CACHE_BYTES),
             now_cache: dashboard::NowCache::default(),
-            redis_label: crate::telemetry::redact_url(redis_url),
+            redis_label: redis_target.label(),
+            cluster: redis_target.is_cluster(),
             ionosphere: config.ionosphere.enabled,
             alert_rules: crate::alert::RuleSet::new(&config.alerts).unwrap_or_default(),
             learn: config.ionosphere.learn.clone(),
@@ -184,7 +190,7 @@ impl Webapp {
                     .with_guest(&config.webapp.guest_user, &config.webapp.guest_password),
             ),
             redis,
-            redis_url: redis_url.to_string(),
+            redis_target,
             redis_timeout,
         })
     }
@@ -193,7 +199,7 @@ impl Webapp {
     /// `HttpServer::new` factory, after flux's routes).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         // A connection per worker; the shared one if that fails (it cannot: same URL).
-        let redis = crate::store::redis_conn::connect(&self.redis_url, self.redis_timeout)
+        let redis = crate::store::redis_conn::connect(&self.redis_target, self.redis_timeout)
             .unwrap_or_else(|_| self.redis.clone());
         let timeout = Duration::from_secs(self.state.settings.graphite_timeout_secs);
         let http = awc::Client::builder()

@@ -9,8 +9,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
 use super::{
-    api, auth, dashboard, docs, events, graphite, ionosphere, monitor, monitor_views, panorama,
-    rebrow, PageError,
+    api, auth, cluster, dashboard, docs, events, graphite, ionosphere, monitor, monitor_views,
+    panorama, rebrow, PageError,
 };
 use super::{templates, WebError};
 
@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource(["/", "/now"]).route(web::get().to(dashboard::now)))
                 .service(web::resource("/api").route(web::get().to(api::api)))
                 .service(web::resource("/api/now").route(web::get().to(dashboard::now_json)))
+                .service(web::resource("/api/cluster").route(web::get().to(cluster::api)))
                 .service(
                     web::resource("/api/unique_metrics")
                         .route(web::get().to(api::unique_metrics_route)),

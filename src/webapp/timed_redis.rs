@@ -3,17 +3,19 @@
 //! ([`crate::monitor::spans`]), so the endpoint monitor's "where the time went" covers every
 //! Redis call on a webapp request path (the Now page, `/api`, rebrow, `/health`, `/metrics`)
 //! without each call site having to remember it. Outside a monitored request it only
-//! forwards. No queue of its own: backpressure is the wrapped `ConnectionManager`'s
+//! forwards. No queue of its own: backpressure is the wrapped connection's
 //! (pipelined on one connection, `[redis] response_timeout_secs`).
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::monitor::spans::{timed, Kind};
+use crate::store::redis_conn::RedisConn;
 
-/// A `ConnectionManager` whose commands count as the current request's Redis time.
+/// A [`RedisConn`] (one node or a cluster) whose commands count as the current request's
+/// Redis time.
 #[derive(Clone)]
-pub struct TimedRedis(pub ConnectionManager);
+pub struct TimedRedis(pub RedisConn);
 
 impl ConnectionLike for TimedRedis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {

@@ -7,6 +7,7 @@ mod analyzer;
 mod boundary;
 mod browser;
 mod cli;
+mod cluster;
 mod deploy;
 mod explore;
 mod flux;

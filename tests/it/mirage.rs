@@ -393,7 +393,9 @@ async fn history_keeper_appends_completed_buckets_and_trims() {
     put_metric(&mut conn, NEWLEVEL, &pts);
     put_metric(&mut conn, "other.metric", &pts);
     let client = redis::Client::open(redis.url()).unwrap();
-    let mut mgr = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let mut mgr = skyline::store::redis_conn::RedisConn::from(
+        redis::aio::ConnectionManager::new(client).await.unwrap(),
+    );
     let s = KeeperSettings {
         resolution: 600,
         keep_secs: 7 * 86_400,

@@ -10,14 +10,14 @@ use skyline::seed;
 use crate::support::*;
 
 /// A scratch database on a server given by URL (…/test): created fresh, dropped after.
-struct ServerDb {
+pub(crate) struct ServerDb {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ServerDb {
-    fn create(var: &str) -> Option<ServerDb> {
+    pub(crate) fn create(var: &str) -> Option<ServerDb> {
         let Ok(base) = std::env::var(var) else {
             assert!(
                 std::env::var("CI").is_err(),

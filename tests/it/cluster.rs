@@ -1,0 +1,621 @@
+//! Scale-out end to end: a real 3-master Redis Cluster (`redis-server --cluster-enabled yes`
+//! ×3 + `redis-cli --cluster create`), two real `skyline run` daemons on it sharing one
+//! Panorama database (the machine's PostgreSQL when `SKYLINE_TEST_POSTGRES_URL` is set — it
+//! is in CI — else one SQLite file both processes open), and a real webhook receiver.
+//!
+//! 2,000 metrics fed half through each daemon's plaintext listener are readable through either
+//! node's `/api?metric=`; `/api/cluster` lists both nodes, each assigned 30–70 %; 10 anomalous
+//! metrics give exactly 10 Panorama rows and 10 alerts; after a SIGKILL of one daemon, the
+//! first run of the other that starts once the dead node's key has expired is assigned 100 %,
+//! and an anomaly fed after the kill is recorded once.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use skyline::model::msgpack::encode_point;
+use skyline::model::{Number, Point};
+use skyline::store::redis_conn::{self, Target};
+
+use crate::pipeline::ServerDb;
+use crate::support::sinks::HttpSink;
+use crate::support::web::client;
+use crate::support::*;
+
+const PASSWORD: &str = "cluster-test-password";
+const FED: usize = 2_000;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One cluster-enabled redis-server, killed on drop.
+struct ClusterNode {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_cluster(dir: &Path) -> Vec<ClusterNode> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let d = dir.join(format!("redis-{port}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        nodes.push(ClusterNode { child, port });
+    }
+    for n in &nodes {
+        let up = (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            TcpStream::connect(("127.0.0.1", n.port)).is_ok()
+        });
+        assert!(up, "redis-server on {} did not start", n.port);
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli (redis-tools)");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in &nodes {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}", n.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let ok = (0..500).any(|_| {
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
+            if info.contains("cluster_state:ok") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        });
+        assert!(ok, "the cluster did not reach cluster_state:ok");
+    }
+    nodes
+}
+
+/// A `skyline run` daemon, SIGKILLed on drop.
+struct Daemon {
+    child: Child,
+    web: u16,
+    plain: u16,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(id: &str, dir: &Path, seeds: &[String], db_url: &str, hook: &str) -> Daemon {
+        let (web, plain) = (free_port(), free_port());
+        let data = dir.join(id);
+        std::fs::create_dir_all(&data).unwrap();
+        let cfg = data.join("skyline.toml");
+        let seeds: Vec<String> = seeds.iter().map(|s| format!("{s:?}")).collect();
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+[redis]
+cluster_urls = [{seeds}]
+
+[cluster]
+node_id = "{id}"
+heartbeat_secs = 1
+node_ttl_secs = 3
+
+[horizon]
+pickle_bind = ""
+udp_bind = ""
+plaintext_bind = "127.0.0.1:{plain}"
+flush_interval_ms = 50
+
+[data]
+dir = "{data}"
+
+[webapp]
+bind = "127.0.0.1:{web}"
+auth_password = "{PASSWORD}"
+
+[flux]
+enabled = false
+
+[thunder]
+enabled = false
+
+[analyzer]
+run_every_secs = 2
+
+[panorama]
+database_url = "{db_url}"
+
+[[alerts]]
+pattern = "cl.anom.*"
+alerter = "webhook"
+expiration_secs = 3600
+
+[alerters.webhook]
+url = "{hook}"
+"#,
+                seeds = seeds.join(", "),
+                data = data.display(),
+            ),
+        )
+        .unwrap();
+        let log = data.join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_skyline"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(data.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            web,
+            plain,
+            log,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut res = client()
+            .get(format!("http://127.0.0.1:{}{path}", self.web))
+            .basic_auth("admin", PASSWORD)
+            .send()
+            .await
+            .ok()?;
+        let body = res.body().limit(16 << 20).await.ok()?;
+        Some((
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+    }
+
+    async fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self
+            .get(path)
+            .await
+            .unwrap_or_else(|| panic!("GET {path}: no answer\n{}", self.logs()));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn wait_healthy(&self) {
+        for _ in 0..600 {
+            if let Some((200, _)) = self.get("/health").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("daemon did not become healthy:\n{}", self.logs());
+    }
+
+    fn feed(&self, lines: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.plain)).unwrap();
+        s.write_all(lines.as_bytes()).unwrap();
+    }
+}
+
+fn fed_name(i: usize) -> String {
+    format!("cl.fed.m{i:04}")
+}
+
+/// 1,440 minutely points of a quiet wave ending in a spike every algorithm sees.
+fn spiky(end: i64) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in 0..1440usize {
+        let ts = end - (1439 - i as i64) * 60;
+        let v = if i >= 1437 {
+            5000.0
+        } else {
+            100.0 + (i as f64 / 30.0).sin() * 10.0 + (i % 7) as f64 * 0.3
+        };
+        encode_point(
+            &mut b,
+            &Point {
+                timestamp: Number::Float(ts as f64),
+                value: Number::Float(v),
+            },
+        );
+    }
+    b
+}
+
+/// Writes an anomalous metric's history straight into the cluster (through the daemon's own
+/// cluster connection type), as Horizon would have accumulated it.
+async fn put_spiky(conn: &mut redis_conn::RedisConn, name: &str) {
+    let key = format!("metrics.{name}");
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(&key)
+        .arg(spiky(now() - 5))
+        .ignore()
+        .cmd("SADD")
+        .arg("metrics.unique_metrics")
+        .arg(&key)
+        .ignore()
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+async fn cluster_nodes(d: &Daemon) -> Vec<serde_json::Value> {
+    let v = d.json("/api/cluster").await;
+    assert_eq!(v["cluster"], true);
+    v["nodes"].as_array().unwrap().clone()
+}
+
+async fn panorama_rows(d: &Daemon) -> Vec<String> {
+    let v = d.json("/api/anomalies?limit=1000").await;
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["metric"].as_str())
+        .filter(|m| m.starts_with("cl.anom."))
+        .map(String::from)
+        .collect()
+}
+
+fn alerted(hook: &HttpSink) -> Vec<String> {
+    let mut names: Vec<String> = hook
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            (0..12)
+                .map(|i| format!("cl.anom.a{i:02}"))
+                .find(|n| r.body.contains(&format!("\"{n}\"")))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[actix_rt::test]
+async fn two_daemons_share_a_redis_cluster_and_one_database() {
+    let dir = TempDir::new("cluster");
+    let nodes = start_cluster(&dir.0);
+    let seeds: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect();
+    let server_db = ServerDb::create("SKYLINE_TEST_POSTGRES_URL");
+    let db_url = match &server_db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.0.join("panorama.sqlite").display()),
+    };
+    let hook = HttpSink::start(0);
+    let hook_url = hook.url("/hook");
+
+    // One at a time, so the database is migrated once.
+    let a = Daemon::start("node-a", &dir.0, &seeds, &db_url, &hook_url);
+    a.wait_healthy().await;
+    let mut b = Daemon::start("node-b", &dir.0, &seeds, &db_url, &hook_url);
+    b.wait_healthy().await;
+
+    // 2,000 metrics, half through each node.
+    let t = now();
+    for (half, d) in [(0, &a), (1, &b)] {
+        let mut lines = String::new();
+        for i in (half * FED / 2)..((half + 1) * FED / 2) {
+            for k in 0..3i64 {
+                lines.push_str(&format!(
+                    "{} {} {}\n",
+                    fed_name(i),
+                    i as i64 + k,
+                    t - 120 + k * 60
+                ));
+            }
+        }
+        d.feed(&lines);
+    }
+    let mut conn =
+        redis_conn::connect(Target::Cluster(seeds.clone()), Duration::from_secs(10)).unwrap();
+    for i in 0..10 {
+        put_spiky(&mut conn, &format!("cl.anom.a{i:02}")).await;
+    }
+    let total = FED + 10;
+    let mut stored = 0;
+    for _ in 0..400 {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("metrics.unique_metrics")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        stored = members.len();
+        if stored == total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, total, "every fed metric is in the unique set");
+
+    // Every series readable through either node.
+    for d in [&a, &b] {
+        for i in 0..FED {
+            let v = d.json(&format!("/api?metric={}", fed_name(i))).await;
+            let pts = v["results"].as_array().unwrap();
+            assert_eq!(pts.len(), 3, "{} through node {}", fed_name(i), d.web);
+            assert_eq!(pts[2][1].as_f64(), Some(i as f64 + 2.0));
+        }
+    }
+
+    // Both nodes listed, each with 30–70 % of the metrics, together all of them, from runs
+    // that both started after both nodes were live.
+    let both_live = now();
+    let mut shares = Vec::new();
+    for _ in 0..300 {
+        let list = cluster_nodes(&a).await;
+        let fresh: Vec<&serde_json::Value> = list
+            .iter()
+            .filter(|n| n["last_run"]["timestamp"].as_i64().unwrap_or(0) > both_live)
+            .collect();
+        if list.len() == 2 && fresh.len() == 2 {
+            shares = fresh
+                .iter()
+                .map(|n| n["metrics_assigned"].as_u64().unwrap() as usize)
+                .collect();
+            if shares.iter().sum::<usize>() == total {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shares.len(),
+        2,
+        "both nodes ran: {:?}",
+        cluster_nodes(&a).await
+    );
+    assert_eq!(
+        shares.iter().sum::<usize>(),
+        total,
+        "together all: {shares:?}"
+    );
+    for s in &shares {
+        let f = *s as f64 / total as f64;
+        assert!((0.3..=0.7).contains(&f), "share {f} of {shares:?}");
+    }
+    let ids: Vec<String> = cluster_nodes(&b)
+        .await
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["node-a", "node-b"],
+        "the same view through the other node"
+    );
+
+    // Exactly 10 Panorama rows and 10 alerts, through several more runs.
+    let first = eventually_async(60, || panorama_rows(&a), |r| r.len() >= 10).await;
+    assert_eq!(first.len(), 10, "rows: {first:?}\n{}", a.logs());
+    let settle = now() + 5;
+    while now() < settle {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut rows = panorama_rows(&b).await;
+    rows.sort();
+    let want: Vec<String> = (0..10).map(|i| format!("cl.anom.a{i:02}")).collect();
+    assert_eq!(rows, want, "one row per anomaly");
+    assert_eq!(alerted(&hook), want, "one alert per anomaly");
+
+    // SIGKILL node-b: node-a's first run after node-b's key expired analyses everything.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let mut gone = false;
+    for _ in 0..200 {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg("skyline.cluster.node.node-b")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !exists {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "node-b's key expires");
+    let expired_at = now();
+    put_spiky(&mut conn, "cl.anom.a10").await;
+    let total = total + 1;
+    let mut first_run = None;
+    for _ in 0..300 {
+        let list = cluster_nodes(&a).await;
+        if let Some(n) = list
+            .iter()
+            .find(|n| n["last_run"]["timestamp"].as_i64().unwrap_or(0) > expired_at)
+        {
+            first_run = Some((list.len(), n["metrics_assigned"].as_u64().unwrap() as usize));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        first_run,
+        Some((1, total)),
+        "node-a alone, assigned 100 % in its first run after node-b expired"
+    );
+    let rows = eventually_async(30, || panorama_rows(&a), |r| r.len() >= 11).await;
+    assert_eq!(
+        rows.len(),
+        11,
+        "the anomaly fed after the kill is recorded once"
+    );
+    let settle = now() + 4;
+    while now() < settle {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(panorama_rows(&a).await.len(), 11, "and only once");
+    drop(a);
+    drop(server_db);
+}
+
+/// Polls the async `f` until `ok` holds or `secs` pass; returns the last value.
+async fn eventually_async<T, F, Fut>(secs: u64, mut f: F, ok: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = f().await;
+        if ok(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn node_id_of(port: u16) -> String {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
+}
+
+/// A slot migration (`redis-cli --cluster reshard`, a third of the slots moving between two
+/// masters) while 200 metrics are fed: every datapoint written before, during and after it is
+/// in Redis afterwards (MOVED/ASK/TRYAGAIN answers are followed, never dropped).
+#[actix_rt::test]
+async fn a_slot_migration_during_ingest_loses_no_datapoint() {
+    let _ = skyline::telemetry::init("warn", "");
+    let dir = TempDir::new("cluster-reshard");
+    let nodes = start_cluster(&dir.0);
+    let seeds: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect();
+    let mut cfg = skyline::config::Config::default();
+    cfg.data.dir = dir.0.join("data");
+    cfg.redis.cluster_urls = seeds.clone();
+    cfg.cluster.node_id = "solo".into();
+    cfg.horizon.pickle_bind = String::new();
+    cfg.horizon.udp_bind = String::new();
+    cfg.horizon.plaintext_bind = "127.0.0.1:0".into();
+    cfg.horizon.flush_interval_ms = 20;
+    cfg.horizon.workers = 2;
+    cfg.webapp.enabled = false;
+    cfg.flux.enabled = false;
+    cfg.analyzer.enabled = false;
+    cfg.panorama.enabled = false;
+    cfg.thunder.enabled = false;
+    let running = skyline::app::start(&cfg).await.unwrap();
+    let addr = running.plaintext_addr.unwrap();
+
+    const METRICS: usize = 200;
+    const POINTS: i64 = 60;
+    let t0 = now() - 300;
+    let feeder = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        for k in 0..POINTS {
+            let mut lines = String::new();
+            for m in 0..METRICS {
+                lines.push_str(&format!("cl.mig.m{m:03} {k} {}\n", t0 + k));
+            }
+            s.write_all(lines.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    });
+    // The reshard runs while the feeder writes (~2.4 s of datapoints).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (from, to) = (node_id_of(nodes[0].port), node_id_of(nodes[1].port));
+    let reshard = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", nodes[0].port),
+        ])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "5000", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(reshard.success(), "redis-cli --cluster reshard");
+    feeder.join().unwrap();
+
+    let mut conn = redis_conn::connect(Target::Cluster(seeds), Duration::from_secs(10)).unwrap();
+    // A flush that failed meanwhile is held and retried by its metric actor: wait for it.
+    let mut missing = Vec::new();
+    for _ in 0..600 {
+        missing.clear();
+        for m in 0..METRICS {
+            let raw: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(format!("metrics.cl.mig.m{m:03}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let n = raw
+                .map(|r| skyline::model::msgpack::decode_series(&r).unwrap().len())
+                .unwrap_or(0);
+            if n != POINTS as usize {
+                missing.push((m, n));
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics short of points: {missing:?}; retries {} errors {}; log: {:?}",
+        skyline::telemetry::metrics::REDIS_CLUSTER_RETRIES.get(),
+        skyline::telemetry::metrics::REDIS_CLUSTER_ERRORS.get(),
+        skyline::telemetry::recent_errors(50)
+    );
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("metrics.unique_metrics")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), METRICS);
+    running.shutdown().await;
+}
