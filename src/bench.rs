@@ -1045,6 +1045,11 @@ impl WrkResult {
 pub struct WebappReport {
     /// One entry per target.
     pub runs: Vec<WrkResult>,
+    /// Per run (same order): the daemon's CPU time (this process's threads; wrk and
+    /// redis-server are other processes) per request served, µs, including the monitor
+    /// writer's work for those requests. Far less sensitive to other load on the machine
+    /// than throughput.
+    pub cpu_us_per_request: Vec<f64>,
     /// /proc/loadavg before and after.
     pub load: (String, String),
 }
@@ -1147,6 +1152,7 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         let mut runs = Vec::new();
+        let mut cpu = Vec::new();
         for (round, level) in rounds.into_iter().enumerate() {
             let mut config = config.clone();
             if let Some(level) = level {
@@ -1241,6 +1247,7 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                 }
                 args.extend(["-s".to_string(), script.display().to_string(), url.clone()]);
                 let (tx, rx) = tokio::sync::oneshot::channel();
+                let cpu_before = crate::monitor::sysinfo::cpu_seconds();
                 std::thread::spawn(move || {
                     let _ = tx.send(Command::new("wrk").args(&args).output());
                 });
@@ -1248,8 +1255,14 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                     .await
                     .map_err(|_| "wrk thread died".to_string())?
                     .map_err(|e| format!("wrk: {e}"))?;
+                // Let the monitor writer store the run's last records (it flushes every
+                // flush_ms) so their cost is counted with the run.
+                tokio::time::sleep(Duration::from_millis(config.monitor.flush_ms + 300)).await;
+                let cpu_secs = crate::monitor::sysinfo::cpu_seconds() - cpu_before;
                 let text = String::from_utf8_lossy(&output.stdout).to_string();
                 let line = wrk_summary(&text, &output.stderr)?;
+                let served = field(&line, "requests").max(1) as f64;
+                cpu.push(cpu_secs * 1e6 / served);
                 runs.push(WrkResult {
                     name,
                     command,
@@ -1271,12 +1284,14 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
             }
             running.shutdown().await;
         }
-        Ok::<_, String>(runs)
+        Ok::<_, String>((runs, cpu))
     });
     let _ = std::fs::remove_dir_all(&dir);
     drop(redis);
+    let (runs, cpu_us_per_request) = result?;
     Ok(WebappReport {
-        runs: result?,
+        runs,
+        cpu_us_per_request,
         load: (load_before, loadavg()),
     })
 }

@@ -850,16 +850,17 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
     match skyline::bench::webapp(&opts, &mut out) {
         Ok(r) => {
             let mut ok = true;
-            for run in &r.runs {
+            for (i, run) in r.runs.iter().enumerate() {
                 println!(
-                    "{}: {} requests in {:.2} s = {:.0} req/s ({} bytes each), {} non-2xx, {} socket errors",
+                    "{}: {} requests in {:.2} s = {:.0} req/s ({} bytes each), {} non-2xx, {} socket errors, daemon CPU {:.1} µs/request",
                     run.name,
                     run.requests,
                     run.seconds,
                     run.rate(),
                     run.body_bytes,
                     run.non_2xx,
-                    run.socket_errors
+                    run.socket_errors,
+                    r.cpu_us_per_request.get(i).copied().unwrap_or(0.0)
                 );
                 println!(
                     "{}: latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -873,30 +874,36 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
             }
             // Monitor levels: each run against the level-0 run(s) of the same target, same
             // process (the mean of them when level 0 was measured more than once).
-            for run in &r.runs {
+            let cpu_of = |i: usize| r.cpu_us_per_request.get(i).copied().unwrap_or(0.0);
+            for (i, run) in r.runs.iter().enumerate() {
                 let Some((target, level)) = run.name.split_once(", monitor level ") else {
                     continue;
                 };
                 if level == "0" {
                     continue;
                 }
-                let base: Vec<_> = r
-                    .runs
-                    .iter()
-                    .filter(|b| b.name == format!("{target}, monitor level 0"))
+                let base: Vec<usize> = (0..r.runs.len())
+                    .filter(|&b| r.runs[b].name == format!("{target}, monitor level 0"))
                     .collect();
                 if base.is_empty() {
                     continue;
                 }
-                let rate = base.iter().map(|b| b.rate()).sum::<f64>() / base.len() as f64;
-                let p99 =
-                    base.iter().map(|b| b.latency_us[2] as f64).sum::<f64>() / base.len() as f64;
+                let n = base.len() as f64;
+                let rate = base.iter().map(|&b| r.runs[b].rate()).sum::<f64>() / n;
+                let p99 = base
+                    .iter()
+                    .map(|&b| r.runs[b].latency_us[2] as f64)
+                    .sum::<f64>()
+                    / n;
+                let cpu = base.iter().map(|&b| cpu_of(b)).sum::<f64>() / n;
                 println!(
-                    "{}: throughput {:.3} × level 0 ({:+.1} %), p99 {:+.3} ms vs level 0",
+                    "{}: throughput {:.3} × level 0 ({:+.1} %), p99 {:+.3} ms vs level 0, daemon CPU per request {:.3} × level 0 ({:+.1} µs)",
                     run.name,
                     run.rate() / rate,
                     (run.rate() / rate - 1.0) * 100.0,
-                    (run.latency_us[2] as f64 - p99) / 1000.0
+                    (run.latency_us[2] as f64 - p99) / 1000.0,
+                    cpu_of(i) / cpu.max(1e-9),
+                    cpu_of(i) - cpu
                 );
             }
             println!(

@@ -1,16 +1,42 @@
 //! Process CPU and resident memory, sampled when an outlier is recorded (Linux `/proc`; 0
-//! elsewhere).
+//! elsewhere). [`sample`] reads `/proc` at most once per [`MIN_INTERVAL`] and otherwise
+//! returns the last reading: a loaded daemon can see hundreds of outliers a second, and two
+//! file reads each would make the overload worse (the CPU figure is a rate over the interval
+//! anyway; `USER_HZ` ticks make shorter intervals meaningless).
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Clock ticks per second of `/proc/self/stat` times (`USER_HZ`, 100 on every Linux ABI).
 const USER_HZ: f64 = 100.0;
 
+/// `/proc` is read at most this often by [`sample`].
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 static LAST: Mutex<Option<(Instant, f64)>> = Mutex::new(None);
 
-/// Process CPU time (user + system, all threads), seconds.
-fn cpu_seconds() -> f64 {
+/// The last [`sample`]: when, CPU %, RSS bytes.
+static SAMPLE: Mutex<Option<(Instant, f64, u64)>> = Mutex::new(None);
+
+/// (CPU %, RSS bytes) now, or as read less than [`MIN_INTERVAL`] ago.
+pub fn sample() -> (f64, u64) {
+    let now = Instant::now();
+    let Ok(mut last) = SAMPLE.lock() else {
+        return (0.0, 0);
+    };
+    if let Some((at, cpu, rss)) = *last {
+        if now.saturating_duration_since(at) < MIN_INTERVAL {
+            return (cpu, rss);
+        }
+    }
+    let (cpu, rss) = (cpu_percent(), rss_bytes());
+    *last = Some((now, cpu, rss));
+    (cpu, rss)
+}
+
+/// Process CPU time (user + system, all threads, children not included), seconds; 0 where
+/// `/proc` is missing. `skyline bench webapp` divides it by the requests served.
+pub fn cpu_seconds() -> f64 {
     let Ok(text) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
@@ -82,6 +108,10 @@ mod tests {
         {
             assert!(super::cpu_seconds() > 0.0);
             assert!(super::rss_bytes() > 1 << 20);
+            // Cached within the interval.
+            let a = super::sample();
+            assert!(a.1 > 1 << 20, "{a:?}");
+            assert_eq!(super::sample(), a);
         }
     }
 }

@@ -520,13 +520,14 @@ pub async fn record(
                     breakdown: (level >= 3).then_some(breakdown),
                 };
                 if let (Some(mean), true) = (slow, level >= 2) {
+                    let (cpu_percent, rss_bytes) = crate::monitor::sysinfo::sample();
                     rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
                         request: request.clone(),
                         route_mean_us: mean,
                         query: redact_query(r.query_string()),
                         headers: redact_headers(r.headers()),
-                        cpu_percent: crate::monitor::sysinfo::cpu_percent(),
-                        rss_bytes: crate::monitor::sysinfo::rss_bytes(),
+                        cpu_percent,
+                        rss_bytes,
                         breakdown,
                     })));
                 }
