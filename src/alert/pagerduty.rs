@@ -31,8 +31,8 @@
 
 use std::time::Duration;
 
+use crate::store::redis_conn::RedisConn;
 use log::error;
-use redis::aio::ConnectionManager;
 use serde_json::{json, Value};
 
 use super::config::{peer_of, PagerdutySettings};
@@ -78,7 +78,7 @@ pub struct PagerdutyAlerter {
     severity: String,
     ctx: Context,
     /// Holds [`OPEN_INCIDENTS_KEY`] (None: anomaly incidents are not resolved by the daemon).
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
 }
 
 /// The resolve of the incident `dedup_key` (an anomaly's `skyline/<app>/<metric>`), claimed
@@ -111,7 +111,7 @@ pub fn resolve_notice(dedup_key: &str, claim: i64) -> Option<AnomalyNotice> {
 
 /// Claims up to `limit` resolves due at `now` (see the module docs); their keys.
 pub async fn claim_due(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     now: i64,
     limit: usize,
 ) -> redis::RedisResult<(i64, Vec<String>)> {
@@ -210,7 +210,7 @@ pub fn event(n: &Notification, ctx: &Context, routing_key: &str, severity: &str)
 
 impl PagerdutyAlerter {
     /// From `[alerters.pagerduty]`; `redis` holds the incidents to resolve.
-    pub fn new(s: &PagerdutySettings, ctx: Context, redis: Option<ConnectionManager>) -> Self {
+    pub fn new(s: &PagerdutySettings, ctx: Context, redis: Option<RedisConn>) -> Self {
         PagerdutyAlerter {
             url: s.url.clone(),
             routing_key: s.routing_key.clone(),
@@ -244,13 +244,7 @@ impl PagerdutyAlerter {
 
     /// After a delivered trigger: schedules its resolve at the window's end; after a delivered
     /// resolve: forgets the incident unless a newer trigger re-scheduled it.
-    async fn record(
-        &self,
-        mut conn: ConnectionManager,
-        a: &AnomalyNotice,
-        key: &str,
-        timeout: Duration,
-    ) {
+    async fn record(&self, mut conn: RedisConn, a: &AnomalyNotice, key: &str, timeout: Duration) {
         let (what, res) = match a.resolve {
             None => {
                 let now = std::time::SystemTime::now()

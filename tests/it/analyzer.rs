@@ -62,7 +62,7 @@ async fn a_cycle_classifies_every_metric_and_cleans_the_unique_set() {
     let pool = actix::SyncArbiter::start(2, move || {
         AnalysisWorker::new(settings.clone(), "test-host".into())
     });
-    let mut cm = skyline::store::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+    let mut cm = skyline::store::redis_conn::connect(redis.url(), Duration::from_secs(5)).unwrap();
     let runner = RunnerSettings {
         run_every: Duration::from_secs(60),
         mget_chunk: 3,

@@ -66,7 +66,7 @@ async fn boundary_with(
                 thunder_alerters: vec![],
                 pending_file: None,
             };
-            let conn = redis_conn::connect(&redis.url(), timeout).unwrap();
+            let conn = redis_conn::connect(redis.url(), timeout).unwrap();
             Some(Alerts::new(setup, channels, Some(conn)).start())
         }
         None => None,
@@ -83,7 +83,7 @@ async fn boundary_with(
         first_run_after: Duration::from_secs(86_400),
         enable_alerts: true,
     };
-    let conn = redis_conn::connect(&redis.url(), timeout).unwrap();
+    let conn = redis_conn::connect(redis.url(), timeout).unwrap();
     let to: Vec<Recipient<AlertRouted>> = alerts.iter().map(|a| a.clone().recipient()).collect();
     (Boundary::new(conn, setup, vec![], to).start(), alerts)
 }

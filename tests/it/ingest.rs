@@ -355,7 +355,7 @@ async fn roomba_trims_sorts_and_euthanizes_real_keys() {
         ])
         .query(&mut conn)
         .unwrap();
-    let mut cm = skyline::store::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+    let mut cm = skyline::store::redis_conn::connect(redis.url(), Duration::from_secs(5)).unwrap();
     let report = skyline::store::roomba::run_once(&mut cm, 86_400.0 + 600.0)
         .await
         .unwrap();
@@ -430,7 +430,7 @@ async fn roomba_compacts_strings_that_appends_left_oversized() {
         grown > exact + exact / 4,
         "APPENDs grew the string greedily: {grown} vs {exact} bytes"
     );
-    let mut cm = skyline::store::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+    let mut cm = skyline::store::redis_conn::connect(redis.url(), Duration::from_secs(5)).unwrap();
     let report = skyline::store::roomba::run_once(&mut cm, 86_400.0 + 600.0)
         .await
         .unwrap();
