@@ -19,7 +19,7 @@ use skyline::model::msgpack::encode_point;
 use skyline::model::{Number, Point};
 use skyline::store::redis_conn::{self, Target};
 
-use crate::pipeline::ServerDb;
+use crate::support::server_db::ServerDb;
 use crate::support::sinks::HttpSink;
 use crate::support::web::client;
 use crate::support::*;
@@ -323,7 +323,7 @@ async fn two_daemons_share_a_redis_cluster_and_one_database() {
         .iter()
         .map(|n| format!("redis://127.0.0.1:{}", n.port))
         .collect();
-    let server_db = ServerDb::create("SKYLINE_TEST_POSTGRES_URL");
+    let server_db = ServerDb::create("SKYLINE_TEST_POSTGRES_URL", "cluster");
     let db_url = match &server_db {
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.0.join("panorama.sqlite").display()),

@@ -7,55 +7,8 @@ use std::net::TcpStream;
 use skyline::db::queries;
 use skyline::seed;
 
+use crate::support::server_db::ServerDb;
 use crate::support::*;
-
-/// A scratch database on a server given by URL (…/test): created fresh, dropped after.
-pub(crate) struct ServerDb {
-    admin_url: String,
-    name: String,
-    pub(crate) url: String,
-}
-
-impl ServerDb {
-    pub(crate) fn create(var: &str) -> Option<ServerDb> {
-        let Ok(base) = std::env::var(var) else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "{var} must be set in CI: the machine's server is part of the test"
-            );
-            eprintln!("{var} not set: this backend is not exercised here");
-            return None;
-        };
-        let name = format!("skyline_pipe_{}_{}", std::process::id(), now() % 100_000);
-        let (head, _) = base.rsplit_once('/').expect("URL ends with /database");
-        let url = format!("{head}/{name}");
-        run_sql(&base, &format!("CREATE DATABASE {name}"));
-        Some(ServerDb {
-            admin_url: base,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for ServerDb {
-    fn drop(&mut self) {
-        // PostgreSQL refuses to drop a database with open connections (our pool's) unless forced.
-        let force = if self.admin_url.starts_with("postgres") {
-            " WITH (FORCE)"
-        } else {
-            ""
-        };
-        run_sql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {}{force}", self.name),
-        );
-    }
-}
-
-fn run_sql(url: &str, sql: &str) {
-    skyline::db::execute_batch(url, sql).expect(sql);
-}
 
 /// Feeds the seed series through the pickle listener and waits for its Panorama row.
 async fn seeded_anomaly_lands_in(database_url: String) {
@@ -130,14 +83,14 @@ async fn seeded_anomaly_lands_in_sqlite() {
 
 #[actix_rt::test]
 async fn seeded_anomaly_lands_in_mariadb() {
-    if let Some(db) = ServerDb::create("SKYLINE_TEST_MYSQL_URL") {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_MYSQL_URL", "pipe") {
         seeded_anomaly_lands_in(db.url.clone()).await;
     }
 }
 
 #[actix_rt::test]
 async fn seeded_anomaly_lands_in_postgres() {
-    if let Some(db) = ServerDb::create("SKYLINE_TEST_POSTGRES_URL") {
+    if let Some(db) = ServerDb::create("SKYLINE_TEST_POSTGRES_URL", "pipe") {
         seeded_anomaly_lands_in(db.url.clone()).await;
     }
 }
