@@ -1,10 +1,10 @@
 //! The `stream` detector: a per-datapoint anomaly score in [0, 1] for one metric, updated in
-//! timestamp order with bounded state (≈ 4.2 KB per metric, see [`StreamState::BYTES`]).
+//! timestamp order with bounded state (≈ 6.4 KB per metric, see [`StreamState::BYTES`]).
 //!
 //! Pure code (no actix, redis or diesel). Owns no actors, messages, Redis keys or tables; its
 //! callers own the state (one [`StreamState`] per metric) and feed it points in order. It has
-//! no queue of its own, so it has no backpressure policy: an update is O(1) and allocation
-//! free.
+//! no queue of its own, so it has no backpressure policy: an update is O(1) (at most 16 × 16
+//! box comparisons once per 6-point block) and allocation free.
 //!
 //! Design (our own composition of well-known ingredients; see docs/stream.md):
 //!
@@ -12,10 +12,11 @@
 //!    seen so far; nothing is known in advance.
 //! 2. **Spatial novelty.** A value beyond the learned range by more than 2 % of its width
 //!    scores 1.0 at once.
-//! 3. **Four surprise signals**, each turned into a score by its own *anomaly likelihood*
-//!    (as HTM's post-processor: the mean of the last few raw values is compared with the
-//!    long-run distribution of that signal, exponentially weighted mean and variance; the
-//!    one-sided Gaussian tail probability `q` gives `log(q) / log(1e-10)`, clamped):
+//! 3. **Five surprise signals** in [0, 1]. Four are turned into a score by their own
+//!    *anomaly likelihood* (as HTM's post-processor: the mean of the last few raw values is
+//!    compared with the long-run distribution of that signal, exponentially weighted mean
+//!    and variance; the one-sided Gaussian tail probability `q` gives
+//!    `log(q) / log(1e-10)`, clamped):
 //!    * *residual*: `|v - m| / d` against an exponentially weighted mean `m` and mean
 //!      absolute deviation `d`, mapped to [0, 1) by `1 - exp(-(z - 1)⁺ / 3)`;
 //!    * *context novelty*: the value is quantised into 8 levels of the learned range (plus
@@ -23,23 +24,35 @@
 //!      10,000-bit "seen" set; a pattern never seen scores 1 (CAD OSE's idea of context
 //!      novelty);
 //!    * *daily-profile residual*: the value against an exponentially weighted mean of its
-//!      time-of-day bucket (144 buckets of 10 minutes), in units of the typical such
-//!      residual: it catches a broken daily shape that stays inside the range;
+//!      time-of-day bucket (144 buckets of 10 minutes, rate 0.5: mostly the last day or
+//!      two, "same time yesterday"), in units of the typical such residual: it catches a
+//!      broken daily shape that stays inside the range;
 //!    * *block-shape novelty*: every 6 points become one block value (the block's extreme on
 //!      the side farther from its mean, so spikes survive, as ARTime's downsampling does);
 //!      the pattern of the last 4 block levels (8 levels) is looked up in a second seen
 //!      set: new shapes over a longer span.
 //!
-//!    The point's score is the highest of the four likelihoods.
+//!    The fifth is an **adaptive-resonance (fuzzy ART) clusterer** of windows of the last 8
+//!    block values (48 points), after ARTime's idea (our own design, see [`Art`]): block
+//!    values near the running mean are taken as the mean (noise makes no shapes), a window
+//!    is described by its levels in the learned range and by its shape, and at most 16
+//!    categories (boxes) are kept, the least recently used replaced. A window that
+//!    resonates with no category founds a new one; after at least 32 resonant blocks in a
+//!    row that is an anomaly, scored by how far the window lay outside the nearest box.
+//!
+//!    The point's score is the **noisy-OR** of the five, `1 - Π(1 - sᵢ)`: moderate evidence
+//!    from several signals adds up.
 //! 4. **Learning period**: the first 150 points score 0.
-//! 5. **Suppression**: after a score ≥ the threshold, the next 100 points score 0, so one
-//!    incident is reported once.
+//! 5. **Rest** ("report once, then rest"): a score of at least 0.45 starts a rest of 120
+//!    points in which scores are 0 unless one exceeds the highest of the rest by 0.5
+//!    (much stronger evidence is still reported). The scores do not depend on the threshold.
 //!
 //! Robustness: NaN and ±∞ values, and points not newer than the last one (late or
 //! duplicate), are ignored (score 0, state unchanged). Gaps are not special for the
 //! sequence models; the daily profile uses the timestamp, so it is right across gaps. Huge
 //! values are plain `f64` arithmetic with every running statistic reset when it stops being
-//! finite. A constant series never scores above 0 after its learning period.
+//! finite (the ART skips windows while the range is not finite). A constant series never
+//! scores above 0 after its learning period.
 
 /// Parameters of the stream detector. `Default` is the one parameter set the daemon ships
 /// with and that produced the NAB figures in the README.
@@ -57,15 +70,36 @@ pub struct StreamParams {
     pub history_rate: f64,
     /// Rate of the long-run distribution of the block-shape novelty (per block).
     pub block_history_rate: f64,
-    /// Score at or above which a point is a detection (and suppression starts).
+    /// Score at or above which a point is a detection (the daemon's verdict; the scores
+    /// themselves do not depend on it).
     pub threshold: f64,
-    /// Points scored 0 after a detection.
+    /// Points of rest after a score of at least `rest_floor`.
     pub suppress: u32,
+    /// ART: largest mean side of a category's box once grown to take a window (the
+    /// vigilance is 1 minus this), in feature units (each feature is in [0, 1]).
+    pub art_box: f64,
+    /// ART: mean distance outside every category's box that scores 1.0.
+    pub art_scale: f64,
+    /// ART: blocks in a row that resonated with a known category before a new category
+    /// scores (a new category amid others is the series still being learned).
+    pub art_calm: u32,
+    /// ART: a block value within this fraction of the learned range from the running mean
+    /// is taken as the mean (noise does not make new shapes).
+    pub art_chomp: f64,
+    /// ART: a window's shape is scaled by its own span, but never by less than this
+    /// fraction of the learned range (small wiggles stay small).
+    pub art_floor: f64,
+    /// A score at or above this starts a rest of `suppress` points.
+    pub rest_floor: f64,
+    /// During a rest, a score still counts when it exceeds the highest of the rest by this
+    /// much (stronger evidence of the same incident, or a new one).
+    pub rest_margin: f64,
 }
 
-/// The detection threshold the detector ships with (the NAB optimum of all three profiles,
-/// see docs/stream.md).
-pub const DEFAULT_THRESHOLD: f64 = 0.5;
+/// The detection threshold the detector ships with: inside the band of the NAB standard
+/// profile's optimum (0.464; 0.455 to 0.48 all score within 2 points of it), just above
+/// `rest_floor`, see docs/stream.md.
+pub const DEFAULT_THRESHOLD: f64 = 0.46;
 
 impl Default for StreamParams {
     fn default() -> Self {
@@ -73,11 +107,18 @@ impl Default for StreamParams {
             learn: 150,
             tolerance: 0.02,
             residual_rate: 0.05,
-            phase_rate: 0.3,
+            phase_rate: 0.5,
             history_rate: 0.001,
             block_history_rate: 0.005,
             threshold: DEFAULT_THRESHOLD,
-            suppress: 100,
+            suppress: 120,
+            art_box: 0.15,
+            art_scale: 0.2,
+            art_calm: 32,
+            art_chomp: 0.075,
+            art_floor: 0.1,
+            rest_floor: 0.45,
+            rest_margin: 0.5,
         }
     }
 }
@@ -105,8 +146,184 @@ const PHASE_WARMUP: u32 = PHASES as u32;
 const PHASE_DEV_WARMUP: u32 = 200;
 const PHASE_DEV_RATE: f64 = 0.01;
 
+/// Block values in an ART feature window.
+const ART_WIN: usize = 8;
+/// Feature dimensions: the window's block values as levels of the learned range, then its
+/// shape (the same values scaled by the window's own span).
+const ART_DIM: usize = 2 * ART_WIN;
+/// ART categories kept (the least recently resonating one is replaced).
+const ART_CATS: usize = 16;
+
+/// A fuzzy-ART clusterer of feature windows (adaptive resonance, as ARTime uses it; our own
+/// simplified design). A category is a box `[lo, hi]` per feature, the complement-coded
+/// weight of fuzzy ART. A window resonates with the category nearest to it (least mean
+/// distance outside its box) when that box, grown to take the window, keeps a mean side of
+/// at most `art_box` (the vigilance test); it then learns at once (the box grows). A
+/// window that resonates with none founds a new category: its surprise is its mean
+/// distance outside the nearest box, and it scores only after `art_calm` resonant blocks in
+/// a row (a series still being learned founds categories all the time).
+#[derive(Debug, Clone, PartialEq)]
+struct Art {
+    lo: [[f32; ART_DIM]; ART_CATS],
+    hi: [[f32; ART_DIM]; ART_CATS],
+    /// Clock of each category's last resonance.
+    used: [u32; ART_CATS],
+    len: u8,
+    /// Block values of the window (raw units), oldest first.
+    win: [f64; ART_WIN],
+    filled: u8,
+    /// Blocks seen (the clock of `used`).
+    clock: u32,
+    /// Resonant blocks in a row.
+    calm: u32,
+}
+
+impl Art {
+    fn new() -> Self {
+        Art {
+            lo: [[0.0; ART_DIM]; ART_CATS],
+            hi: [[0.0; ART_DIM]; ART_CATS],
+            used: [0; ART_CATS],
+            len: 0,
+            win: [0.0; ART_WIN],
+            filled: 0,
+            clock: 0,
+            calm: 0,
+        }
+    }
+
+    /// The learned range moved from `(min0, w0)` to `(min1, w1)`: re-express the level
+    /// features of every box in the new range (shape features do not depend on it).
+    fn rescale(&mut self, min0: f64, w0: f64, min1: f64, w1: f64) {
+        if !(w0 > 0.0 && w1 > 0.0 && w0.is_finite() && w1.is_finite()) {
+            return;
+        }
+        let a = w0 / w1;
+        let b = (min0 - min1) / w1;
+        if !(a.is_finite() && b.is_finite()) {
+            return;
+        }
+        for c in 0..usize::from(self.len) {
+            for d in 0..ART_WIN {
+                self.lo[c][d] = (f64::from(self.lo[c][d]) * a + b) as f32;
+                self.hi[c][d] = (f64::from(self.hi[c][d]) * a + b) as f32;
+            }
+        }
+    }
+
+    /// Take one block value; return the score of a new category (0 when the window
+    /// resonates, is not full yet, or the series has no range yet).
+    fn push(&mut self, bv: f64, min: f64, width: f64, p: &StreamParams) -> f64 {
+        self.win.copy_within(1.., 0);
+        self.win[ART_WIN - 1] = bv;
+        self.filled = (usize::from(self.filled) + 1).min(ART_WIN) as u8;
+        self.clock = self.clock.wrapping_add(1);
+        if usize::from(self.filled) < ART_WIN || !(width > 0.0 && width.is_finite()) {
+            return 0.0;
+        }
+        let mut x = [0f32; ART_DIM];
+        let (mut wmin, mut wmax) = (f64::INFINITY, f64::NEG_INFINITY);
+        for (d, &v) in self.win.iter().enumerate() {
+            x[d] = ((v - min) / width).clamp(-0.5, 1.5) as f32;
+            wmin = wmin.min(v);
+            wmax = wmax.max(v);
+        }
+        let span = (wmax - wmin).max(p.art_floor * width);
+        for (d, &v) in self.win.iter().enumerate() {
+            let s = if span > 0.0 && span.is_finite() {
+                (v - wmin) / span
+            } else {
+                0.0
+            };
+            x[ART_WIN + d] = s.clamp(0.0, 1.0) as f32;
+        }
+        // Nearest category: least mean distance outside its box, then smallest grown box.
+        let mut best: Option<(usize, f32, f32)> = None;
+        for c in 0..usize::from(self.len) {
+            let (mut out, mut side) = (0f32, 0f32);
+            for ((&lo, &hi), &xd) in self.lo[c].iter().zip(&self.hi[c]).zip(&x) {
+                out += (lo - xd).max(0.0) + (xd - hi).max(0.0);
+                side += hi.max(xd) - lo.min(xd);
+            }
+            let (out, side) = (out / ART_DIM as f32, side / ART_DIM as f32);
+            if best.is_none_or(|(_, o, s)| out < o || (out == o && side < s)) {
+                best = Some((c, out, side));
+            }
+        }
+        match best {
+            Some((c, _, side)) if f64::from(side) <= p.art_box => {
+                for ((lo, hi), &xd) in self.lo[c].iter_mut().zip(&mut self.hi[c]).zip(&x) {
+                    *lo = lo.min(xd);
+                    *hi = hi.max(xd);
+                }
+                self.used[c] = self.clock;
+                self.calm = self.calm.saturating_add(1);
+                0.0
+            }
+            _ => {
+                let surprise = best.map_or(0.0, |(_, out, _)| f64::from(out));
+                let c = if usize::from(self.len) < ART_CATS {
+                    self.len += 1;
+                    usize::from(self.len) - 1
+                } else {
+                    (0..ART_CATS)
+                        .max_by_key(|&c| self.clock.wrapping_sub(self.used[c]))
+                        .unwrap_or(0)
+                };
+                self.lo[c] = x;
+                self.hi[c] = x;
+                self.used[c] = self.clock;
+                let calm = self.calm;
+                self.calm = 0;
+                if calm >= p.art_calm {
+                    (surprise / p.art_scale).min(1.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
 // The state stays within the 8 KB per metric.
 const _: () = assert!(StreamState::BYTES <= 8 * 1024);
+
+/// "Report once, then rest": a score of at least `rest_floor` starts a rest of `suppress`
+/// points in which scores are 0, unless one exceeds the highest of the rest by
+/// `rest_margin` (stronger evidence: it is reported and becomes the rest's level). The rest
+/// starts below the shipped threshold, so a near miss also rests, and does not depend on
+/// the threshold, so the scores do not either.
+#[derive(Debug, Clone, PartialEq)]
+struct Rest {
+    left: u32,
+    level: f64,
+}
+
+impl Rest {
+    fn new() -> Self {
+        Rest {
+            left: 0,
+            level: 0.0,
+        }
+    }
+
+    /// The score to report for a point whose combined score is `score`.
+    fn pass(&mut self, score: f64, p: &StreamParams) -> f64 {
+        if self.left > 0 {
+            self.left -= 1;
+            if score > self.level + p.rest_margin {
+                self.level = score;
+                return score;
+            }
+            return 0.0;
+        }
+        if score >= p.rest_floor {
+            self.left = p.suppress;
+            self.level = score;
+        }
+        score
+    }
+}
 
 /// The anomaly likelihood of one signal: its recent mean against its long-run distribution.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +462,9 @@ pub struct StreamState {
     lik_novelty: Likelihood<SHORT>,
     lik_phase: Likelihood<SHORT>,
     lik_block: Likelihood<BLOCK_SHORT>,
-    suppress_left: u32,
+    art: Art,
+    art_score: f64,
+    rest: Rest,
     last_score: f64,
 }
 
@@ -283,7 +502,9 @@ impl StreamState {
             lik_novelty: Likelihood::new(),
             lik_phase: Likelihood::new(),
             lik_block: Likelihood::new(),
-            suppress_left: 0,
+            art: Art::new(),
+            art_score: 0.0,
+            rest: Rest::new(),
             last_score: 0.0,
         }
     }
@@ -385,6 +606,13 @@ impl StreamState {
                 self.block_lo
             };
             let novel = self.blocks.novel(level(value, self.min, width));
+            // 3e. ART resonance of the last windows of block values, noise taken out.
+            let value = if (value - self.mean).abs() < p.art_chomp * width {
+                self.mean
+            } else {
+                value
+            };
+            self.art_score = self.art.push(value, self.min, width, p);
             self.block_score = self
                 .lik_block
                 .push(f64::from(u8::from(novel)), p.block_history_rate);
@@ -394,11 +622,15 @@ impl StreamState {
             self.block_len = 0;
         }
 
+        let (min0, w0) = (self.min, width);
         if self.n == 1 || v < self.min {
             self.min = v;
         }
         if self.n == 1 || v > self.max {
             self.max = v;
+        }
+        if self.min != min0 || self.max - self.min != w0 {
+            self.art.rescale(min0, w0, self.min, self.max - self.min);
         }
 
         let hr = p.history_rate;
@@ -407,23 +639,20 @@ impl StreamState {
             self.lik_novelty.push(f64::from(u8::from(novel)), hr),
             self.lik_phase.push(daily, hr),
             self.block_score,
+            self.art_score,
         ];
         let mut score = if self.n <= p.learn {
             0.0
         } else {
-            scores.into_iter().fold(0.0, f64::max)
+            // Noisy-OR: independent pieces of evidence add up.
+            1.0 - scores.iter().fold(1.0, |keep, &s| keep * (1.0 - s))
         };
         if spatial && self.n > p.learn {
             score = 1.0;
         }
 
-        // 5. Suppression of repeated detections.
-        if self.suppress_left > 0 {
-            self.suppress_left -= 1;
-            score = 0.0;
-        } else if score >= p.threshold {
-            self.suppress_left = p.suppress;
-        }
+        // 5. Rest: one report per incident, unless stronger evidence follows.
+        let score = self.rest.pass(score, p);
         self.last_score = score;
         score
     }
@@ -586,6 +815,97 @@ mod tests {
             1500,
             60,
         );
+    }
+
+    #[test]
+    fn detects_a_new_shape_inside_the_range() {
+        // A clean wave, then a square wave of half its period: every value stays inside
+        // the learned range and levels near the old ones; the shape is new.
+        let wave = |i: usize| 50.0 + 10.0 * ((i % 48) as f64 / 48.0 * std::f64::consts::TAU).sin();
+        let square = |i: usize| [42.0, 58.0][(i / 12) % 2];
+        check_change(|i| if i >= 1500 { square(i) } else { wave(i) }, 1500, 60);
+        // And it is the ART signal that sees it.
+        let p = StreamParams::default();
+        let mut st = StreamState::new();
+        let mut art = 0.0f64;
+        for i in 0..1600 {
+            st.update(
+                i as i64 * 60,
+                if i >= 1500 { square(i) } else { wave(i) },
+                &p,
+            );
+            if i == 1499 {
+                assert_eq!(st.art_score, 0.0);
+            }
+            if i >= 1500 {
+                art = art.max(st.art_score);
+            }
+        }
+        assert!(art > 0.5, "ART score {art}");
+    }
+
+    #[test]
+    fn art_scores_a_new_category_only_after_a_calm() {
+        let p = StreamParams::default();
+        let mut art = Art::new();
+        // A repeating shape of block values (period 4) in a range [0, 10].
+        let shape = [1.0, 4.0, 8.0, 4.0];
+        let mut scores = Vec::new();
+        for k in 0..200 {
+            scores.push(art.push(shape[k % 4], 0.0, 10.0, &p));
+        }
+        // Learned: its windows resonate (no new category, no score) long before the end.
+        assert!(scores[100..].iter().all(|&s| s == 0.0));
+        assert!(usize::from(art.len) <= 4, "{} categories", art.len);
+        // A window of a new shape (flat at a level never seen) founds a category and scores.
+        let mut hit = 0.0f64;
+        for _ in 0..ART_WIN {
+            hit = hit.max(art.push(9.5, 0.0, 10.0, &p));
+        }
+        assert!(hit > 0.0, "new shape not scored");
+        // A second novelty right after it is part of the same learning: no score.
+        let mut again = 0.0f64;
+        for k in 0..ART_WIN {
+            again = again.max(art.push(if k % 2 == 0 { 0.0 } else { 6.0 }, 0.0, 10.0, &p));
+        }
+        assert_eq!(again, 0.0);
+    }
+
+    #[test]
+    fn art_boxes_follow_a_growing_range() {
+        let p = StreamParams::default();
+        let mut art = Art::new();
+        for k in 0..100 {
+            art.push([2.0, 6.0][k % 2], 0.0, 10.0, &p);
+        }
+        // The range doubles: the same raw windows must still resonate.
+        art.rescale(0.0, 10.0, 0.0, 20.0);
+        for k in 0..50 {
+            assert_eq!(art.push([2.0, 6.0][k % 2], 0.0, 20.0, &p), 0.0);
+        }
+        assert!(art.lo[..usize::from(art.len)]
+            .iter()
+            .all(|b| b.iter().all(|x| x.is_finite())));
+    }
+
+    #[test]
+    fn rest_reports_once_unless_stronger_evidence_follows() {
+        let p = StreamParams::default();
+        let mut rest = Rest::new();
+        // Below the floor: reported as is, no rest.
+        assert_eq!(rest.pass(0.3, &p), 0.3);
+        assert_eq!(rest.pass(0.35, &p), 0.35);
+        // A score at the floor starts the rest.
+        assert!(p.rest_floor <= 0.46 && p.rest_margin == 0.5);
+        assert_eq!(rest.pass(0.46, &p), 0.46);
+        assert_eq!(rest.pass(0.9, &p), 0.0, "not stronger by the margin");
+        assert_eq!(rest.pass(0.97, &p), 0.97, "stronger evidence");
+        assert_eq!(rest.pass(1.0, &p), 0.0, "1.0 is not 0.5 above 0.97");
+        for _ in 3..p.suppress {
+            assert_eq!(rest.pass(0.7, &p), 0.0);
+        }
+        // The rest is over.
+        assert_eq!(rest.pass(0.7, &p), 0.7);
     }
 
     #[test]
