@@ -108,7 +108,9 @@ enum Cmd {
         /// (this daemon's Skyline G algorithms).
         #[arg(long, default_value = "reference")]
         variant: String,
-        /// `skyline` (the algorithms, 0/1 scores) or `stream` (graded stream detector scores).
+        /// `skyline` (the algorithms, 0/1 scores), `stream` (graded stream detector scores),
+        /// or `any` / `all` (both, combined as `[analyzer] combine` does, graded by the
+        /// stream score).
         #[arg(long, default_value = "skyline")]
         detector: String,
     },
@@ -1051,8 +1053,13 @@ fn nab(
     let engine = match detector {
         "skyline" => NabEngine::Skyline,
         "stream" => NabEngine::Stream(skyline::analyze::stream::StreamParams::default()),
+        "any" | "all" => NabEngine::Combined(
+            skyline::analyze::streaming::Combine::parse(detector)
+                .unwrap_or(skyline::analyze::streaming::Combine::Any),
+            skyline::analyze::stream::StreamParams::default(),
+        ),
         other => {
-            eprintln!("skyline nab: --detector must be skyline or stream, not {other:?}");
+            eprintln!("skyline nab: --detector must be skyline, stream, any or all, not {other:?}");
             return ExitCode::from(2);
         }
     };

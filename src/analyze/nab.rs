@@ -13,7 +13,9 @@
 //!
 //! With [`NabEngine::Stream`] (`skyline nab --detector stream`) the rows are scored by the
 //! graded [`crate::analyze::stream`] detector instead (scores in [0, 1], written with six
-//! decimals, for `nab_score.py` to optimise the threshold over).
+//! decimals, for `nab_score.py` to optimise the threshold over). With
+//! [`NabEngine::Combined`] (`--detector any` / `all`) both run and each row is scored as
+//! `[analyzer] combine` would decide it.
 //!
 //! Owns file discovery, CSV reading and writing, the streaming loop and the thread pool;
 //! the numerics are [`crate::analyze::algorithms`]' and [`crate::analyze::stream`]'s.
@@ -64,6 +66,12 @@ pub enum NabEngine {
     /// The stream detector with these parameters (graded scores in [0, 1]); the other
     /// options except `detector` and `threads` do not apply.
     Stream(super::stream::StreamParams),
+    /// Both, combined row by row as `[analyzer] combine` does (`any` or `all`), with graded
+    /// scores so that `nab_score.py` can still optimise the stream detector's threshold:
+    /// `any` scores a row 1.0 when Skyline's algorithms fired on it, else the stream score;
+    /// `all` scores it the stream score when Skyline's algorithms fired, else 0.0. At a
+    /// threshold θ the row is a detection exactly when "skyline or/and stream ≥ θ".
+    Combined(super::streaming::Combine, super::stream::StreamParams),
 }
 
 /// Which implementation of Skyline's algorithms the NAB detector runs.
@@ -299,10 +307,17 @@ fn process_file(
     let rows = read_rows(&path)?;
     let points: Vec<(f64, f64)> = rows.iter().map(|r| r.point).collect();
     // One score per row, and the rows the detector analysed.
+    let skyline = || {
+        let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
+        detect_with(&points, integer_values, opts)
+    };
+    let stream = |params| {
+        let pts: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t as i64, v)).collect();
+        super::stream::score_series(&pts, params)
+    };
     let (scores, analysed): (Vec<f64>, usize) = match &opts.engine {
         NabEngine::Skyline => {
-            let integer_values = rows.iter().all(|r| is_integer_literal(&r.value));
-            let detection = detect_with(&points, integer_values, opts);
+            let detection = skyline();
             let scores = detection
                 .scores
                 .iter()
@@ -310,14 +325,22 @@ fn process_file(
                 .collect();
             (scores, detection.analysed)
         }
-        NabEngine::Stream(params) => {
-            let pts: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t as i64, v)).collect();
-            (super::stream::score_series(&pts, params), rows.len())
+        NabEngine::Stream(params) => (stream(params), rows.len()),
+        NabEngine::Combined(combine, params) => {
+            let detection = skyline();
+            let graded = stream(params);
+            let scores = detection
+                .scores
+                .iter()
+                .zip(&graded)
+                .map(|(&hit, &score)| combined_score(*combine, hit, score))
+                .collect();
+            (scores, rows.len())
         }
     };
     let hit_at = match &opts.engine {
         NabEngine::Skyline => 1.0,
-        NabEngine::Stream(params) => params.threshold,
+        NabEngine::Stream(params) | NabEngine::Combined(_, params) => params.threshold,
     };
 
     let name = relative
@@ -352,6 +375,37 @@ fn process_file(
         detections: scores.iter().filter(|&&s| s >= hit_at).count(),
         elapsed: started.elapsed(),
     })
+}
+
+/// One row's score under `combine` from Skyline's verdict and the stream detector's graded
+/// score (see [`NabEngine::Combined`]): graded so that thresholding it at θ is the daemon's
+/// rule with the stream threshold θ.
+fn combined_score(combine: super::streaming::Combine, skyline: bool, stream: f64) -> f64 {
+    use super::streaming::Combine;
+    match combine {
+        Combine::Any => {
+            if skyline {
+                1.0
+            } else {
+                stream
+            }
+        }
+        Combine::All => {
+            if skyline {
+                stream
+            } else {
+                0.0
+            }
+        }
+        Combine::Skyline => {
+            if skyline {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Combine::Stream => stream,
+    }
 }
 
 /// Read a NAB data file: a header naming `timestamp` and `value` columns, then one row per
@@ -944,9 +998,41 @@ mod tests {
             .collect();
         assert_eq!(scores.len(), 600);
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
-        assert!(scores[500] >= 0.5);
-        assert!(scores[..500].iter().all(|&s| s < 0.5));
+        let threshold = super::super::stream::DEFAULT_THRESHOLD;
+        assert!(scores[500] >= threshold);
+        assert!(scores[..500].iter().all(|&s| s < threshold));
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn combined_scores_threshold_to_the_analyzers_rule() {
+        use super::super::streaming::Combine;
+        for (skyline, stream) in [
+            (false, 0.0),
+            (false, 0.3),
+            (false, 0.9),
+            (true, 0.0),
+            (true, 0.3),
+            (true, 0.9),
+        ] {
+            for threshold in [0.2, 0.5, 1.0] {
+                let stream_hit = stream >= threshold;
+                for (combine, want) in [
+                    (Combine::Any, skyline || stream_hit),
+                    (Combine::All, skyline && stream_hit),
+                    (Combine::Skyline, skyline),
+                    (Combine::Stream, stream_hit),
+                ] {
+                    let got = combined_score(combine, skyline, stream) >= threshold;
+                    assert_eq!(got, want, "{combine:?} {skyline} {stream} at {threshold}");
+                    assert_eq!(
+                        combine.decide(Some(skyline), Some(stream_hit)),
+                        want,
+                        "the analyzer's rule agrees"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
