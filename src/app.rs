@@ -432,11 +432,12 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
                     crate::analyze::stream::StreamParams::default(),
                 )),
                 combine: crate::analyze::streaming::Combine::parse(&config.analyzer.combine)
-                    .unwrap_or(crate::analyze::streaming::Combine::Any),
+                    .unwrap_or(crate::analyze::streaming::Combine::Stream),
                 skyline: config.analyzer.runs("skyline"),
             });
+        let nice = config.analyzer.worker_nice;
         let pool = SyncArbiter::start(workers, move || {
-            let worker = AnalysisWorker::new(settings.clone(), host.clone());
+            let worker = AnalysisWorker::new(settings.clone(), host.clone()).with_nice(nice);
             match &stream {
                 Some(run) => worker.with_stream(run.clone()),
                 None => worker,

@@ -24,6 +24,8 @@ pub struct AnalysisWorker {
     series: Vec<(f64, f64)>,
     /// The stream detector, when `[analyzer] detectors` has it.
     stream: Option<StreamRun>,
+    /// `[analyzer] worker_nice`, applied when the thread starts.
+    nice: i32,
 }
 
 impl AnalysisWorker {
@@ -34,7 +36,15 @@ impl AnalysisWorker {
             host,
             series: Vec::with_capacity(2048),
             stream: None,
+            nice: 0,
         }
+    }
+
+    /// Run this much lower in priority than the rest of the daemon (`[analyzer]
+    /// worker_nice`).
+    pub fn with_nice(mut self, nice: i32) -> Self {
+        self.nice = nice;
+        self
     }
 
     /// Also run the stream detector (its verdict combined with Skyline's as `run` says).
@@ -46,6 +56,34 @@ impl AnalysisWorker {
 
 impl Actor for AnalysisWorker {
     type Context = SyncContext<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        lower_thread_priority(self.nice);
+    }
+}
+
+/// Lower this thread's scheduling priority by `nice` (Linux applies `setpriority` to one
+/// thread when given its thread id). A failure is logged and the thread runs on as it was.
+fn lower_thread_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        #[allow(unsafe_code)] // reason: gettid/getpriority/setpriority have no safe wrappers.
+        // SAFETY: plain syscalls on this thread's own id; no memory is shared with them.
+        let failed = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, (now + nice).min(19)) != 0
+        };
+        if failed {
+            log::warn!(
+                "analysis worker: could not lower its priority by {nice}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Analyses one decoded, sorted series; pure apart from the clock it is handed.

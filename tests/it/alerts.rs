@@ -102,6 +102,7 @@ async fn seeded_anomaly_sends_one_email_and_one_webhook_per_expiration() {
         r#"
 [analyzer]
 run_every_secs = 1
+combine = "any"
 
 [[alerts]]
 pattern = "horizon.test.*"
@@ -206,6 +207,7 @@ async fn expiration_window_spaces_alerts() {
         r#"
 [analyzer]
 run_every_secs = 1
+combine = "any"
 [panorama]
 enabled = false
 [[alerts]]
@@ -559,6 +561,7 @@ async fn self_metrics_reach_carbon_with_skyline_names() {
         r#"
 [analyzer]
 run_every_secs = 1
+combine = "any"
 [graphite]
 carbon_plaintext_addr = "127.0.0.1:{port}"
 host_name = "testhost"

@@ -163,6 +163,7 @@ enabled = false
 
 [analyzer]
 run_every_secs = 2
+combine = "any"
 
 [panorama]
 database_url = "{db_url}"

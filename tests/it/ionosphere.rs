@@ -92,6 +92,7 @@ impl Daemon {
             r#"
 [analyzer]
 run_every_secs = 1
+combine = "any"
 {}
 
 [panorama]
