@@ -1,7 +1,7 @@
 //! Endpoint monitoring: a middleware that records every HTTP request (webapp and flux) into a
 //! bounded in-memory [`Monitor`], shown at `/monitor`, and hands records and outliers to the
 //! stored endpoint monitor ([`crate::monitor`], views in [`super::monitor_views`]) according
-//! to the route's level (`[[monitor.rules]]`): level ≥ 1 a [`RequestRecord`], level ≥ 2 an
+//! to the route's level (`[[monitor.rules]]`): level ≥ 1 a [`Hit`], level ≥ 2 an
 //! [`OutlierRecord`] for a request slower than `outlier_factor` × its route's mean (with the
 //! query, the headers with secrets redacted, CPU, RSS and the span breakdown), level 3 the
 //! breakdown on every record. Records go through a bounded queue (full: dropped, counted);
