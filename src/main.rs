@@ -908,6 +908,61 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                     cpu_of(i) - cpu
                 );
             }
+            // Interleaved levels (0,2,3,0,2,3,…): per target and level, the medians of its
+            // runs, and each level's medians against level 0's.
+            let mut groups: Vec<(String, String, Vec<usize>)> = Vec::new();
+            for (i, run) in r.runs.iter().enumerate() {
+                let Some((target, level)) = run.name.split_once(", monitor level ") else {
+                    continue;
+                };
+                match groups.iter_mut().find(|g| g.0 == target && g.1 == level) {
+                    Some(g) => g.2.push(i),
+                    None => groups.push((target.to_string(), level.to_string(), vec![i])),
+                }
+            }
+            let median = |mut v: Vec<f64>| -> f64 {
+                v.sort_by(|a, b| a.total_cmp(b));
+                let n = v.len();
+                if n == 0 {
+                    0.0
+                } else if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                }
+            };
+            let medians = |runs: &[usize]| -> (f64, f64, f64) {
+                (
+                    median(runs.iter().map(|&i| r.runs[i].rate()).collect()),
+                    median(
+                        runs.iter()
+                            .map(|&i| r.runs[i].latency_us[2] as f64 / 1000.0)
+                            .collect(),
+                    ),
+                    median(runs.iter().map(|&i| cpu_of(i)).collect()),
+                )
+            };
+            for (target, level, runs) in &groups {
+                let (rate, p99, cpu) = medians(runs);
+                print!(
+                    "median of {} run(s): {target}, monitor level {level}: {rate:.0} req/s, p99 {p99:.3} ms, daemon CPU {cpu:.2} µs/request",
+                    runs.len()
+                );
+                match groups.iter().find(|g| &g.0 == target && g.1 == "0") {
+                    Some(base) if level != "0" => {
+                        let (brate, bp99, bcpu) = medians(&base.2);
+                        println!(
+                            "; against level 0's medians: throughput {:.3} × ({:+.1} %), p99 {:+.3} ms, CPU per request {:.3} × ({:+.2} µs)",
+                            rate / brate.max(1e-9),
+                            (rate / brate.max(1e-9) - 1.0) * 100.0,
+                            p99 - bp99,
+                            cpu / bcpu.max(1e-9),
+                            cpu - bcpu
+                        );
+                    }
+                    _ => println!(),
+                }
+            }
             println!(
                 "load average before: {}; after: {}; cores: {}",
                 r.load.0,

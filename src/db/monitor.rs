@@ -14,10 +14,21 @@
 use diesel::prelude::*;
 
 use super::{DbError, Pool, PoolKind};
-use crate::monitor::messages::{Breakdown, OutlierRecord, RequestRecord};
+use std::net::IpAddr;
+use std::sync::Arc;
 
-/// Rows per multi-row INSERT (14 parameters each: well under every backend's limit).
-const INSERT_CHUNK: usize = 1_000;
+use crate::monitor::messages::{Breakdown, ClientIp, Hit, OutlierRecord, RequestRecord};
+
+/// Rows per multi-row INSERT of requests (13 parameters each, 3,328 a statement: under every
+/// backend's limit, SQLite's 32,766 included). A full chunk is one statement type
+/// (`&[_; INSERT_CHUNK]`), so diesel prepares it once per connection and reuses it; the rest
+/// of a batch goes in chunks of [`SMALL_CHUNK`] rows, then single rows (each also prepared
+/// once).
+const INSERT_CHUNK: usize = 256;
+/// Rows per INSERT of what is left of a batch after its [`INSERT_CHUNK`]s.
+const SMALL_CHUNK: usize = 16;
+/// Rows per multi-row INSERT of outliers (17 parameters each; few rows).
+const OUTLIER_CHUNK: usize = 500;
 /// Upper bound on rows one read returns.
 pub const MAX_ROWS: i64 = 500_000;
 
@@ -74,43 +85,82 @@ diesel::table! {
     }
 }
 
+/// A shared string bound as `Text`: the names every record repeats (route, method, version,
+/// user, IP) go into a row as a reference count, not a copy, and the row owns them, so a
+/// fixed-size chunk of rows is a statement type diesel prepares once and caches (a statement
+/// over borrowed rows, or over a `Vec` of rows, is prepared again for every chunk).
+#[derive(Debug, Clone, diesel::expression::AsExpression)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+struct SharedStr(Arc<str>);
+
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for SharedStr
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(&self.0, out)
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = monitor_requests, treat_none_as_default_value = false)]
-struct NewRequest<'a> {
+struct NewRequest {
     time_ms: i64,
-    route: &'a str,
-    method: &'a str,
+    route: SharedStr,
+    method: SharedStr,
     status: i32,
     duration_us: i64,
-    version: &'a str,
-    ip: &'a str,
-    user_name: &'a str,
-    group_tag: Option<&'a str>,
+    version: SharedStr,
+    ip: SharedStr,
+    user_name: SharedStr,
+    group_tag: Option<String>,
     redis_us: Option<i64>,
     sql_us: Option<i64>,
     graphite_us: Option<i64>,
     template_us: Option<i64>,
 }
 
-impl<'a> NewRequest<'a> {
-    fn of(r: &'a RequestRecord) -> Self {
-        let b = r.breakdown;
-        NewRequest {
-            time_ms: r.time_ms,
-            route: &r.route,
-            method: &r.method,
-            status: r.status as i32,
-            duration_us: r.duration_us.min(i64::MAX as u64) as i64,
-            version: &r.version,
-            ip: &r.ip,
-            user_name: &r.user,
-            group_tag: r.group.as_deref(),
-            redis_us: b.map(|b| b.redis_us as i64),
-            sql_us: b.map(|b| b.sql_us as i64),
-            graphite_us: b.map(|b| b.graphite_us as i64),
-            template_us: b.map(|b| b.template_us as i64),
-        }
-    }
+/// The rows of `hits`; client addresses formatted here (off the request path), the last one
+/// reused while it repeats.
+fn new_requests(hits: &[Hit]) -> Vec<NewRequest> {
+    let empty: Arc<str> = Arc::from("");
+    let mut last_ip: Option<(IpAddr, Arc<str>)> = None;
+    hits.iter()
+        .map(|r| {
+            let ip = match &r.ip {
+                ClientIp::Unknown => empty.clone(),
+                ClientIp::Text(t) => t.clone(),
+                ClientIp::Addr(a) => match &last_ip {
+                    Some((l, text)) if l == a => text.clone(),
+                    _ => {
+                        let text: Arc<str> = a.to_string().into();
+                        last_ip = Some((*a, text.clone()));
+                        text
+                    }
+                },
+            };
+            let b = r.breakdown;
+            NewRequest {
+                time_ms: r.time_ms,
+                route: SharedStr(r.route.clone()),
+                method: SharedStr(r.method.clone()),
+                status: r.status as i32,
+                duration_us: r.duration_us.min(i64::MAX as u64) as i64,
+                version: SharedStr(r.version.clone()),
+                ip: SharedStr(ip),
+                user_name: SharedStr(r.user.clone().unwrap_or_else(|| empty.clone())),
+                group_tag: r.group.as_deref().map(str::to_string),
+                redis_us: b.map(|b| b.redis_us as i64),
+                sql_us: b.map(|b| b.sql_us as i64),
+                graphite_us: b.map(|b| b.graphite_us as i64),
+                template_us: b.map(|b| b.template_us as i64),
+            }
+        })
+        .collect()
 }
 
 #[derive(Insertable)]
@@ -251,9 +301,10 @@ macro_rules! monitor_queries {
     () => {
         use diesel::prelude::*;
 
-        use super::INSERT_CHUNK;
+        use super::RequestTuple;
         use super::{monitor_batches as bt, monitor_outliers as o, monitor_requests as r};
-        use super::{Batch, Inserted, NewOutlier, NewRequest, OutlierTuple, RequestTuple};
+        use super::{new_requests, Batch, Inserted, NewOutlier, NewRequest, OutlierTuple};
+        use super::{INSERT_CHUNK, OUTLIER_CHUNK, SMALL_CHUNK};
 
         pub fn insert(c: &mut Conn, batch: &Batch) -> QueryResult<Inserted> {
             // The batch row first: a write as the transaction's first statement waits for
@@ -268,11 +319,29 @@ macro_rules! monitor_queries {
                     ))
                     .execute(c)?;
                 let mut n = 0;
-                for chunk in batch.requests.chunks(INSERT_CHUNK) {
-                    let rows: Vec<NewRequest<'_>> = chunk.iter().map(NewRequest::of).collect();
-                    n += diesel::insert_into(r::table).values(&rows).execute(c)?;
+                let rows = new_requests(&batch.requests);
+                // Fixed-size arrays: each size is one statement type, prepared once per
+                // connection and cached (a Vec's statement would be prepared every time).
+                let big = rows.chunks_exact(INSERT_CHUNK);
+                let rest = big.remainder();
+                for chunk in big {
+                    let Ok(chunk) = <&[NewRequest; INSERT_CHUNK]>::try_from(chunk) else {
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    };
+                    n += diesel::insert_into(r::table).values(chunk).execute(c)?;
                 }
-                for chunk in batch.outliers.chunks(INSERT_CHUNK) {
+                let small = rest.chunks_exact(SMALL_CHUNK);
+                let single = small.remainder();
+                for chunk in small {
+                    let Ok(chunk) = <&[NewRequest; SMALL_CHUNK]>::try_from(chunk) else {
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    };
+                    n += diesel::insert_into(r::table).values(chunk).execute(c)?;
+                }
+                for row in single {
+                    n += diesel::insert_into(r::table).values(row).execute(c)?;
+                }
+                for chunk in batch.outliers.chunks(OUTLIER_CHUNK) {
                     let rows: Vec<NewOutlier<'_>> = chunk.iter().map(NewOutlier::of).collect();
                     diesel::insert_into(o::table).values(&rows).execute(c)?;
                 }
@@ -420,14 +489,14 @@ pub struct Batch {
     /// When the batch was formed, epoch milliseconds (pruned with the records).
     pub time_ms: i64,
     /// Its requests.
-    pub requests: Vec<RequestRecord>,
+    pub requests: Vec<Hit>,
     /// Its outliers.
     pub outliers: Vec<OutlierRecord>,
 }
 
 impl Batch {
     /// A batch with a fresh random id, formed now.
-    pub fn new(requests: Vec<RequestRecord>, outliers: Vec<OutlierRecord>) -> Batch {
+    pub fn new(requests: Vec<Hit>, outliers: Vec<OutlierRecord>) -> Batch {
         Batch {
             id: new_batch_id(),
             time_ms: std::time::SystemTime::now()
@@ -483,7 +552,7 @@ pub fn insert(
     requests: &[RequestRecord],
     outliers: &[OutlierRecord],
 ) -> Result<usize, DbError> {
-    let batch = Batch::new(requests.to_vec(), outliers.to_vec());
+    let batch = Batch::new(requests.iter().map(Hit::from).collect(), outliers.to_vec());
     insert_batch(pool, &batch).map(|i| i.requests)
 }
 
@@ -596,7 +665,8 @@ mod tests {
             rss_bytes: 1,
             breakdown: Breakdown::default(),
         };
-        let batch = Batch::new(reqs.clone(), vec![outlier]);
+        let hits = || reqs.iter().map(Hit::from).collect::<Vec<_>>();
+        let batch = Batch::new(hits(), vec![outlier]);
         let first = insert_batch(pool, &batch).unwrap();
         assert_eq!(
             first,
@@ -615,7 +685,7 @@ mod tests {
         );
         assert_eq!(count(pool).unwrap(), (10, 1));
         // Another batch with the same records is another batch.
-        let mut old = Batch::new(reqs.clone(), Vec::new());
+        let mut old = Batch::new(hits(), Vec::new());
         old.time_ms = 1_000;
         assert!(!insert_batch(pool, &old).unwrap().already);
         assert_eq!(count(pool).unwrap(), (20, 1));

@@ -190,9 +190,9 @@ pub(super) fn authenticate<'s>(
     use actix_web::HttpMessage;
     req.extensions_mut()
         .insert(crate::monitor::Identity(if prefix.is_empty() {
-            "flux key (no prefix)".to_string()
+            "flux key (no prefix)".into()
         } else {
-            format!("flux key {prefix}")
+            format!("flux key {prefix}").into()
         }));
     Ok(prefix)
 }

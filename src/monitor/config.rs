@@ -32,6 +32,11 @@ pub struct MonitorSettings {
     pub outlier_factor: f64,
     /// Requests a route needs before its mean is trusted for outliers.
     pub outlier_min_hits: u64,
+    /// Outliers kept per route and second (the live slow-request list and, at level ≥ 2, the
+    /// stored outliers); more slow requests in that second are only counted
+    /// (`skyline_monitor_outliers_capped_total`): an overloaded daemon, where many requests
+    /// are slow, does not spend more on describing them.
+    pub outliers_per_sec: u32,
     /// Records waiting for the database writer; when full, new records are dropped and
     /// counted (`skyline_monitor_dropped_total`), never a slower request.
     pub queue_max: usize,
@@ -56,6 +61,7 @@ impl Default for MonitorSettings {
             keep_days: 30,
             outlier_factor: 2.5,
             outlier_min_hits: 20,
+            outliers_per_sec: 10,
             queue_max: 20_000,
             batch_max: 1_000,
             flush_ms: 500,
@@ -95,8 +101,15 @@ impl MonitorSettings {
         if !(self.outlier_factor.is_finite() && self.outlier_factor > 1.0) {
             problems.push("[monitor] outlier_factor: must be a number over 1".into());
         }
-        if self.queue_max == 0 || self.batch_max == 0 || self.flush_ms == 0 {
-            problems.push("[monitor] queue_max, batch_max, flush_ms: must be positive".into());
+        if self.queue_max == 0
+            || self.batch_max == 0
+            || self.flush_ms == 0
+            || self.outliers_per_sec == 0
+        {
+            problems.push(
+                "[monitor] queue_max, batch_max, flush_ms, outliers_per_sec: must be positive"
+                    .into(),
+            );
         }
         if !self.export_token.is_empty() && self.export_token.len() < 16 {
             problems.push("[monitor] export_token: at least 16 characters (or empty)".into());

@@ -1,11 +1,20 @@
 //! What the HTTP middleware hands to the monitor writer, and the identity a request carries.
+//!
+//! The queue carries [`Hit`]s: built on the request path without a heap allocation for the
+//! strings every record repeats (route, method, version and user are shared `Arc<str>`s, the
+//! client IP is kept as an address and formatted by the writer). [`RequestRecord`] is the
+//! same record as read back from the database.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// Who made a request: set in the request's extensions by basic auth (the user name, or the
-/// guest user) and by flux (`flux key <prefix>`, never the secret).
+/// guest user) and by flux (`flux key <prefix>`, never the secret). Shared: a record takes a
+/// reference, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity(pub String);
+pub struct Identity(pub Arc<str>);
 
 /// Where a request's time went, µs (spans around those calls; the rest is `other`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +77,90 @@ pub struct RequestRecord {
     pub breakdown: Option<Breakdown>,
 }
 
+/// The client address of a [`Hit`]: the TCP peer as an address (formatted by the writer, off
+/// the request path), or a text (records converted from a [`RequestRecord`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIp {
+    /// No peer address.
+    Unknown,
+    /// The TCP peer.
+    Addr(IpAddr),
+    /// As stored.
+    Text(Arc<str>),
+}
+
+impl ClientIp {
+    /// The text stored in the `ip` column.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            ClientIp::Unknown => std::borrow::Cow::Borrowed(""),
+            ClientIp::Addr(a) => std::borrow::Cow::Owned(a.to_string()),
+            ClientIp::Text(t) => std::borrow::Cow::Borrowed(&**t),
+        }
+    }
+}
+
+/// One monitored request as the middleware queues it (level ≥ 1): [`RequestRecord`]'s fields,
+/// the repeated strings shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// When it finished, epoch milliseconds.
+    pub time_ms: i64,
+    /// Route pattern (`/api`), `(unmatched)` for a path no route matched.
+    pub route: Arc<str>,
+    /// HTTP method.
+    pub method: Arc<str>,
+    /// Response status.
+    pub status: u16,
+    /// Duration until the response head, µs.
+    pub duration_us: u64,
+    /// Version label of the daemon that served it.
+    pub version: Arc<str>,
+    /// Client IP (the TCP peer).
+    pub ip: ClientIp,
+    /// Authenticated user, `flux key <prefix>`, or none.
+    pub user: Option<Arc<str>>,
+    /// Group tag (`[monitor] group_header`), if any.
+    pub group: Option<Box<str>>,
+    /// Level 3: where its time went.
+    pub breakdown: Option<Breakdown>,
+}
+
+impl Hit {
+    /// The record as it is stored and read back.
+    pub fn to_record(&self) -> RequestRecord {
+        RequestRecord {
+            time_ms: self.time_ms,
+            route: self.route.to_string(),
+            method: self.method.to_string(),
+            status: self.status,
+            duration_us: self.duration_us,
+            version: self.version.to_string(),
+            ip: self.ip.text().into_owned(),
+            user: self.user.as_deref().unwrap_or("").to_string(),
+            group: self.group.as_deref().map(str::to_string),
+            breakdown: self.breakdown,
+        }
+    }
+}
+
+impl From<&RequestRecord> for Hit {
+    fn from(r: &RequestRecord) -> Hit {
+        Hit {
+            time_ms: r.time_ms,
+            route: r.route.as_str().into(),
+            method: r.method.as_str().into(),
+            status: r.status,
+            duration_us: r.duration_us,
+            version: r.version.as_str().into(),
+            ip: ClientIp::Text(r.ip.as_str().into()),
+            user: (!r.user.is_empty()).then(|| r.user.as_str().into()),
+            group: r.group.as_deref().map(Into::into),
+            breakdown: r.breakdown,
+        }
+    }
+}
+
 /// A request slower than `outlier_factor` × its route's mean, with its context (level ≥ 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutlierRecord {
@@ -92,7 +185,7 @@ pub struct OutlierRecord {
 #[derive(Debug, Clone)]
 pub enum Record {
     /// A request.
-    Request(RequestRecord),
+    Request(Hit),
     /// An outlier (its request is sent as a `Request` too).
     Outlier(Box<OutlierRecord>),
 }

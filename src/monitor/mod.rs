@@ -9,8 +9,9 @@
 //!   request [`messages::Identity`] that basic auth and flux put in a request's extensions.
 //! * Levels per route ([`config::MonitorSettings::level_of`], FMD's model): 0 = last request
 //!   time only (in memory), 1 = a record per request, 2 = plus outliers (slower than
-//!   `outlier_factor` × the route's mean) with query, headers (secrets redacted), CPU, RSS and
-//!   the time breakdown, 3 = plus the breakdown of every request.
+//!   `outlier_factor` × the route's mean, at most `outliers_per_sec` per route and second) with
+//!   query, headers (secrets redacted), CPU, RSS and the time breakdown, 3 = plus the
+//!   breakdown of every request.
 //! * [`spans`]: the task-local span recorder the middleware installs; Redis, SQL, Graphite and
 //!   template calls in the webapp add their time to it.
 //! * [`stats`]: pure functions (quantiles, box plots, Mann–Whitney U).
@@ -32,5 +33,7 @@ pub mod writer;
 
 pub use config::{LevelRule, MonitorSettings};
 pub use error::MonitorError;
-pub use messages::{Breakdown, FlushMonitor, Identity, OutlierRecord, Record, RequestRecord};
+pub use messages::{
+    Breakdown, ClientIp, FlushMonitor, Hit, Identity, OutlierRecord, Record, RequestRecord,
+};
 pub use writer::{channel, MonitorWriter, RecordSender};

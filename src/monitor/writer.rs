@@ -21,7 +21,7 @@ use log::info;
 use tokio::sync::mpsc;
 
 use super::config::MonitorSettings;
-use super::messages::{FlushMonitor, OutlierRecord, Record, RequestRecord};
+use super::messages::{FlushMonitor, Hit, OutlierRecord, Record};
 use crate::db::monitor::Batch;
 use crate::db::{Bounded, Pool};
 use crate::telemetry::metrics as m;
@@ -55,7 +55,7 @@ pub struct MonitorWriter {
     rx: mpsc::Receiver<Record>,
     pool: Pool,
     bounded: Bounded,
-    requests: Vec<RequestRecord>,
+    requests: Vec<Hit>,
     outliers: Vec<OutlierRecord>,
     /// The batch being written: resent as it is until the database has it.
     pending: Option<Arc<Batch>>,
@@ -143,7 +143,7 @@ impl MonitorWriter {
         if self.pending.is_none() && (!self.requests.is_empty() || !self.outliers.is_empty()) {
             let nr = self.requests.len().min(self.batch_max);
             let no = self.outliers.len().min(self.batch_max);
-            let requests: Vec<RequestRecord> = self.requests.drain(..nr).collect();
+            let requests: Vec<Hit> = self.requests.drain(..nr).collect();
             let outliers: Vec<OutlierRecord> = self.outliers.drain(..no).collect();
             self.pending = Some(Arc::new(Batch::new(requests, outliers)));
         }
@@ -221,16 +221,16 @@ mod tests {
     use crate::db::testutil::test_options;
     use crate::db::PoolOptions;
 
-    fn rec(i: i64) -> RequestRecord {
-        RequestRecord {
+    fn rec(i: i64) -> Hit {
+        Hit {
             time_ms: 1_800_000_000_000 + i,
             route: "/api".into(),
             method: "GET".into(),
             status: 200,
             duration_us: 1_000,
             version: "1.0".into(),
-            ip: "127.0.0.1".into(),
-            user: "admin".into(),
+            ip: crate::monitor::ClientIp::Addr([127, 0, 0, 1].into()),
+            user: Some("admin".into()),
             group: None,
             breakdown: None,
         }

@@ -340,6 +340,8 @@ counters! {
         "webapp.{host}.monitor.written", "Endpoint monitor records written to the database.";
     MONITOR_OUTLIERS = "skyline_monitor_outliers_total",
         "webapp.{host}.monitor.outliers", "Requests recorded as outliers with their context.";
+    MONITOR_OUTLIERS_CAPPED = "skyline_monitor_outliers_capped_total",
+        "webapp.{host}.monitor.outliers_capped", "Slow requests not kept as outliers because their route already had [monitor] outliers_per_sec this second.";
     MONITOR_DROPPED = "skyline_monitor_dropped_total",
         "webapp.{host}.monitor.dropped", "Endpoint monitor records dropped: queue full, writer gone, or the database failing while the backlog was full.";
     MONITOR_WRITE_FAILURES = "skyline_monitor_write_failures_total",

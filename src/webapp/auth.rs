@@ -13,6 +13,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -44,6 +45,9 @@ pub struct Credentials {
     user: Vec<u8>,
     password: Vec<u8>,
     guest: Option<(Vec<u8>, Vec<u8>)>,
+    /// The names handed out by [`Credentials::role`] (shared: no copy per request).
+    user_name: Arc<str>,
+    guest_name: Arc<str>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -69,6 +73,8 @@ impl Credentials {
             user: user.as_bytes().to_vec(),
             password: password.as_bytes().to_vec(),
             guest: None,
+            user_name: user.into(),
+            guest_name: "".into(),
         }
     }
 
@@ -76,6 +82,7 @@ impl Credentials {
     pub fn with_guest(mut self, user: &str, password: &str) -> Self {
         if !user.is_empty() {
             self.guest = Some((user.as_bytes().to_vec(), password.as_bytes().to_vec()));
+            self.guest_name = user.into();
         }
         self
     }
@@ -87,7 +94,7 @@ impl Credentials {
 
     /// The role and user name the `Authorization` header value authenticates, if any. Both
     /// users are compared, always, in constant time.
-    pub fn role(&self, authorization: Option<&[u8]>) -> Option<(Role, String)> {
+    pub fn role(&self, authorization: Option<&[u8]>) -> Option<(Role, Arc<str>)> {
         let (user, password) = Self::decode(authorization?)?;
         let admin = ct_eq(&user, &self.user) & ct_eq(&password, &self.password);
         let guest = match &self.guest {
@@ -98,11 +105,10 @@ impl Credentials {
                 false
             }
         };
-        let name = String::from_utf8_lossy(&user).into_owned();
         if admin {
-            Some((Role::Admin, name))
+            Some((Role::Admin, self.user_name.clone()))
         } else if guest {
-            Some((Role::Guest, name))
+            Some((Role::Guest, self.guest_name.clone()))
         } else {
             None
         }
@@ -323,11 +329,11 @@ mod tests {
         let c = Credentials::new("admin", "s3cret-pass").with_guest("viewer", "guest-pass-1");
         assert_eq!(
             c.role(Some(&basic("viewer:guest-pass-1"))),
-            Some((Role::Guest, "viewer".to_string()))
+            Some((Role::Guest, "viewer".into()))
         );
         assert_eq!(
             c.role(Some(&basic("admin:s3cret-pass"))),
-            Some((Role::Admin, "admin".to_string()))
+            Some((Role::Admin, "admin".into()))
         );
         assert!(!c.check(Some(&basic("viewer:guest-pass-1"))));
         assert_eq!(c.role(Some(&basic("viewer:s3cret-pass"))), None);

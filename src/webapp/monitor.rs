@@ -1,7 +1,7 @@
 //! Endpoint monitoring: a middleware that records every HTTP request (webapp and flux) into a
 //! bounded in-memory [`Monitor`], shown at `/monitor`, and hands records and outliers to the
 //! stored endpoint monitor ([`crate::monitor`], views in [`super::monitor_views`]) according
-//! to the route's level (`[[monitor.rules]]`): level ≥ 1 a [`RequestRecord`], level ≥ 2 an
+//! to the route's level (`[[monitor.rules]]`): level ≥ 1 a [`Hit`], level ≥ 2 an
 //! [`OutlierRecord`] for a request slower than `outlier_factor` × its route's mean (with the
 //! query, the headers with secrets redacted, CPU, RSS and the span breakdown), level 3 the
 //! breakdown on every record. Records go through a bounded queue (full: dropped, counted);
@@ -14,11 +14,20 @@
 //! the last [`SLOW_KEPT`] slow requests with its time, path and parameters; parameters named
 //! like secrets (`key`, `password`, `token`, …) are replaced by `***`.
 //!
-//! Cost: one uncontended mutex lock and a few array updates per request. Latency is measured
-//! until the response head is ready (streamed bodies are not included).
+//! Slow requests kept (the live list and the stored outliers) are capped per route and second
+//! (`[monitor] outliers_per_sec`, 10; more are counted in
+//! `skyline_monitor_outliers_capped_total`): under overload many requests are slow, and
+//! describing each one (redacted query and headers, `/proc`) would add to the overload.
+//!
+//! Cost: one uncontended mutex lock, a hash lookup by route pattern and a few array updates
+//! per request; each route's entry also holds its level and the shared `Arc<str>` route and
+//! method names, so a level ≥ 1 record ([`Hit`]) costs no string allocation (no copy of the
+//! version, route, method or user; the client IP stays an address): levels 0 and 2 differ by
+//! building that record and one `try_send`. Latency is measured until the response head is
+//! ready (streamed bodies are not included).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::body::MessageBody;
@@ -29,7 +38,7 @@ use serde::Serialize;
 
 use crate::monitor::spans::{self, Spans};
 use crate::monitor::{
-    Identity, MonitorSettings, OutlierRecord, Record, RecordSender, RequestRecord,
+    ClientIp, Hit, Identity, MonitorSettings, OutlierRecord, Record, RecordSender,
 };
 use crate::telemetry::metrics as m;
 
@@ -41,6 +50,12 @@ pub const MAX_ROUTES: usize = 128;
 pub const SLOW_FACTOR: f64 = 2.5;
 /// Hits a route needs before its mean is trusted for "slow".
 pub const SLOW_MIN_HITS: u64 = 20;
+/// Slow requests kept per route and second (without `[monitor]`).
+pub const SLOW_PER_SEC: u32 = 10;
+/// The key and label of routes over [`MAX_ROUTES`].
+const OTHER: &str = "(other)";
+/// The route of a path no route matched.
+const UNMATCHED: &str = "(unmatched)";
 const HOURS: usize = 24;
 const LINEAR: u64 = 64;
 const SUB: u64 = 16;
@@ -67,6 +82,15 @@ fn bucket_upper(i: usize) -> u64 {
 }
 
 struct RouteStats {
+    /// `GET /api`, or `(other)`.
+    label: String,
+    /// The route and method as records carry them (shared, never copied per request).
+    route: Arc<str>,
+    method: Arc<str>,
+    /// The route's monitoring level (`[[monitor.rules]]`), decided at its first request.
+    level: u8,
+    /// (epoch second, slow requests kept in it): the per-second cap.
+    kept_in_sec: (i64, u32),
     hits: u64,
     errors: u64,
     sum_us: u64,
@@ -79,8 +103,13 @@ struct RouteStats {
 }
 
 impl RouteStats {
-    fn new() -> Self {
+    fn new(label: String, route: Arc<str>, method: Arc<str>, level: u8) -> Self {
         RouteStats {
+            label,
+            route,
+            method,
+            level,
+            kept_in_sec: (0, 0),
             hits: 0,
             errors: 0,
             sum_us: 0,
@@ -176,8 +205,24 @@ pub struct MonitorReport {
 }
 
 struct Inner {
-    routes: HashMap<String, RouteStats>,
+    /// Per route pattern (`(unmatched)`, `(other)`), one entry per method.
+    routes: HashMap<Box<str>, Vec<RouteStats>>,
+    /// Entries in `routes`.
+    entries: usize,
     slow: VecDeque<SlowRequest>,
+}
+
+/// What [`Monitor::record`] says about a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// Its route (the pattern, or `(unmatched)`), shared.
+    pub route: Arc<str>,
+    /// Its method, shared.
+    pub method: Arc<str>,
+    /// Its route's monitoring level (0 without a stored monitor).
+    pub level: u8,
+    /// The route's mean (µs) when the request is slow and kept (within the per-second cap).
+    pub slow_mean_us: Option<u64>,
 }
 
 /// Where the stored endpoint monitor's records go, and how to decide what to record.
@@ -185,7 +230,7 @@ pub struct Recorder {
     /// `[monitor]` (levels, group header).
     pub settings: MonitorSettings,
     /// The version label of every record.
-    pub version: String,
+    pub version: Arc<str>,
     /// The writer's bounded queue.
     pub tx: RecordSender,
     group_header: Option<actix_web::http::header::HeaderName>,
@@ -197,7 +242,7 @@ impl Recorder {
         let group_header =
             actix_web::http::header::HeaderName::from_bytes(settings.group_header.as_bytes()).ok();
         Recorder {
-            version: settings.version_label(),
+            version: settings.version_label().into(),
             settings,
             tx,
             group_header,
@@ -211,6 +256,7 @@ pub struct Monitor {
     inner: Mutex<Inner>,
     factor: f64,
     min_hits: u64,
+    per_sec: u32,
     recorder: Option<Recorder>,
 }
 
@@ -271,10 +317,12 @@ impl Monitor {
             since: now_secs(),
             inner: Mutex::new(Inner {
                 routes: HashMap::new(),
+                entries: 0,
                 slow: VecDeque::with_capacity(SLOW_KEPT),
             }),
             factor: SLOW_FACTOR,
             min_hits: SLOW_MIN_HITS,
+            per_sec: SLOW_PER_SEC,
             recorder: None,
         }
     }
@@ -285,6 +333,7 @@ impl Monitor {
         Monitor {
             factor: recorder.settings.outlier_factor,
             min_hits: recorder.settings.outlier_min_hits,
+            per_sec: recorder.settings.outliers_per_sec.max(1),
             recorder: Some(recorder),
             ..Monitor::new()
         }
@@ -295,8 +344,17 @@ impl Monitor {
         self.recorder.as_ref().map(|r| &r.settings)
     }
 
-    /// Records one finished request; returns its route's mean (µs) when it is slow (over
-    /// the outlier factor × that mean, once the route has enough hits).
+    /// The level of `route` (0 without a stored monitor).
+    fn level_of(&self, route: Option<&str>) -> u8 {
+        self.recorder
+            .as_ref()
+            .map_or(0, |r| r.settings.level_of(route))
+    }
+
+    /// Records one finished request: its route's figures, and the request in the live slow
+    /// list when it is slow (over the outlier factor × the route's mean, once the route has
+    /// enough hits) and within the route's per-second cap. Says which route and level it
+    /// has, and the route's mean when it was kept as slow.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -307,25 +365,66 @@ impl Monitor {
         status: u16,
         latency_us: u64,
         now: i64,
-    ) -> Option<u64> {
-        let Ok(mut inner) = self.inner.lock() else {
-            return None;
+    ) -> Seen {
+        let unlisted = || Seen {
+            route: route.unwrap_or(UNMATCHED).into(),
+            method: method.into(),
+            level: self.level_of(route),
+            slow_mean_us: None,
         };
-        let key = match route {
-            Some(r) => format!("{method} {r}"),
-            None => format!("{method} (unmatched)"),
+        let Ok(mut guard) = self.inner.lock() else {
+            return unlisted();
         };
-        let key = if inner.routes.contains_key(&key) || inner.routes.len() < MAX_ROUTES {
-            key
-        } else {
-            "(other)".to_string()
-        };
-        let stats = inner
+        let inner = &mut *guard;
+        let key = route.unwrap_or(UNMATCHED);
+        let pos = inner
             .routes
-            .entry(key.clone())
-            .or_insert_with(RouteStats::new);
+            .get(key)
+            .and_then(|v| v.iter().position(|s| &*s.method == method));
+        let (list_key, idx, overflow) = match pos {
+            Some(i) => (key, i, false),
+            None if inner.entries < MAX_ROUTES => {
+                let list = inner.routes.entry(key.into()).or_default();
+                list.push(RouteStats::new(
+                    format!("{method} {key}"),
+                    key.into(),
+                    method.into(),
+                    self.level_of(route),
+                ));
+                inner.entries += 1;
+                (key, list.len() - 1, false)
+            }
+            None => {
+                if !inner.routes.contains_key(OTHER) {
+                    inner.routes.insert(
+                        OTHER.into(),
+                        vec![RouteStats::new(
+                            OTHER.to_string(),
+                            OTHER.into(),
+                            "".into(),
+                            0,
+                        )],
+                    );
+                }
+                (OTHER, 0, true)
+            }
+        };
+        let Some(stats) = inner.routes.get_mut(list_key).and_then(|v| v.get_mut(idx)) else {
+            return unlisted();
+        };
         let mean = stats.mean_us();
-        let slow = stats.hits >= self.min_hits && latency_us as f64 > self.factor * mean;
+        let mut slow = stats.hits >= self.min_hits && latency_us as f64 > self.factor * mean;
+        if slow {
+            if stats.kept_in_sec.0 != now {
+                stats.kept_in_sec = (now, 0);
+            }
+            if stats.kept_in_sec.1 >= self.per_sec {
+                m::MONITOR_OUTLIERS_CAPPED.inc();
+                slow = false;
+            } else {
+                stats.kept_in_sec.1 += 1;
+            }
+        }
         stats.last = now;
         stats.hits += 1;
         stats.sum_us += latency_us;
@@ -340,6 +439,19 @@ impl Monitor {
             *slot = (hour, 0);
         }
         slot.1 += 1;
+        let seen = if overflow {
+            Seen {
+                slow_mean_us: slow.then_some(mean as u64),
+                ..unlisted()
+            }
+        } else {
+            Seen {
+                route: stats.route.clone(),
+                method: stats.method.clone(),
+                level: stats.level,
+                slow_mean_us: slow.then_some(mean as u64),
+            }
+        };
         if slow {
             if inner.slow.len() == SLOW_KEPT {
                 inner.slow.pop_front();
@@ -347,7 +459,7 @@ impl Monitor {
             inner.slow.push_back(SlowRequest {
                 time: now,
                 method: method.to_string(),
-                route: route.unwrap_or("(unmatched)").to_string(),
+                route: key.to_string(),
                 path: path.chars().take(300).collect(),
                 query: redact_query(query),
                 status,
@@ -355,7 +467,7 @@ impl Monitor {
                 route_mean_us: mean as u64,
             });
         }
-        slow.then_some(mean as u64)
+        seen
     }
 
     /// A snapshot for `/monitor`.
@@ -386,9 +498,10 @@ impl Monitor {
         };
         let mut routes: Vec<RouteReport> = inner
             .routes
-            .iter()
-            .map(|(k, s)| RouteReport {
-                route: k.clone(),
+            .values()
+            .flatten()
+            .map(|s| RouteReport {
+                route: s.label.clone(),
                 hits: s.hits,
                 errors: s.errors,
                 mean_us: s.mean_us() as u64,
@@ -476,7 +589,7 @@ pub async fn record(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let slow = mon.record(
+        let seen = mon.record(
             r.method().as_str(),
             pattern.as_deref(),
             r.path(),
@@ -485,54 +598,46 @@ pub async fn record(
             latency,
             now_ms / 1000,
         );
-        if let Some(rec) = &mon.recorder {
-            let level = rec.settings.level_of(pattern.as_deref());
-            if level >= 1 {
-                let breakdown = span_set.breakdown();
-                let user = r
-                    .extensions()
-                    .get::<Identity>()
-                    .map(|i| i.0.clone())
-                    .unwrap_or_default();
-                let group = rec
-                    .group_header
-                    .as_ref()
-                    .and_then(|h| r.headers().get(h))
-                    .map(|v| {
-                        String::from_utf8_lossy(v.as_bytes())
-                            .chars()
-                            .take(100)
-                            .collect()
-                    });
-                let request = RequestRecord {
-                    time_ms: now_ms,
-                    route: pattern.unwrap_or_else(|| "(unmatched)".to_string()),
-                    method: r.method().as_str().to_string(),
-                    status,
-                    duration_us: latency,
-                    version: rec.version.clone(),
-                    ip: r
-                        .peer_addr()
-                        .map(|a| a.ip().to_string())
-                        .unwrap_or_default(),
-                    user,
-                    group,
-                    breakdown: (level >= 3).then_some(breakdown),
-                };
-                if let (Some(mean), true) = (slow, level >= 2) {
-                    let (cpu_percent, rss_bytes) = crate::monitor::sysinfo::sample();
-                    rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
-                        request: request.clone(),
-                        route_mean_us: mean,
-                        query: redact_query(r.query_string()),
-                        headers: redact_headers(r.headers()),
-                        cpu_percent,
-                        rss_bytes,
-                        breakdown,
-                    })));
-                }
-                rec.tx.send(Record::Request(request));
+        // Level 0 stops here: the rest is building the record and queueing it.
+        if let (Some(rec), true) = (&mon.recorder, seen.level >= 1) {
+            let group = rec
+                .group_header
+                .as_ref()
+                .and_then(|h| r.headers().get(h))
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(100)
+                        .collect::<String>()
+                        .into_boxed_str()
+                });
+            let hit = Hit {
+                time_ms: now_ms,
+                route: seen.route,
+                method: seen.method,
+                status,
+                duration_us: latency,
+                version: rec.version.clone(),
+                ip: r
+                    .peer_addr()
+                    .map_or(ClientIp::Unknown, |a| ClientIp::Addr(a.ip())),
+                user: r.extensions().get::<Identity>().map(|i| i.0.clone()),
+                group,
+                breakdown: (seen.level >= 3).then(|| span_set.breakdown()),
+            };
+            if let (Some(mean), true) = (seen.slow_mean_us, seen.level >= 2) {
+                let (cpu_percent, rss_bytes) = crate::monitor::sysinfo::sample();
+                rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
+                    request: hit.to_record(),
+                    route_mean_us: mean,
+                    query: redact_query(r.query_string()),
+                    headers: redact_headers(r.headers()),
+                    cpu_percent,
+                    rss_bytes,
+                    breakdown: span_set.breakdown(),
+                })));
             }
+            rec.tx.send(Record::Request(hit));
         }
     }
     Ok(res)
@@ -752,6 +857,61 @@ mod tests {
         assert_eq!(r.slow.len(), 1);
         assert_eq!(r.slow[0].query, "metric=x&key=***");
         assert!(r.routes.iter().any(|r| r.route == "GET (unmatched)"));
+    }
+
+    #[test]
+    fn slow_requests_are_capped_per_route_and_second() {
+        let m = Monitor::new();
+        let now = 1_800_000_000;
+        let first = m.record("GET", Some("/api"), "/api", "", 200, 1000, now);
+        assert_eq!(first.level, 0);
+        assert_eq!(&*first.route, "/api");
+        for _ in 0..99 {
+            let seen = m.record("GET", Some("/api"), "/api", "", 200, 1000, now);
+            // The route's names are shared, not copied per request.
+            assert!(Arc::ptr_eq(&seen.route, &first.route));
+            assert!(Arc::ptr_eq(&seen.method, &first.method));
+            assert_eq!(seen.slow_mean_us, None);
+        }
+        let kept = (0..25)
+            .filter(|_| {
+                m.record("GET", Some("/api"), "/api", "", 200, 90_000, now)
+                    .slow_mean_us
+                    .is_some()
+            })
+            .count();
+        assert_eq!(kept, SLOW_PER_SEC as usize);
+        // Another route has its own allowance; the next second too.
+        for _ in 0..30 {
+            m.record("POST", Some("/api"), "/api", "", 200, 1000, now);
+        }
+        assert!(m
+            .record("POST", Some("/api"), "/api", "", 200, 90_000, now)
+            .slow_mean_us
+            .is_some());
+        assert!(m
+            .record("GET", Some("/api"), "/api", "", 200, 900_000, now + 1)
+            .slow_mean_us
+            .is_some());
+        let r = m.report();
+        assert_eq!(r.slow.len(), SLOW_PER_SEC as usize + 2);
+        let get = r.routes.iter().find(|r| r.route == "GET /api").unwrap();
+        assert_eq!(get.hits, 126, "capped requests still count");
+        assert!(r.routes.iter().any(|r| r.route == "POST /api"));
+    }
+
+    #[test]
+    fn routes_over_the_limit_share_one_entry() {
+        let m = Monitor::new();
+        for i in 0..MAX_ROUTES + 5 {
+            let route = format!("/r{i}");
+            let seen = m.record("GET", Some(&route), &route, "", 200, 10, 1);
+            assert_eq!(&*seen.route, route.as_str());
+        }
+        let r = m.report();
+        assert_eq!(r.routes.len(), MAX_ROUTES + 1);
+        let other = r.routes.iter().find(|r| r.route == "(other)").unwrap();
+        assert_eq!(other.hits, 5);
     }
 
     #[test]

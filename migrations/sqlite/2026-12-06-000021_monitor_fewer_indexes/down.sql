@@ -1,0 +1,1 @@
+CREATE INDEX IF NOT EXISTS monitor_requests_route_time ON monitor_requests (route, time_ms);
