@@ -434,12 +434,7 @@ pub fn ingest_spec(
         let _ = writeln!(out, "loading {history} points of history per metric…");
         // The history ends a minute before the load's first datapoint.
         let end = load.now - load.span_secs() - 60;
-        preload_history(
-            &redis.target().first_url().to_string(),
-            metrics,
-            history,
-            end,
-        )?;
+        preload_history(redis.target().first_url(), metrics, history, end)?;
     }
     // Keep every pushed datapoint: the age filter and Roomba's window cover the whole load.
     let span = load.span_secs().max(0) as u64 + 600;
