@@ -173,6 +173,8 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         flush_interval: Duration::from_millis(h.flush_interval_ms),
         flush_max_points: h.flush_max_points,
         max_buffered_points: per_shard_limit,
+        wait_replicas: config.redis.wait_replicas,
+        wait_timeout_ms: config.redis.wait_timeout_ms,
     };
     let mut arbiters = Vec::with_capacity(workers + 1);
     let mut shards = Vec::with_capacity(workers);

@@ -29,8 +29,36 @@ pub struct IngestReport {
     pub redis_append_ceiling: Option<f64>,
     /// Resident memory (kB) after start and after the run.
     pub rss_kb: (u64, u64),
-    /// Redis's `used_memory` around the load, if it could be read.
+    /// Redis's `used_memory` around the load, if it could be read (summed over the nodes of
+    /// a cluster).
     pub redis_memory: Option<RedisMemory>,
+    /// Redis masters the load went to (1: one redis-server; N: an N-master Redis Cluster).
+    pub redis_nodes: usize,
+    /// CPU seconds of this process (listeners, metric actors, Redis client, the sender
+    /// threads) from the first byte sent to the last datapoint written.
+    pub cpu_secs: f64,
+    /// CPU seconds of the redis-server(s) over the same window (`INFO cpu`, summed).
+    pub redis_cpu_secs: Option<f64>,
+    /// Bytes the redis-server(s) received over the same window (`total_net_input_bytes`).
+    pub redis_net_in: Option<f64>,
+}
+
+impl IngestReport {
+    /// Microseconds of this process's CPU per datapoint.
+    pub fn cpu_us_per_point(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.points.max(1) as f64
+    }
+
+    /// Microseconds of Redis CPU per datapoint.
+    pub fn redis_cpu_us_per_point(&self) -> Option<f64> {
+        self.redis_cpu_secs
+            .map(|c| c * 1e6 / self.points.max(1) as f64)
+    }
+
+    /// Bytes sent to Redis per datapoint.
+    pub fn net_bytes_per_point(&self) -> Option<f64> {
+        self.redis_net_in.map(|b| b / self.points.max(1) as f64)
+    }
 }
 
 /// Redis's `used_memory` (bytes) before the load, after it, and after one Roomba pass.
@@ -63,6 +91,9 @@ pub struct IngestSpec {
     /// Points of history per metric written to Redis before the daemon starts (ending a
     /// minute before the load), so the analyzer's first run is a restart replay; 0: none.
     pub history: usize,
+    /// 0: one private redis-server; N: a private N-master Redis Cluster
+    /// ([`crate::testkit::TestCluster`]), the daemon in cluster mode.
+    pub cluster: usize,
 }
 
 impl IngestSpec {
@@ -170,16 +201,71 @@ impl Load {
     }
 }
 
-/// Redis's `used_memory`.
-async fn used_memory(conn: &mut crate::store::redis_conn::RedisConn) -> Option<u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
+/// The private Redis of one benchmark: one redis-server, or an N-master Redis Cluster.
+enum BenchRedis {
+    Single(TestRedis),
+    Cluster(crate::testkit::TestCluster),
+}
+
+impl BenchRedis {
+    /// `masters` 0: one redis-server; N: an N-master cluster without replicas.
+    fn start(masters: usize) -> Result<Self, String> {
+        if masters == 0 {
+            TestRedis::start()
+                .map(BenchRedis::Single)
+                .map_err(|err| format!("redis-server: {err}"))
+        } else {
+            crate::testkit::TestCluster::start(masters, 0)
+                .map(BenchRedis::Cluster)
+                .map_err(|err| format!("redis cluster: {err}"))
+        }
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        match self {
+            BenchRedis::Single(r) => vec![r.port],
+            BenchRedis::Cluster(c) => c.nodes.iter().map(|n| n.port).collect(),
+        }
+    }
+
+    fn masters(&self) -> usize {
+        match self {
+            BenchRedis::Single(_) => 1,
+            BenchRedis::Cluster(c) => c.masters,
+        }
+    }
+
+    fn target(&self) -> crate::store::redis_conn::Target {
+        match self {
+            BenchRedis::Single(r) => crate::store::redis_conn::Target::Single(r.url()),
+            BenchRedis::Cluster(c) => crate::store::redis_conn::Target::Cluster(c.urls()),
+        }
+    }
+
+    /// Points the daemon's config at it.
+    fn configure(&self, config: &mut Config) {
+        match self {
+            BenchRedis::Single(r) => config.redis.url = r.url(),
+            BenchRedis::Cluster(c) => {
+                config.redis.cluster_urls = c.urls();
+                config.cluster.node_id = "bench".into();
+            }
+        }
+    }
+
+    /// An `INFO` field summed over the servers.
+    fn info(&self, section: &str, field: &str) -> Option<f64> {
+        crate::testkit::info_sum(&self.ports(), section, field)
+    }
+
+    /// Redis CPU seconds (user + sys), summed over the servers.
+    fn cpu_secs(&self) -> Option<f64> {
+        Some(self.info("cpu", "used_cpu_user")? + self.info("cpu", "used_cpu_sys")?)
+    }
+
+    fn used_memory(&self) -> Option<u64> {
+        self.info("memory", "used_memory").map(|v| v as u64)
+    }
 }
 
 /// `redis-benchmark -P 64 APPEND` requests/s against a fresh private server.
@@ -234,6 +320,7 @@ pub fn ingest_with(
         connections,
         points_per_metric: None,
         history: 0,
+        cluster: 0,
     };
     ingest_spec(&spec, tweak, out)
 }
@@ -280,6 +367,7 @@ pub fn ingest_stream(
         connections,
         points_per_metric: None,
         history,
+        cluster: 0,
     };
     let off = ingest_spec(&spec, &with(&["skyline"], "skyline"), out)?;
     let _ = writeln!(
@@ -328,12 +416,15 @@ pub fn ingest_spec(
     let points = spec.total();
     let metrics = spec.metrics.max(1);
     let connections = spec.connections.max(1);
-    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    if spec.cluster > 0 && spec.history > 0 {
+        return Err("history preloading is for one redis-server only".into());
+    }
+    let redis = BenchRedis::start(spec.cluster)?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-{}", std::process::id()));
     let mut config = bench_config()?;
     tweak(&mut config);
     config.data.dir = dir.clone();
-    config.redis.url = redis.url();
+    redis.configure(&mut config);
     config.horizon.pickle_bind = "127.0.0.1:0".into();
     config.horizon.udp_bind = String::new();
     config.horizon.roomba_interval_secs = 3600;
@@ -343,7 +434,7 @@ pub fn ingest_spec(
         let _ = writeln!(out, "loading {history} points of history per metric…");
         // The history ends a minute before the load's first datapoint.
         let end = load.now - load.span_secs() - 60;
-        preload_history(&redis.url(), metrics, history, end)?;
+        preload_history(redis.target().first_url(), metrics, history, end)?;
     }
     // Keep every pushed datapoint: the age filter and Roomba's window cover the whole load.
     let span = load.span_secs().max(0) as u64 + 600;
@@ -369,18 +460,23 @@ pub fn ingest_spec(
             encoded.push(load.frames(*a, *b)?);
         }
     }
-    let url = redis.url();
+    let target = redis.target();
     let rss_start = rss_kb();
     let system = actix_rt::System::new();
+    let redis_ref = &redis;
     let result = system.block_on(async move {
-        let mut conn = crate::store::redis_conn::connect(&url, Duration::from_secs(60))
+        let redis = redis_ref;
+        let mut conn = crate::store::redis_conn::connect(target, Duration::from_secs(60))
             .map_err(|err| err.to_string())?;
-        let empty = used_memory(&mut conn).await;
+        let empty = redis.used_memory();
         let running = crate::app::start(&config)
             .await
             .map_err(|err| err.to_string())?;
         let addr = running.pickle_addr.ok_or("no pickle listener")?;
         let written_before = m::DATAPOINTS_WRITTEN.get();
+        let redis_cpu_before = redis.cpu_secs();
+        let net_before = redis.info("stats", "total_net_input_bytes");
+        let cpu_before = crate::monitor::sysinfo::cpu_seconds();
         let started = Instant::now();
         let senders: Vec<_> = ranges
             .into_iter()
@@ -418,11 +514,20 @@ pub fn ingest_spec(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let seconds = started.elapsed().as_secs_f64();
+        let cpu_secs = crate::monitor::sysinfo::cpu_seconds() - cpu_before;
+        let redis_cpu = redis
+            .cpu_secs()
+            .zip(redis_cpu_before)
+            .map(|(after, before)| after - before);
+        let net_in = redis
+            .info("stats", "total_net_input_bytes")
+            .zip(net_before)
+            .map(|(after, before)| after - before);
         for s in senders {
             s.join().map_err(|_| "sender panicked".to_string())??;
         }
         running.shutdown().await;
-        let loaded = used_memory(&mut conn).await;
+        let loaded = redis.used_memory();
         let roomba = crate::store::roomba::run_once(&mut conn, roomba_secs)
             .await
             .map_err(|err| format!("roomba pass: {err}"))?;
@@ -432,7 +537,7 @@ pub fn ingest_spec(
                 roomba.euthanized
             ));
         }
-        let after = used_memory(&mut conn).await;
+        let after = redis.used_memory();
         let memory = match (empty, loaded, after) {
             (Some(empty), Some(loaded), Some(after_roomba)) => Some(RedisMemory {
                 empty,
@@ -443,14 +548,19 @@ pub fn ingest_spec(
             }),
             _ => None,
         };
-        Ok::<(f64, Option<RedisMemory>), String>((seconds, memory))
+        Ok::<_, String>((seconds, memory, cpu_secs, redis_cpu, net_in))
     });
     let _ = std::fs::remove_dir_all(&dir);
-    let (seconds, redis_memory) = result?;
+    let (seconds, redis_memory, cpu_secs, redis_cpu_secs, redis_net_in) = result?;
     let rss_end = rss_kb();
+    let redis_nodes = redis.masters();
     drop(redis);
-    let _ = writeln!(out, "measuring redis-benchmark -P 64 APPEND ceiling…");
-    let ceiling = redis_ceiling(points.clamp(100_000, 2_000_000));
+    let ceiling = if spec.cluster == 0 {
+        let _ = writeln!(out, "measuring redis-benchmark -P 64 APPEND ceiling…");
+        redis_ceiling(points.clamp(100_000, 2_000_000))
+    } else {
+        None
+    };
     Ok(IngestReport {
         points,
         metrics,
@@ -459,7 +569,33 @@ pub fn ingest_spec(
         redis_append_ceiling: ceiling,
         rss_kb: (rss_start, rss_end),
         redis_memory,
+        redis_nodes,
+        cpu_secs,
+        redis_cpu_secs,
+        redis_net_in,
     })
+}
+
+/// `skyline bench ingest --cluster N`: the same load into one redis-server, then into an
+/// N-master Redis Cluster, in one run (single first, then cluster).
+pub fn ingest_cluster(
+    spec: &IngestSpec,
+    masters: usize,
+    out: &mut dyn Write,
+) -> Result<(IngestReport, IngestReport), String> {
+    let single = IngestSpec {
+        cluster: 0,
+        ..*spec
+    };
+    let _ = writeln!(out, "ingest into one redis-server…");
+    let one = ingest_spec(&single, &|_| {}, out)?;
+    let clustered = IngestSpec {
+        cluster: masters.max(1),
+        ..*spec
+    };
+    let _ = writeln!(out, "ingest into a {masters}-master Redis Cluster…");
+    let many = ingest_spec(&clustered, &|_| {}, out)?;
+    Ok((one, many))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -760,6 +896,29 @@ pub struct AnalyzeReport {
     /// (a fresh store, so the first of them replays every metric's 1,440 points, as after a
     /// restart), and the anomalies of the last of them.
     pub stream_cycles: Option<(Vec<f64>, usize)>,
+    /// Redis masters the series were on (1: one redis-server; N: an N-master Redis Cluster).
+    pub redis_nodes: usize,
+    /// Redis `used_memory` per loaded metric (after the load minus empty, summed over nodes).
+    pub redis_bytes_per_metric: Option<f64>,
+    /// CPU seconds of this process per cycle (mean over the timed cycles: Redis client,
+    /// decoding, algorithms).
+    pub cpu_secs_per_cycle: f64,
+    /// CPU seconds of the redis-server(s) per cycle (mean, summed over the nodes).
+    pub redis_cpu_secs_per_cycle: Option<f64>,
+    /// Bytes the redis-server(s) sent per cycle (mean, `total_net_output_bytes`).
+    pub redis_net_out_per_cycle: Option<f64>,
+}
+
+impl AnalyzeReport {
+    /// The best cycle, seconds.
+    pub fn best(&self) -> f64 {
+        self.cycles.iter().copied().fold(f64::MAX, f64::min)
+    }
+
+    /// Microseconds of wall time per metric in the best cycle.
+    pub fn us_per_metric(&self) -> f64 {
+        self.best() * 1e6 / self.metrics.max(1) as f64
+    }
 }
 
 impl std::fmt::Display for AnalyzeReport {
@@ -856,14 +1015,43 @@ pub fn analyze(
     analyze_with(metrics, cycles, workers, false, out)
 }
 
-/// Runs `skyline bench analyze`; with `stream`, the cycles run a second time over the same
-/// data with the stream detector on (`detectors = ["skyline", "stream"]`, `combine =
-/// "any"`), from an empty store: its first cycle is the restart replay.
+/// [`analyze_with`] on one redis-server (`cluster` 0) or an N-master Redis Cluster.
 pub fn analyze_with(
     metrics: usize,
     cycles: usize,
     workers: usize,
     stream: bool,
+    out: &mut dyn Write,
+) -> Result<AnalyzeReport, String> {
+    analyze_on(metrics, cycles, workers, stream, 0, out)
+}
+
+/// `skyline bench analyze --cluster N`: the same cycles over the same series on one
+/// redis-server, then on an N-master Redis Cluster, in one run.
+pub fn analyze_cluster(
+    metrics: usize,
+    cycles: usize,
+    workers: usize,
+    masters: usize,
+    out: &mut dyn Write,
+) -> Result<(AnalyzeReport, AnalyzeReport), String> {
+    let _ = writeln!(out, "analysis cycles on one redis-server…");
+    let one = analyze_on(metrics, cycles, workers, false, 0, out)?;
+    let _ = writeln!(out, "analysis cycles on a {masters}-master Redis Cluster…");
+    let many = analyze_on(metrics, cycles, workers, false, masters.max(1), out)?;
+    Ok((one, many))
+}
+
+/// Runs `skyline bench analyze`; with `stream`, the cycles run a second time over the same
+/// data with the stream detector on (`detectors = ["skyline", "stream"]`, `combine =
+/// "any"`), from an empty store: its first cycle is the restart replay. `cluster` 0: one
+/// private redis-server; N: a private N-master Redis Cluster.
+pub fn analyze_on(
+    metrics: usize,
+    cycles: usize,
+    workers: usize,
+    stream: bool,
+    cluster: usize,
     out: &mut dyn Write,
 ) -> Result<AnalyzeReport, String> {
     use crate::analyze::{run_cycle, AnalysisWorker, RunnerSettings};
@@ -875,7 +1063,7 @@ pub fn analyze_with(
     } else {
         workers
     };
-    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    let redis = BenchRedis::start(cluster)?;
     let end = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64 - 30)
@@ -884,8 +1072,16 @@ pub fn analyze_with(
         out,
         "loading {metrics} metrics x {POINTS} points into redis…"
     );
-    let client = redis::Client::open(redis.url()).map_err(|e| e.to_string())?;
-    let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+    let system = actix_rt::System::new();
+    let target = redis.target();
+    // The cluster client spawns its task on the runtime it is created in.
+    let load_target = target.clone();
+    let mut conn = system
+        .block_on(
+            async move { crate::store::redis_conn::connect(load_target, Duration::from_secs(60)) },
+        )
+        .map_err(|e| e.to_string())?;
+    let empty_memory = redis.used_memory();
     let mut sample = Vec::new();
     for start in (0..metrics).step_by(500) {
         let mut pipe = redis::pipe();
@@ -903,8 +1099,14 @@ pub fn analyze_with(
             .arg(crate::model::UNIQUE_METRICS)
             .arg(keys)
             .ignore();
-        let _: () = pipe.query(&mut conn).map_err(|e| e.to_string())?;
+        let _: () = system
+            .block_on(pipe.query_async(&mut conn))
+            .map_err(|e| e.to_string())?;
     }
+    let redis_bytes_per_metric = redis
+        .used_memory()
+        .zip(empty_memory)
+        .map(|(loaded, empty)| loaded.saturating_sub(empty) as f64 / metrics.max(1) as f64);
     // Baseline: one thread, decode + algorithms, no Redis, same settings.
     let settings = crate::analyze::config::AnalyzerSettings::default().algorithm_settings(86_400);
     let now = (end + 30) as f64;
@@ -924,9 +1126,9 @@ pub fn analyze_with(
         out,
         "running {cycles} analysis cycles with {workers} workers…"
     );
-    let url = redis.url();
-    let system = actix_rt::System::new();
+    let redis_ref = &redis;
     let result = system.block_on(async move {
+        let redis = redis_ref;
         let host = "bench".to_string();
         let s = settings.clone();
         let pool = actix::SyncArbiter::start(workers, move || {
@@ -946,7 +1148,7 @@ pub fn analyze_with(
                 AnalysisWorker::new(s.clone(), "bench".to_string()).with_stream(run.clone())
             })
         });
-        let mut conn = crate::store::redis_conn::connect(&url, Duration::from_secs(30))
+        let mut conn = crate::store::redis_conn::connect(target, Duration::from_secs(30))
             .map_err(|e| e.to_string())?;
         let runner = RunnerSettings {
             run_every: Duration::from_secs(60),
@@ -959,11 +1161,24 @@ pub fn analyze_with(
         };
         let mut times = Vec::new();
         let mut anomalies = 0;
+        let cpu_before = crate::monitor::sysinfo::cpu_seconds();
+        let redis_cpu_before = redis.cpu_secs();
+        let net_before = redis.info("stats", "total_net_output_bytes");
         for _ in 0..cycles.max(1) {
             let r = run_cycle(&mut conn, &pool, &runner).await?;
             times.push(r.run_time);
             anomalies = r.anomalies.len();
         }
+        let n = cycles.max(1) as f64;
+        let cpu = (crate::monitor::sysinfo::cpu_seconds() - cpu_before) / n;
+        let redis_cpu = redis
+            .cpu_secs()
+            .zip(redis_cpu_before)
+            .map(|(a, b)| (a - b) / n);
+        let net_out = redis
+            .info("stats", "total_net_output_bytes")
+            .zip(net_before)
+            .map(|(a, b)| (a - b) / n);
         let mut stream_cycles = None;
         if let Some(pool) = stream_pool {
             let mut times = Vec::new();
@@ -975,9 +1190,16 @@ pub fn analyze_with(
             }
             stream_cycles = Some((times, anomalies));
         }
-        Ok::<_, String>((times, anomalies, stream_cycles))
+        Ok::<_, String>((times, anomalies, stream_cycles, cpu, redis_cpu, net_out))
     });
-    let (cycles, anomalies, stream_cycles) = result?;
+    let (
+        cycles,
+        anomalies,
+        stream_cycles,
+        cpu_secs_per_cycle,
+        redis_cpu_secs_per_cycle,
+        redis_net_out_per_cycle,
+    ) = result?;
     Ok(AnalyzeReport {
         metrics,
         points: POINTS,
@@ -986,6 +1208,11 @@ pub fn analyze_with(
         anomalies,
         single_thread_pure,
         stream_cycles,
+        redis_nodes: redis.masters(),
+        redis_bytes_per_metric,
+        cpu_secs_per_cycle,
+        redis_cpu_secs_per_cycle,
+        redis_net_out_per_cycle,
     })
 }
 

@@ -52,6 +52,14 @@ pub struct RedisSettings {
     /// `url` is ignored, `managed` must be false, and the daemon joins the `[cluster]` of
     /// daemons sharing that Redis Cluster (docs/cluster.md). Empty (default): one Redis.
     pub cluster_urls: Vec<String>,
+    /// After each metric actor flush, `WAIT <wait_replicas> <wait_timeout_ms>` (on a cluster:
+    /// on every master): a flush counts as written only once that many replicas have it, else
+    /// it is kept and retried. 0 (default): written when the master acknowledged it (Redis
+    /// replication is asynchronous: a master that dies before replicating loses what it
+    /// acknowledged; docs/cluster.md).
+    pub wait_replicas: u32,
+    /// How long `WAIT` waits for the replicas, milliseconds.
+    pub wait_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -62,6 +70,8 @@ impl Default for RedisSettings {
             redis_server: "redis-server".into(),
             response_timeout_secs: 10,
             cluster_urls: Vec::new(),
+            wait_replicas: 0,
+            wait_timeout_ms: 1000,
         }
     }
 }

@@ -143,6 +143,11 @@ enum BenchCmd {
         /// `--points`.
         #[arg(long)]
         points_per_metric: Option<usize>,
+        /// Run the same load into one redis-server, then into a private N-master Redis
+        /// Cluster (needs redis-cli), and print both with their ratio and the cluster's
+        /// overhead per datapoint (0: one redis-server only).
+        #[arg(long, default_value_t = 0)]
+        cluster: usize,
     },
     /// wrk POSTing batches to flux, which forwards to a counting pickle sink (needs `wrk`).
     Flux {
@@ -234,6 +239,11 @@ enum BenchCmd {
         /// cycle is the restart replay).
         #[arg(long)]
         stream: bool,
+        /// Run the same cycles over the same series on one redis-server, then on a private
+        /// N-master Redis Cluster (needs redis-cli), and print both with their ratio and the
+        /// cluster's overhead per metric (0: one redis-server only).
+        #[arg(long, default_value_t = 0)]
+        cluster: usize,
     },
     /// The stream detector alone: updates per second on one core over N metrics fed
     /// point by point in time order, state bytes per metric, and a restart replay over
@@ -318,12 +328,32 @@ fn main() -> ExitCode {
                 connections,
                 points_per_metric,
                 stream_history: 0,
+                cluster,
+            } if cluster > 0 => bench_ingest_cluster(
+                skyline::bench::IngestSpec {
+                    points,
+                    metrics,
+                    connections,
+                    points_per_metric,
+                    history: 0,
+                    cluster: 0,
+                },
+                cluster,
+            ),
+            BenchCmd::Ingest {
+                points,
+                metrics,
+                connections,
+                points_per_metric,
+                stream_history: 0,
+                ..
             } => bench_ingest(skyline::bench::IngestSpec {
                 points,
                 metrics,
                 connections,
                 points_per_metric,
                 history: 0,
+                cluster: 0,
             }),
             BenchCmd::Ingest {
                 points,
@@ -396,7 +426,15 @@ fn main() -> ExitCode {
                 cycles,
                 workers,
                 stream,
+                cluster: 0,
             } => bench_analyze(metrics, cycles, workers, stream),
+            BenchCmd::Analyze {
+                metrics,
+                cycles,
+                workers,
+                cluster,
+                ..
+            } => bench_analyze_cluster(metrics, cycles, workers, cluster),
             BenchCmd::Stream { metrics, points } => {
                 let r = skyline::bench::stream(metrics, points);
                 println!("{r}");
@@ -754,6 +792,141 @@ fn bench_ingest(spec: skyline::bench::IngestSpec) -> ExitCode {
         }
         Err(err) => {
             eprintln!("skyline bench ingest: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `a` and `b` side by side with `b / a`.
+fn side_by_side(what: &str, unit: &str, a: f64, b: f64) {
+    println!(
+        "{what:<44} {a:>14.2} {b:>14.2} {unit:<14} cluster/one = {:.2}",
+        b / a
+    );
+}
+
+fn bench_ingest_cluster(spec: skyline::bench::IngestSpec, masters: usize) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
+        &mut err_out
+    } else {
+        &mut std::io::sink()
+    };
+    match skyline::bench::ingest_cluster(&spec, masters, progress) {
+        Ok((one, many)) => {
+            println!(
+                "ingest: {} datapoints over {} metrics, {} connections, same run: one redis-server, then a {masters}-master Redis Cluster",
+                one.points, one.metrics, spec.connections
+            );
+            println!("{:<44} {:>14} {:>14}", "", "one redis", "cluster");
+            side_by_side("seconds", "s", one.seconds, many.seconds);
+            side_by_side("throughput", "datapoints/s", one.rate, many.rate);
+            side_by_side(
+                "daemon CPU per datapoint",
+                "µs",
+                one.cpu_us_per_point(),
+                many.cpu_us_per_point(),
+            );
+            if let (Some(a), Some(b)) =
+                (one.redis_cpu_us_per_point(), many.redis_cpu_us_per_point())
+            {
+                side_by_side("Redis CPU per datapoint (all nodes)", "µs", a, b);
+            }
+            if let (Some(a), Some(b)) = (one.net_bytes_per_point(), many.net_bytes_per_point()) {
+                side_by_side("bytes to Redis per datapoint", "B", a, b);
+            }
+            if let (Some(a), Some(b)) = (one.redis_memory, many.redis_memory) {
+                let per = |m: &skyline::bench::RedisMemory, r: &skyline::bench::IngestReport| {
+                    m.after_roomba.saturating_sub(m.empty) as f64 / r.points.max(1) as f64
+                };
+                side_by_side(
+                    "Redis memory per datapoint (after Roomba)",
+                    "B",
+                    per(&a, &one),
+                    per(&b, &many),
+                );
+            }
+            println!(
+                "cluster overhead: {:+.2} µs wall per datapoint, {:+.2} µs daemon CPU per datapoint",
+                1e6 / many.rate - 1e6 / one.rate,
+                many.cpu_us_per_point() - one.cpu_us_per_point()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench ingest: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_analyze_cluster(
+    metrics: usize,
+    cycles: usize,
+    workers: usize,
+    masters: usize,
+) -> ExitCode {
+    let mut err_out = std::io::stderr();
+    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
+        &mut err_out
+    } else {
+        &mut std::io::sink()
+    };
+    match skyline::bench::analyze_cluster(metrics, cycles, workers, masters, progress) {
+        Ok((one, many)) => {
+            println!("one redis-server:\n{one}");
+            println!("{masters}-master Redis Cluster:\n{many}");
+            println!(
+                "analyze: {} metrics x {} points, {} workers, same run",
+                one.metrics, one.points, one.workers
+            );
+            println!("{:<44} {:>14} {:>14}", "", "one redis", "cluster");
+            side_by_side("best cycle", "s", one.best(), many.best());
+            side_by_side(
+                "wall per metric (best cycle)",
+                "µs",
+                one.us_per_metric(),
+                many.us_per_metric(),
+            );
+            let per_metric =
+                |secs: f64, r: &skyline::bench::AnalyzeReport| secs * 1e6 / r.metrics.max(1) as f64;
+            side_by_side(
+                "daemon CPU per metric per cycle",
+                "µs",
+                per_metric(one.cpu_secs_per_cycle, &one),
+                per_metric(many.cpu_secs_per_cycle, &many),
+            );
+            if let (Some(a), Some(b)) =
+                (one.redis_cpu_secs_per_cycle, many.redis_cpu_secs_per_cycle)
+            {
+                side_by_side(
+                    "Redis CPU per metric per cycle (all nodes)",
+                    "µs",
+                    per_metric(a, &one),
+                    per_metric(b, &many),
+                );
+            }
+            if let (Some(a), Some(b)) = (one.redis_net_out_per_cycle, many.redis_net_out_per_cycle)
+            {
+                side_by_side(
+                    "bytes from Redis per metric per cycle",
+                    "B",
+                    a / one.metrics.max(1) as f64,
+                    b / many.metrics.max(1) as f64,
+                );
+            }
+            if let (Some(a), Some(b)) = (one.redis_bytes_per_metric, many.redis_bytes_per_metric) {
+                side_by_side("Redis memory per 1,440-point metric", "B", a, b);
+            }
+            println!(
+                "cluster overhead: {:+.2} µs wall per metric per cycle, {:+.2} µs daemon CPU per metric per cycle",
+                many.us_per_metric() - one.us_per_metric(),
+                per_metric(many.cpu_secs_per_cycle, &many) - per_metric(one.cpu_secs_per_cycle, &one)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("skyline bench analyze: {err}");
             ExitCode::FAILURE
         }
     }

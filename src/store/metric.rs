@@ -107,6 +107,11 @@ pub struct ShardSettings {
     pub flush_max_points: usize,
     /// Hold at most this many while Redis fails (then the listeners are told to wait).
     pub max_buffered_points: usize,
+    /// `[redis] wait_replicas`: after the flush, `WAIT` for this many replicas (of every
+    /// master on a cluster); fewer fails the flush (kept and retried). 0: no `WAIT`.
+    pub wait_replicas: u32,
+    /// `[redis] wait_timeout_ms`.
+    pub wait_timeout_ms: u64,
 }
 
 /// One metric actor. Runs on one of the per-core arbiters.
@@ -218,6 +223,7 @@ impl MetricShard {
                 .last_heartbeat
                 .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60));
         let mut conn = self.redis.clone();
+        let (wait_replicas, wait_ms) = (self.settings.wait_replicas, self.settings.wait_timeout_ms);
         self.flushing = true;
 
         let fut = async move {
@@ -238,9 +244,32 @@ impl MetricShard {
                     .arg("EX")
                     .arg(120);
             }
-            let res: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> =
+            let mut res: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> =
                 pipe.query_async(&mut conn).await;
             drop(pipe);
+            if wait_replicas > 0 && res.is_ok() {
+                // On a cluster WAIT goes to every master over the connections the APPENDs
+                // used, and the smallest count comes back.
+                let acked: redis::RedisResult<i64> = redis::cmd("WAIT")
+                    .arg(wait_replicas)
+                    .arg(wait_ms)
+                    .query_async(&mut conn)
+                    .await;
+                match acked {
+                    Ok(n) if n >= i64::from(wait_replicas) => {}
+                    Ok(n) => {
+                        m::REDIS_WAIT_SHORT.inc();
+                        res = Err(redis::RedisError::from((
+                            redis::ErrorKind::Client,
+                            "WAIT",
+                            format!(
+                                "{n} replica(s) acknowledged the flush within {wait_ms} ms, {wait_replicas} required"
+                            ),
+                        )));
+                    }
+                    Err(err) => res = Err(err),
+                }
+            }
             (res, batch, points, members, heartbeat)
         };
         ctx.spawn(fut.into_actor(self).map(

@@ -9,16 +9,19 @@
 //!   loses writes under a flood). Byte-for-byte what the daemon always sent.
 //! * Redis Cluster ([`Target::Cluster`], `[redis] cluster_urls`): the redis crate's async
 //!   cluster client (slot map, MOVED/ASK redirections, reconnection and failover retried by the
-//!   client). A single command is routed by the client (MGET/DEL/EXISTS are split per slot by
-//!   it). A non-transactional pipeline is sent command by command, concurrently (at most
-//!   1,000 in flight), so the client follows MOVED and ASK for each command on its own (the
-//!   client would resend a redirected pipeline whole, with ASKING before its first command
-//!   only: during a slot migration a flush hung until the response timeout); the commands
-//!   still share the client's multiplexed connection to each master, so they travel
-//!   pipelined on the wire, and the answers come back in the pipeline's order. A command refused by the server (WRONGTYPE…)
-//!   is that command's answer, as in a pipeline on one Redis; a lost connection fails the
-//!   whole pipeline (its caller retries). A redirection still seen in an answer is resent on
-//!   its own. Resent commands and failed cluster commands are counted
+//!   client), plus our own follow-up of what it gives up on (`send_one`): an `ASK` is resent
+//!   as `ASKING` + the command in one write to the importing node (the client sends `ASKING`
+//!   alone and waits for its answer before sending the command, so on the connection every
+//!   concurrent command shares, another command can consume the one-shot flag: the command is
+//!   redirected again and, under a flush of hundreds of commands during a slot migration, the
+//!   client's retries run out); `MOVED`, `TRYAGAIN`, `CLUSTERDOWN`, a lost connection or a
+//!   timeout are resent after a pause (20 ms doubling, 8 attempts). A non-transactional
+//!   pipeline is sent command by command that way, concurrently (at most 1,000 in flight),
+//!   over the client's multiplexed connection to each master, so the commands still travel
+//!   pipelined on the wire, and the answers come back in the pipeline's order. A command
+//!   refused by the server (WRONGTYPE…) is that command's answer, as in a pipeline on one
+//!   Redis; a command that still could not be delivered fails the whole pipeline (its caller
+//!   retries). Resent commands and failed cluster commands are counted
 //!   (`skyline_redis_cluster_retries_total`, `skyline_redis_cluster_errors_total`) and logged
 //!   at most once a minute. A MULTI/EXEC pipeline is passed whole (its keys must share a slot).
 //!
@@ -103,7 +106,57 @@ pub enum RedisConn {
     /// One Redis server.
     Single(ConnectionManager),
     /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
+}
+
+/// The cluster client's connection, shared by every clone of a [`RedisConn`], and replaced
+/// by a fresh one when it stops answering (see [`ClusterHandle::replace`]).
+#[derive(Clone)]
+pub struct ClusterHandle {
+    shared: std::sync::Arc<ClusterShared>,
+}
+
+struct ClusterShared {
+    client: redis::cluster::ClusterClient,
+    config: redis::cluster::ClusterConfig,
+    /// (generation, connection).
+    current: std::sync::Mutex<(u64, ClusterConnection)>,
+}
+
+impl ClusterHandle {
+    /// The current connection and its generation.
+    fn get(&self) -> (u64, ClusterConnection) {
+        match self.shared.current.lock() {
+            Ok(g) => (g.0, g.1.clone()),
+            Err(poisoned) => {
+                let g = poisoned.into_inner();
+                (g.0, g.1.clone())
+            }
+        }
+    }
+
+    /// Replaces generation `seen` with a new connection (a no-op when another caller already
+    /// did). Under a flood of redirections and slot refreshes the redis crate's cluster
+    /// connection task was seen to stop serving requests for good (every command timing
+    /// out while the cluster answered other clients): a fresh connection has its own task.
+    /// The old one ends when its last in-flight clone is dropped.
+    fn replace(&self, seen: u64) {
+        let mut g = match self.shared.current.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if g.0 == seen {
+            g.1 = self
+                .shared
+                .client
+                .get_pending_async_connection_with_config(self.shared.config.clone());
+            g.0 += 1;
+            m::REDIS_CLUSTER_RECONNECTS.inc();
+            CLUSTER_RECONNECT_LOG.warn(format_args!(
+                "redis cluster: the client stopped answering (a command timed out); replaced it with a fresh connection"
+            ));
+        }
+    }
 }
 
 impl From<ConnectionManager> for RedisConn {
@@ -148,15 +201,21 @@ pub fn connect(
             let cfg = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(Duration::from_secs(2))
                 .set_response_timeout(response_timeout);
-            Ok(RedisConn::Cluster(
-                client.get_pending_async_connection_with_config(cfg),
-            ))
+            let conn = client.get_pending_async_connection_with_config(cfg.clone());
+            Ok(RedisConn::Cluster(ClusterHandle {
+                shared: std::sync::Arc::new(ClusterShared {
+                    client,
+                    config: cfg,
+                    current: std::sync::Mutex::new((0, conn)),
+                }),
+            }))
         }
     }
 }
 
 static CLUSTER_ERRORS_LOG: LogLimiter = LogLimiter::new();
 static CLUSTER_RETRIES_LOG: LogLimiter = LogLimiter::new();
+static CLUSTER_RECONNECT_LOG: LogLimiter = LogLimiter::new();
 
 fn counted<T>(r: RedisResult<T>) -> RedisResult<T> {
     if let Err(err) = &r {
@@ -169,19 +228,141 @@ fn counted<T>(r: RedisResult<T>) -> RedisResult<T> {
     r
 }
 
-/// A redirection or cluster-state answer: the command was not executed and may be resent.
-fn is_redirect(v: &Value) -> bool {
-    match v {
-        Value::ServerError(e) => matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"),
-        _ => false,
+/// What to do with one command's answer on a cluster.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Keep the answer.
+    Done,
+    /// `ASK <slot> <host:port>`: the key is being migrated; resend it to that node preceded by
+    /// `ASKING`, both in one write.
+    Ask(String, u16),
+    /// Not executed (`MOVED`, `TRYAGAIN`, `CLUSTERDOWN`, the client's own gave up) or the
+    /// connection failed or timed out: resend after a pause.
+    Retry,
+}
+
+fn ask_target(detail: Option<&str>) -> Option<(String, u16)> {
+    let mut it = detail?.split_ascii_whitespace();
+    let _slot = it.next()?;
+    let (host, port) = it.next()?.rsplit_once(':')?;
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn next_step(answer: &RedisResult<Value>) -> Next {
+    let (code, detail) = match answer {
+        Ok(Value::ServerError(e)) => (e.code().to_string(), e.details().map(str::to_string)),
+        Ok(_) => return Next::Done,
+        Err(err) => match err.code() {
+            Some(code) => (code.to_string(), err.detail().map(str::to_string)),
+            // Not a server answer: a lost connection or a timeout.
+            None if err.is_io_error()
+                || err.is_timeout()
+                || err.is_connection_dropped()
+                || err.is_connection_refusal()
+                || err.kind() == redis::ErrorKind::ClusterConnectionNotFound
+                || !matches!(err.retry_method(), redis::RetryMethod::NoRetry) =>
+            {
+                return Next::Retry
+            }
+            None => return Next::Done,
+        },
+    };
+    match code.as_str() {
+        "ASK" => match ask_target(detail.as_deref()) {
+            Some((host, port)) => Next::Ask(host, port),
+            None => Next::Retry,
+        },
+        "MOVED" | "TRYAGAIN" | "CLUSTERDOWN" => Next::Retry,
+        _ => Next::Done,
     }
+}
+
+/// Commands whose keys may lie in several slots (the client splits them): never resent to
+/// one node with `ASKING`.
+fn multi_key(cmd: &Cmd) -> bool {
+    let name = match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(n)) => n.to_ascii_uppercase(),
+        _ => return true,
+    };
+    matches!(
+        name.as_slice(),
+        b"MGET" | b"MSET" | b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" | b"SCAN" | b"KEYS"
+    )
+}
+
+/// Attempts per command (the client's own retries come on top of each).
+const ATTEMPTS: u32 = 8;
+
+/// One command on the cluster: routed by the client, then an `ASK` it could not follow
+/// resent as `ASKING` + the command in one pipeline to the importing node (the client sends
+/// `ASKING` on its own and waits for its answer before the command, so on a connection
+/// shared by concurrent commands another command can take the one-shot `ASKING` flag: the
+/// command is then redirected again, and after its retries the client gives up), and a
+/// redirection, refusal to serve (`TRYAGAIN`, `CLUSTERDOWN`) or lost connection resent after
+/// a pause. Counted and logged at most once a minute.
+async fn send_one(handle: &ClusterHandle, cmd: &Cmd) -> RedisResult<Value> {
+    let mut attempt = 0;
+    let (mut generation, mut conn) = handle.get();
+    let mut answer = conn.req_packed_command(cmd).await;
+    loop {
+        if matches!(&answer, Err(err) if err.is_timeout()) {
+            handle.replace(generation);
+            (generation, conn) = handle.get();
+        }
+        let next = next_step(&answer);
+        if next == Next::Done || attempt + 1 >= ATTEMPTS {
+            return counted(answer);
+        }
+        attempt += 1;
+        m::REDIS_CLUSTER_RETRIES.inc();
+        CLUSTER_RETRIES_LOG.warn(format_args!(
+            "redis cluster: a command was redirected or failed (slot moving, failover or lost connection: {}); resent",
+            match &answer {
+                Ok(Value::ServerError(e)) => e.to_string(),
+                Ok(_) => String::new(),
+                Err(err) => describe(err),
+            }
+        ));
+        answer = match next {
+            Next::Ask(host, port) if !multi_key(cmd) => {
+                let mut p = redis::pipe();
+                p.cmd("ASKING").add_command(cmd.clone());
+                match conn
+                    .route_pipeline(
+                        p,
+                        0,
+                        2,
+                        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
+                    )
+                    .await
+                {
+                    Ok(mut values) if values.len() == 2 => Ok(values.swap_remove(1)),
+                    Ok(values) => Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "ASKING pipeline",
+                        format!("{} answers to 2 commands", values.len()),
+                    ))),
+                    Err(err) => Err(err),
+                }
+            }
+            _ => {
+                let pause = Duration::from_millis(20u64 << attempt.min(6));
+                tokio::time::sleep(pause).await;
+                conn.req_packed_command(cmd).await
+            }
+        };
+    }
+}
+
+fn unreachable_ok() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "cluster pipeline: no answer"))
 }
 
 /// At most this many commands of one split pipeline in flight at once.
 const MAX_IN_FLIGHT: usize = 1_000;
 
 async fn cluster_pipeline(
-    conn: &mut ClusterConnection,
+    handle: &ClusterHandle,
     pipeline: &Pipeline,
     offset: usize,
     count: usize,
@@ -190,48 +371,44 @@ async fn cluster_pipeline(
     let len = pipeline.len();
     if offset != 0 || count != len {
         // MULTI/EXEC: one slot by contract; the client routes it by its first key.
+        let (_, mut conn) = handle.get();
         return counted(conn.req_packed_commands(pipeline, offset, count).await);
     }
-    // Each command on its own, so the client follows MOVED/ASK per command (a redirected
-    // sub-pipeline would be resent whole, with ASKING before its first command only). The
-    // commands still share the client's multiplexed connection to each master, so they
-    // travel pipelined on the wire; `buffered` keeps the answers in order.
-    let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
+    // Each command on its own (see `send_one`); the commands still share the client's
+    // multiplexed connection to each master, so they travel pipelined on the wire;
+    // `buffered` keeps the answers in order.
     type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = RedisResult<Value>> + Send>>;
-    let mut sends: Vec<Answer> = Vec::with_capacity(len);
-    for cmd in &cmds {
-        let mut c = conn.clone();
-        let cmd: Cmd = (*cmd).clone();
-        sends.push(Box::pin(async move { c.req_packed_command(&cmd).await }));
-    }
+    let sends: Vec<Answer> = pipeline
+        .cmd_iter()
+        .map(|cmd| {
+            let h = handle.clone();
+            let cmd: Cmd = cmd.clone();
+            Box::pin(async move { send_one(&h, &cmd).await }) as Answer
+        })
+        .collect();
     let answers: Vec<RedisResult<Value>> =
         stream::iter(sends).buffered(MAX_IN_FLIGHT).collect().await;
     let mut out = Vec::with_capacity(len);
-    let mut resend = Vec::new();
-    for (i, r) in answers.into_iter().enumerate() {
-        let v = match r {
+    for r in answers {
+        if next_step(&r) != Next::Done {
+            // Still redirected or undelivered after every attempt: not executed, so not
+            // an answer to hand back (a caller ignoring errors would take it for a refusal).
+            return Err(match r {
+                Err(err) => err,
+                Ok(Value::ServerError(e)) => e.into(),
+                Ok(_) => unreachable_ok(),
+            });
+        }
+        out.push(match r {
             Ok(v) => v,
             // A refusal of one command (WRONGTYPE…) is that command's answer, as in a
-            // pipeline on one Redis; a lost connection fails the whole pipeline.
+            // pipeline on one Redis; a command that still could not be delivered fails the
+            // whole pipeline (its caller retries it).
             Err(err) => match redis::ServerError::try_from(err) {
                 Ok(e) => Value::ServerError(e),
-                Err(err) => return counted(Err(err)),
+                Err(err) => return Err(err),
             },
-        };
-        if is_redirect(&v) {
-            resend.push(i);
-        }
-        out.push(v);
-    }
-    if !resend.is_empty() {
-        m::REDIS_CLUSTER_RETRIES.add(resend.len() as u64);
-        CLUSTER_RETRIES_LOG.warn(format_args!(
-            "redis cluster: {} pipelined command(s) still redirected (slot moving or failover); resent",
-            resend.len()
-        ));
-        for i in resend {
-            out[i] = counted(conn.req_packed_command(cmds[i]).await)?;
-        }
+        });
     }
     Ok(out)
 }
@@ -240,9 +417,7 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
-            RedisConn::Cluster(c) => {
-                Box::pin(async move { counted(c.req_packed_command(cmd).await) })
-            }
+            RedisConn::Cluster(c) => Box::pin(send_one(c, cmd)),
         }
     }
 
@@ -261,7 +436,7 @@ impl ConnectionLike for RedisConn {
     fn get_db(&self) -> i64 {
         match self {
             RedisConn::Single(c) => c.get_db(),
-            RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Cluster(_) => 0,
         }
     }
 }
@@ -286,6 +461,53 @@ pub fn describe(err: &redis::RedisError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(text: &str) -> RedisResult<Value> {
+        match redis::parse_redis_value(format!("-{text}\r\n").as_bytes()) {
+            Ok(v) => Ok(v),
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn redirections_are_followed_and_refusals_kept() {
+        assert_eq!(
+            next_step(&server_error("ASK 3999 127.0.0.1:7002")),
+            Next::Ask("127.0.0.1".into(), 7002)
+        );
+        assert_eq!(
+            next_step(&server_error("MOVED 3999 127.0.0.1:7002")),
+            Next::Retry
+        );
+        assert_eq!(
+            next_step(&server_error(
+                "TRYAGAIN Multiple keys request during rehashing of slot"
+            )),
+            Next::Retry
+        );
+        assert_eq!(
+            next_step(&server_error("CLUSTERDOWN The cluster is down")),
+            Next::Retry
+        );
+        assert_eq!(
+            next_step(&server_error(
+                "WRONGTYPE Operation against a key holding the wrong kind of value"
+            )),
+            Next::Done
+        );
+        assert_eq!(next_step(&Ok(Value::Int(3))), Next::Done);
+        let lost: RedisResult<Value> =
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
+        assert_eq!(next_step(&lost), Next::Retry);
+        // The same redirection as an error (the client gave up) is followed the same way.
+        let given_up: RedisResult<Value> = match server_error("ASK 12 10.0.0.3:7000") {
+            Ok(Value::ServerError(e)) => Err(e.into()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next_step(&given_up), Next::Ask("10.0.0.3".into(), 7000));
+        assert!(multi_key(&redis::cmd("MGET")));
+        assert!(!multi_key(redis::cmd("APPEND").arg("metrics.a").arg("x")));
+    }
 
     #[test]
     fn targets_read_well() {

@@ -144,9 +144,13 @@ counters! {
     REDIS_WRITE_ERRORS = "skyline_horizon_redis_write_errors_total",
         "horizon.{host}.worker.redis_write_errors", "Failed Redis flushes (the batch is kept and retried).";
     REDIS_CLUSTER_RETRIES = "skyline_redis_cluster_retries_total",
-        "horizon.{host}.redis.cluster_retries", "Pipelined commands a Redis Cluster redirected (MOVED/ASK/TRYAGAIN/CLUSTERDOWN) and that were resent.";
+        "horizon.{host}.redis.cluster_retries", "Redis Cluster commands resent after a redirection (MOVED/ASK/TRYAGAIN/CLUSTERDOWN), a lost connection or a timeout.";
     REDIS_CLUSTER_ERRORS = "skyline_redis_cluster_errors_total",
-        "horizon.{host}.redis.cluster_errors", "Redis Cluster commands that failed after the client's own retries.";
+        "horizon.{host}.redis.cluster_errors", "Redis Cluster commands that failed after every retry.";
+    REDIS_CLUSTER_RECONNECTS = "skyline_redis_cluster_reconnects_total",
+        "horizon.{host}.redis.cluster_reconnects", "Redis Cluster client connections replaced because a command timed out.";
+    REDIS_WAIT_SHORT = "skyline_horizon_redis_wait_short_total",
+        "horizon.{host}.worker.redis_wait_short", "Flushes fewer replicas than [redis] wait_replicas acknowledged in time (kept and retried).";
     CLUSTER_HEARTBEAT_ERRORS = "skyline_cluster_heartbeat_errors_total",
         "horizon.{host}.cluster.heartbeat_errors", "Failed cluster heartbeats (retried at the next tick).";
     CLUSTER_CLAIMS_LOST = "skyline_cluster_anomaly_claims_lost_total",

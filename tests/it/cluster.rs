@@ -8,6 +8,11 @@
 //! metrics give exactly 10 Panorama rows and 10 alerts; after a SIGKILL of one daemon, the
 //! first run of the other that starts once the dead node's key has expired is assigned 100 %,
 //! and an anomaly fed after the kill is recorded once.
+//!
+//! Two more tests feed 200 metrics into an in-process daemon while the cluster changes under
+//! it, and find every datapoint (distinct timestamps) in Redis afterwards: a slot migration
+//! (`redis-cli --cluster reshard`) and a master failover (SIGKILL of a master of a 3+3
+//! cluster, `[redis] wait_replicas = 1`).
 
 use std::io::Write as _;
 use std::net::TcpStream;
@@ -18,6 +23,7 @@ use std::time::Duration;
 use skyline::model::msgpack::encode_point;
 use skyline::model::{Number, Point};
 use skyline::store::redis_conn::{self, Target};
+use skyline::testkit::TestCluster;
 
 use crate::support::server_db::ServerDb;
 use crate::support::sinks::HttpSink;
@@ -35,77 +41,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One cluster-enabled redis-server, killed on drop.
-struct ClusterNode {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for ClusterNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_cluster(dir: &Path) -> Vec<ClusterNode> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let d = dir.join(format!("redis-{port}"));
-        std::fs::create_dir_all(&d).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&d)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        nodes.push(ClusterNode { child, port });
-    }
-    for n in &nodes {
-        let up = (0..500).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            TcpStream::connect(("127.0.0.1", n.port)).is_ok()
-        });
-        assert!(up, "redis-server on {} did not start", n.port);
-    }
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let out = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli (redis-tools)");
-    assert!(
-        out.status.success(),
-        "redis-cli --cluster create: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for n in &nodes {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}", n.port))
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let ok = (0..500).any(|_| {
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
-            if info.contains("cluster_state:ok") {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            false
-        });
-        assert!(ok, "the cluster did not reach cluster_state:ok");
-    }
-    nodes
+fn start_cluster(_dir: &Path) -> TestCluster {
+    TestCluster::start(3, 0).expect("a 3-master Redis Cluster (redis-server, redis-cli)")
 }
 
 /// A `skyline run` daemon, SIGKILLed on drop.
@@ -319,11 +256,8 @@ fn alerted(hook: &HttpSink) -> Vec<String> {
 #[actix_rt::test]
 async fn two_daemons_share_a_redis_cluster_and_one_database() {
     let dir = TempDir::new("cluster");
-    let nodes = start_cluster(&dir.0);
-    let seeds: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("redis://127.0.0.1:{}", n.port))
-        .collect();
+    let cluster = start_cluster(&dir.0);
+    let seeds = cluster.urls();
     let server_db = ServerDb::create("SKYLINE_TEST_POSTGRES_URL", "cluster");
     let db_url = match &server_db {
         Some(db) => db.url.clone(),
@@ -521,27 +455,12 @@ fn node_id_of(port: u16) -> String {
     redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
 }
 
-/// A slot migration (`redis-cli --cluster reshard`, a third of the slots moving between two
-/// masters) while 200 metrics are fed: every datapoint written before, during and after it is
-/// in Redis afterwards (MOVED/ASK/TRYAGAIN answers are followed, never dropped).
-///
-/// Ignored by default (run it with `cargo test --release --test it cluster:: -- --ignored`):
-/// it passed in four runs on the development machine but failed in a clean-clone CI run, where
-/// the metric actors' flushes timed out during the migration and most points were still
-/// missing when it checked (issue 16 keeps it open).
-#[actix_rt::test]
-#[ignore = "flaky: flushes time out during the slot migration in a clean CI run (issue 16)"]
-async fn a_slot_migration_during_ingest_loses_no_datapoint() {
-    let _ = skyline::telemetry::init("warn", "");
-    let dir = TempDir::new("cluster-reshard");
-    let nodes = start_cluster(&dir.0);
-    let seeds: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("redis://127.0.0.1:{}", n.port))
-        .collect();
+/// An in-process daemon with only the listeners and metric actors, on `seeds`.
+async fn ingest_only(dir: &Path, seeds: Vec<String>, wait_replicas: u32) -> skyline::app::Running {
     let mut cfg = skyline::config::Config::default();
-    cfg.data.dir = dir.0.join("data");
-    cfg.redis.cluster_urls = seeds.clone();
+    cfg.data.dir = dir.join("data");
+    cfg.redis.cluster_urls = seeds;
+    cfg.redis.wait_replicas = wait_replicas;
     cfg.cluster.node_id = "solo".into();
     cfg.horizon.pickle_bind = String::new();
     cfg.horizon.udp_bind = String::new();
@@ -553,25 +472,90 @@ async fn a_slot_migration_during_ingest_loses_no_datapoint() {
     cfg.analyzer.enabled = false;
     cfg.panorama.enabled = false;
     cfg.thunder.enabled = false;
-    let running = skyline::app::start(&cfg).await.unwrap();
-    let addr = running.plaintext_addr.unwrap();
+    skyline::app::start(&cfg).await.unwrap()
+}
 
-    const METRICS: usize = 200;
-    const POINTS: i64 = 60;
-    let t0 = now() - 300;
-    let feeder = std::thread::spawn(move || {
+/// Feeds `metrics` × `points` datapoints (one point per metric every 40 ms, timestamps one
+/// second apart) on one plaintext connection, in a thread.
+fn feed_in_background(
+    addr: std::net::SocketAddr,
+    prefix: &'static str,
+    metrics: usize,
+    points: i64,
+    t0: i64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        for k in 0..POINTS {
+        for k in 0..points {
             let mut lines = String::new();
-            for m in 0..METRICS {
-                lines.push_str(&format!("cl.mig.m{m:03} {k} {}\n", t0 + k));
+            for m in 0..metrics {
+                lines.push_str(&format!("{prefix}.m{m:03} {k} {}\n", t0 + k));
             }
             s.write_all(lines.as_bytes()).unwrap();
             std::thread::sleep(Duration::from_millis(40));
         }
-    });
+    })
+}
+
+/// Waits (up to 60 s; a failed flush is held and retried by its metric actor) until every
+/// fed metric has all its timestamps in Redis; returns the metrics still short as (metric,
+/// distinct timestamps, points stored). Counts distinct timestamps: a flush that failed after
+/// some of its APPENDs landed is re-sent whole (at-least-once; Roomba drops the duplicates).
+async fn short_metrics(
+    conn: &mut redis_conn::RedisConn,
+    prefix: &str,
+    metrics: usize,
+    points: i64,
+) -> Vec<(usize, usize, usize)> {
+    let mut short = Vec::new();
+    for _ in 0..300 {
+        short.clear();
+        for m in 0..metrics {
+            let raw: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(format!("metrics.{prefix}.m{m:03}"))
+                .query_async(conn)
+                .await
+                .unwrap();
+            let series = raw
+                .map(|r| skyline::model::msgpack::decode_series(&r).unwrap())
+                .unwrap_or_default();
+            let mut ts: Vec<i64> = series.iter().map(|p| p.timestamp.as_f64() as i64).collect();
+            let stored = ts.len();
+            ts.sort_unstable();
+            ts.dedup();
+            if ts.len() != points as usize {
+                short.push((m, ts.len(), stored));
+            }
+        }
+        if short.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    short
+}
+
+/// A slot migration (`redis-cli --cluster reshard`, a third of the slots moving between two
+/// masters) while 200 metrics are fed: every datapoint written before, during and after it is
+/// in Redis afterwards (MOVED/ASK/TRYAGAIN answers are followed, never dropped; an ASK the
+/// redis crate could not follow on its shared connection is resent as ASKING + the command
+/// in one write).
+#[actix_rt::test]
+async fn a_slot_migration_during_ingest_loses_no_datapoint() {
+    let _ = skyline::telemetry::init("warn", "");
+    let dir = TempDir::new("cluster-reshard");
+    let cluster = start_cluster(&dir.0);
+    let seeds = cluster.urls();
+    let running = ingest_only(&dir.0, seeds.clone(), 0).await;
+    let addr = running.plaintext_addr.unwrap();
+
+    const METRICS: usize = 200;
+    const POINTS: i64 = 60;
+    let retries_before = skyline::telemetry::metrics::REDIS_CLUSTER_RETRIES.get();
+    let feeder = feed_in_background(addr, "cl.mig", METRICS, POINTS, now() - 300);
     // The reshard runs while the feeder writes (~2.4 s of datapoints).
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let nodes = &cluster.nodes;
     let (from, to) = (node_id_of(nodes[0].port), node_id_of(nodes[1].port));
     let reshard = Command::new("redis-cli")
         .args([
@@ -589,32 +573,11 @@ async fn a_slot_migration_during_ingest_loses_no_datapoint() {
     feeder.join().unwrap();
 
     let mut conn = redis_conn::connect(Target::Cluster(seeds), Duration::from_secs(10)).unwrap();
-    // A flush that failed meanwhile is held and retried by its metric actor: wait for it.
-    let mut missing = Vec::new();
-    for _ in 0..600 {
-        missing.clear();
-        for m in 0..METRICS {
-            let raw: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(format!("metrics.cl.mig.m{m:03}"))
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let n = raw
-                .map(|r| skyline::model::msgpack::decode_series(&r).unwrap().len())
-                .unwrap_or(0);
-            if n != POINTS as usize {
-                missing.push((m, n));
-            }
-        }
-        if missing.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let short = short_metrics(&mut conn, "cl.mig", METRICS, POINTS).await;
     assert!(
-        missing.is_empty(),
-        "metrics short of points: {missing:?}; retries {} errors {}; log: {:?}",
-        skyline::telemetry::metrics::REDIS_CLUSTER_RETRIES.get(),
+        short.is_empty(),
+        "metrics short of points (metric, distinct, stored): {short:?}; retries {} errors {}; log: {:?}",
+        skyline::telemetry::metrics::REDIS_CLUSTER_RETRIES.get() - retries_before,
         skyline::telemetry::metrics::REDIS_CLUSTER_ERRORS.get(),
         skyline::telemetry::recent_errors(50)
     );
@@ -624,5 +587,105 @@ async fn a_slot_migration_during_ingest_loses_no_datapoint() {
         .await
         .unwrap();
     assert_eq!(members.len(), METRICS);
+    running.shutdown().await;
+}
+
+/// `CLUSTER INFO` of the node on `port` says `cluster_state:ok`.
+fn cluster_state_ok(port: u16) -> bool {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+        .is_ok_and(|info| info.contains("cluster_state:ok"))
+}
+
+/// A master failover during ingest: a 3-master cluster with one replica each; a master is
+/// SIGKILLed while 200 metrics are fed; its replica takes over (`cluster-node-timeout` 2 s,
+/// or `CLUSTER FAILOVER TAKEOVER` if it has not after 8 s) and the killed node comes back as
+/// its replica. With `[redis] wait_replicas = 1` a flush counts as written only once a replica
+/// of every master has it, so no acknowledged datapoint can die with the master: every point
+/// is in Redis afterwards, and the retried writes were counted.
+#[actix_rt::test]
+async fn a_master_failover_during_ingest_loses_no_acknowledged_datapoint() {
+    let _ = skyline::telemetry::init("warn", "");
+    let mut cluster = TestCluster::start(3, 1).expect("a 3+3 Redis Cluster");
+    let dir = TempDir::new("cluster-failover");
+    let seeds = cluster.urls();
+    let running = ingest_only(&dir.0, seeds.clone(), 1).await;
+    let addr = running.plaintext_addr.unwrap();
+
+    const METRICS: usize = 200;
+    const POINTS: i64 = 100;
+    // Failed flushes (retried by the metric actors) and resent commands (retried inside
+    // the connection) together: which of the two absorbs the failover depends on timing.
+    let retried = || {
+        skyline::telemetry::metrics::REDIS_WRITE_ERRORS.get()
+            + skyline::telemetry::metrics::REDIS_CLUSTER_RETRIES.get()
+    };
+    let retried_before = retried();
+    let feeder = feed_in_background(addr, "cl.fail", METRICS, POINTS, now() - 300);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let victim_port = cluster.master_ports()[0];
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| n.port == victim_port)
+        .unwrap();
+    cluster.nodes[victim].kill();
+    // Its replica: the live node whose master_port is the victim's.
+    let replica = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.alive())
+        .map(|n| n.port)
+        .find(|&p| {
+            TestCluster::info_of(p, "replication").contains(&format!("master_port:{victim_port}"))
+        });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut took_over = false;
+    loop {
+        let ok = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.alive())
+            .all(|n| cluster_state_ok(n.port))
+            && replica
+                .is_some_and(|p| TestCluster::info_of(p, "replication").contains("role:master"));
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failover within 30 s"
+        );
+        if !took_over && std::time::Instant::now() + Duration::from_secs(22) > deadline {
+            if let Some(p) = replica {
+                let mut c = redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                let _: redis::RedisResult<()> = redis::cmd("CLUSTER")
+                    .arg("FAILOVER")
+                    .arg("TAKEOVER")
+                    .query(&mut c);
+            }
+            took_over = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old master rejoins as the new master's replica, so WAIT 1 can succeed again there.
+    cluster.nodes[victim].restart().unwrap();
+    feeder.join().unwrap();
+
+    let mut conn = redis_conn::connect(Target::Cluster(seeds), Duration::from_secs(10)).unwrap();
+    let short = short_metrics(&mut conn, "cl.fail", METRICS, POINTS).await;
+    assert!(
+        short.is_empty(),
+        "metrics short of points (metric, distinct, stored): {short:?}; log: {:?}",
+        skyline::telemetry::recent_errors(50)
+    );
+    assert!(
+        retried() > retried_before,
+        "the writes that met the dead master were counted and retried"
+    );
     running.shutdown().await;
 }
