@@ -157,7 +157,20 @@ fn cluster_info(port: u16) -> Option<String> {
 impl TestCluster {
     /// Starts the servers, creates the cluster and waits until every node says
     /// `cluster_state:ok` (and, with replicas, every replica is attached to its master).
+    /// Tried up to three times on fresh ports: a free port can be taken by a parallel test
+    /// between `free_port` and redis-server binding it (or its cluster bus port, +10,000).
     pub fn start(masters: usize, replicas: usize) -> std::io::Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start(masters, replicas) {
+                Ok(cluster) => return Ok(cluster),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no attempt made")))
+    }
+
+    fn try_start(masters: usize, replicas: usize) -> std::io::Result<Self> {
         let n = masters * (1 + replicas);
         let base = std::env::temp_dir().join(format!(
             "skyline-cluster-{}-{}",
@@ -181,8 +194,23 @@ impl TestCluster {
             });
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        for node in &cluster.nodes {
-            while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+        for node in &mut cluster.nodes {
+            // A node whose port (or bus port) was taken exits: don't mistake whatever holds
+            // the port for it.
+            loop {
+                if let Some(child) = node.child.as_mut() {
+                    if child.try_wait()?.is_some() {
+                        return Err(std::io::Error::other(format!(
+                            "redis-server on {} exited at start (port taken?)",
+                            node.port
+                        )));
+                    }
+                }
+                let fresh = cluster_info(node.port)
+                    .is_some_and(|info| info.lines().any(|l| l.trim() == "cluster_known_nodes:1"));
+                if fresh {
+                    break;
+                }
                 if Instant::now() > deadline {
                     return Err(std::io::Error::other(format!(
                         "redis-server on {} did not start within 10 s",
