@@ -746,12 +746,8 @@ fn bench_mirage(secs: f64, ingest_points: usize) -> ExitCode {
 }
 
 fn bench_ingest(spec: skyline::bench::IngestSpec) -> ExitCode {
-    let mut err_out = std::io::stderr();
-    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
-        &mut err_out
-    } else {
-        &mut std::io::sink()
-    };
+    let mut progress = progress_sink();
+    let progress: &mut dyn Write = progress.as_mut();
     match skyline::bench::ingest_spec(&spec, &|_| {}, progress) {
         Ok(r) => {
             println!(
@@ -806,12 +802,8 @@ fn side_by_side(what: &str, unit: &str, a: f64, b: f64) {
 }
 
 fn bench_ingest_cluster(spec: skyline::bench::IngestSpec, masters: usize) -> ExitCode {
-    let mut err_out = std::io::stderr();
-    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
-        &mut err_out
-    } else {
-        &mut std::io::sink()
-    };
+    let mut progress = progress_sink();
+    let progress: &mut dyn Write = progress.as_mut();
     match skyline::bench::ingest_cluster(&spec, masters, progress) {
         Ok((one, many)) => {
             println!(
@@ -866,12 +858,8 @@ fn bench_analyze_cluster(
     workers: usize,
     masters: usize,
 ) -> ExitCode {
-    let mut err_out = std::io::stderr();
-    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
-        &mut err_out
-    } else {
-        &mut std::io::sink()
-    };
+    let mut progress = progress_sink();
+    let progress: &mut dyn Write = progress.as_mut();
     match skyline::bench::analyze_cluster(metrics, cycles, workers, masters, progress) {
         Ok((one, many)) => {
             println!("one redis-server:\n{one}");
@@ -938,12 +926,8 @@ fn bench_ingest_stream(
     connections: usize,
     history: usize,
 ) -> ExitCode {
-    let mut err_out = std::io::stderr();
-    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
-        &mut err_out
-    } else {
-        &mut std::io::sink()
-    };
+    let mut progress = progress_sink();
+    let progress: &mut dyn Write = progress.as_mut();
     match skyline::bench::ingest_stream(points, metrics, connections, history, progress) {
         Ok(r) => {
             println!(
@@ -1348,12 +1332,8 @@ fn nab(
 }
 
 fn bench_analyze(metrics: usize, cycles: usize, workers: usize, stream: bool) -> ExitCode {
-    let mut err_out = std::io::stderr();
-    let progress: &mut dyn Write = if std::io::stderr().is_terminal() {
-        &mut err_out
-    } else {
-        &mut std::io::sink()
-    };
+    let mut progress = progress_sink();
+    let progress: &mut dyn Write = progress.as_mut();
     match skyline::bench::analyze_with(metrics, cycles, workers, stream, progress) {
         Ok(r) => {
             println!("{r}");
@@ -1363,5 +1343,15 @@ fn bench_analyze(metrics: usize, cycles: usize, workers: usize, stream: bool) ->
             eprintln!("skyline bench analyze: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where a bench prints its progress: stderr when it is a terminal, nowhere otherwise (so
+/// logs and pipes get only the figures).
+fn progress_sink() -> Box<dyn Write> {
+    if std::io::stderr().is_terminal() {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::sink())
     }
 }
