@@ -469,7 +469,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             None => analyzer,
         };
         let analyzer = match &node_id {
-            Some(id) => analyzer.with_cluster(crate::analyze::ClusterRole {
+            Some(id) => analyzer.with_cluster(crate::store::cluster::ClusterRole {
                 node_id: id.clone(),
                 expiry_secs: config.panorama.expiry_secs,
             }),
@@ -500,7 +500,15 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
             panorama.iter().map(|p| p.clone().recipient()).collect();
         let conn = redis_conn::connect(&redis_target, timeout)?;
         let alert_to = vec![alerts.clone().recipient()];
-        Boundary::new(conn, setup, recipients, alert_to).start();
+        let boundary = Boundary::new(conn, setup, recipients, alert_to);
+        match &node_id {
+            Some(id) => boundary.with_cluster(crate::store::cluster::ClusterRole {
+                node_id: id.clone(),
+                expiry_secs: config.panorama.expiry_secs,
+            }),
+            None => boundary,
+        }
+        .start();
     }
 
     // Listeners; their connections run on the worker arbiters.

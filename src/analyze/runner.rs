@@ -37,6 +37,7 @@ use crate::alert::AlertAnomaly;
 use crate::model::Anomaly;
 use crate::panorama::{KeepTrainingData, RecordAnomaly};
 use crate::store::cluster::Assignment;
+pub use crate::store::cluster::ClusterRole;
 use crate::telemetry::metrics as m;
 
 /// Redis key holding the current anomalies as JSON (our own key; rewritten every run).
@@ -206,15 +207,6 @@ pub struct Analyzer {
     training: Option<Training>,
     ionosphere: Option<super::to_ionosphere::IonosphereHandoff>,
     cluster: Option<ClusterRole>,
-}
-
-/// This Analyzer's part in a cluster of daemons on one Redis Cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterRole {
-    /// This node's id (`[cluster] node_id`).
-    pub node_id: String,
-    /// Panorama's de-duplication window (`[panorama] expiry_secs`), for the claim keys.
-    pub expiry_secs: i64,
 }
 
 /// Where the Analyzer sends each recorded anomaly's series (Panorama's `KeepTrainingData`).
@@ -403,24 +395,12 @@ fn record(r: &RunReport, every: Duration) {
     info!("anomaly breakdown  :: {:?}", r.anomaly_breakdown);
 }
 
-/// Keeps only the anomalies this node claims (`SET panorama.last_check.<app>.<metric> NX EX`,
-/// the window Panorama's de-duplication uses): another node that saw the same anomaly in a
-/// run where the live set was changing has recorded and alerted it already.
+/// Keeps only the anomalies this node claims (`store::cluster::claim_anomalies`).
 async fn claim(conn: &mut RedisConn, role: &ClusterRole, r: &mut RunReport) -> Result<(), String> {
-    let mut kept = Vec::with_capacity(r.anomalies.len());
-    for a in std::mem::take(&mut r.anomalies) {
-        let ttl = role.expiry_secs - (r.timestamp - a.timestamp);
-        let ttl = if ttl < 1 { 60 } else { ttl as u64 };
-        let won = crate::store::cluster::claim_anomaly(conn, &a.app, &a.metric, &role.node_id, ttl)
-            .await
-            .map_err(|err| format!("claiming the anomaly of {}: {err}", a.metric))?;
-        if won {
-            kept.push(a);
-        } else {
-            m::CLUSTER_CLAIMS_LOST.inc();
-        }
-    }
-    r.anomalies = kept;
+    let all = std::mem::take(&mut r.anomalies);
+    r.anomalies = crate::store::cluster::claim_anomalies(conn, role, r.timestamp, all)
+        .await
+        .map_err(|err| format!("claiming this run's anomalies: {err}"))?;
     Ok(())
 }
 
@@ -441,41 +421,25 @@ async fn publish_node(
         "run_time": r.run_time,
     });
     let keep = (every.as_secs() * 3).max(60);
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg(node_current_key(&role.node_id))
-        .arg(&own)
-        .arg("EX")
-        .arg(keep)
-        .ignore()
-        .cmd("SET")
+    let _: () = redis::cmd("SET")
         .arg(run_key(&role.node_id))
         .arg(run.to_string())
         .arg("EX")
         .arg(86_400)
-        .ignore()
         .query_async(conn)
         .await
-        .map_err(|err| format!("writing this node's run outputs: {err}"))?;
-    let keys: Vec<String> = a.live.iter().map(|n| node_current_key(n)).collect();
-    let lists: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&keys)
-        .query_async(conn)
-        .await
-        .map_err(|err| format!("reading the nodes' current anomalies: {err}"))?;
-    let mut merged: Vec<serde_json::Value> = Vec::new();
-    for text in lists.into_iter().flatten() {
-        if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text) {
-            merged.extend(items);
-        }
-    }
-    let _: () = redis::cmd("SET")
-        .arg(CURRENT_ANOMALIES_KEY)
-        .arg(serde_json::Value::Array(merged).to_string())
-        .query_async(conn)
-        .await
-        .map_err(|err| format!("writing the merged current anomalies: {err}"))?;
-    Ok(())
+        .map_err(|err| format!("writing this node's run: {err}"))?;
+    crate::store::cluster::publish_merged(
+        conn,
+        &a.live,
+        node_current_key,
+        &node_current_key(&role.node_id),
+        &own,
+        keep,
+        CURRENT_ANOMALIES_KEY,
+    )
+    .await
+    .map_err(|err| format!("writing the nodes' current anomalies: {err}"))
 }
 
 /// Writes the run's outputs for the webapp (Redis keys, optional JSONP dump).

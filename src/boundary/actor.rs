@@ -16,6 +16,7 @@ use super::rules::RuleBook;
 use crate::alert::{AlertRoute, AlertRouted};
 use crate::model::{msgpack, Anomaly, FULL_NAMESPACE, UNIQUE_METRICS};
 use crate::panorama::RecordAnomaly;
+use crate::store::cluster::{self, ClusterRole};
 use crate::telemetry::metrics as m;
 
 /// Boundary's heartbeat key (string, TTL 120 s, epoch seconds), as Skyline's.
@@ -68,6 +69,22 @@ pub async fn run_cycle(
     conn: &mut RedisConn,
     s: &CycleSettings,
 ) -> Result<RunReport, BoundaryError> {
+    run_cycle_in(conn, s, None).await
+}
+
+/// [`run_cycle`] as one node of a cluster when `cluster` is given (docs/cluster.md): the
+/// rules are resolved over every metric (so `max_metrics_per_rule` caps the same on every
+/// node), then only the metrics the rendezvous assignment gives this node are checked; each
+/// anomaly is claimed cluster-wide (`panorama.last_check.boundary.<metric>`, `SET NX EX`)
+/// and kept only when this node holds the claim; this node's list goes to
+/// `boundary.current_anomalies.<node>` and `boundary.current_anomalies` is rewritten as the
+/// merge of the live nodes' lists (each node's list lives three `run_every`, at least 60 s).
+pub async fn run_cycle_in(
+    conn: &mut RedisConn,
+    s: &CycleSettings,
+    cluster: Option<(&ClusterRole, Duration)>,
+) -> Result<RunReport, BoundaryError> {
+    let role = cluster.map(|c| c.0);
     let started = Instant::now();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -82,6 +99,14 @@ pub async fn run_cycle(
         .query_async(conn)
         .await
         .map_err(BoundaryError::redis("SET boundary"))?;
+    let assignment = match role {
+        Some(role) => Some(
+            cluster::assignment(conn, &role.node_id)
+                .await
+                .map_err(BoundaryError::redis("reading the cluster's live nodes"))?,
+        ),
+        None => None,
+    };
     let mut keys: Vec<String> = redis::cmd("SMEMBERS")
         .arg(UNIQUE_METRICS)
         .query_async(conn)
@@ -92,12 +117,19 @@ pub async fn run_cycle(
         .iter()
         .map(|k| k.strip_prefix(FULL_NAMESPACE).unwrap_or(k))
         .collect();
-    let resolution = s.book.resolve(&names);
+    let mut resolution = s.book.resolve(&names);
+    let mut metrics_assigned = None;
+    if let Some(a) = &assignment {
+        let mine: Vec<bool> = keys.iter().map(|k| a.is_mine(k)).collect();
+        resolution.checks.retain(|c| mine[c.metric]);
+        metrics_assigned = Some(mine.iter().filter(|&&m| m).count());
+    }
     let rules = s.book.rules();
     let mut report = RunReport {
         timestamp: now_i,
         total_metrics: keys.len(),
         total_checks: resolution.checks.len(),
+        metrics_assigned,
         excluded: resolution.excluded,
         capped_rules: resolution
             .capped
@@ -250,13 +282,52 @@ pub async fn run_cycle(
         a.triggered_algorithms.push(r.rule.algorithm.clone());
     }
     report.anomalies = per_metric.into_values().collect();
+    if let Some(role) = role {
+        let all = std::mem::take(&mut report.anomalies);
+        report.anomalies = cluster::claim_anomalies(conn, role, now_i, all)
+            .await
+            .map_err(BoundaryError::redis("claiming this run's anomalies"))?;
+    }
     report.run_time = started.elapsed().as_secs_f64();
-    publish(conn, &report).await?;
+    publish(conn, &report, assignment.is_none()).await?;
+    if let (Some((role, every)), Some(a)) = (cluster, &assignment) {
+        let keep = (every.as_secs() * 3).max(60);
+        publish_node(conn, role, a, &report, keep).await?;
+    }
     Ok(report)
 }
 
-/// Writes `boundary.current_anomalies` and `boundary.run_stats`.
-async fn publish(conn: &mut RedisConn, r: &RunReport) -> Result<(), BoundaryError> {
+/// `boundary.current_anomalies.<node>`: a cluster node's own current Boundary anomalies.
+pub fn node_current_key(id: &str) -> String {
+    format!("{CURRENT_ANOMALIES_KEY}.{id}")
+}
+
+/// Cluster mode: this node's own list, and `boundary.current_anomalies` as the merge of the
+/// live nodes' lists (written after [`publish`], which wrote this node's alone).
+async fn publish_node(
+    conn: &mut RedisConn,
+    role: &ClusterRole,
+    a: &cluster::Assignment,
+    r: &RunReport,
+    keep_secs: u64,
+) -> Result<(), BoundaryError> {
+    let own = crate::model::current_anomalies_json(&r.anomalies)?;
+    cluster::publish_merged(
+        conn,
+        &a.live,
+        node_current_key,
+        &node_current_key(&role.node_id),
+        &own,
+        keep_secs,
+        CURRENT_ANOMALIES_KEY,
+    )
+    .await
+    .map_err(BoundaryError::redis("writing the nodes' current anomalies"))
+}
+
+/// Writes `boundary.run_stats` and, when `current` (one Redis; a cluster node writes the
+/// merge in [`publish_node`]), `boundary.current_anomalies`.
+async fn publish(conn: &mut RedisConn, r: &RunReport, current: bool) -> Result<(), BoundaryError> {
     let json = crate::model::current_anomalies_json(&r.anomalies)?;
     let mut stats = serde_json::to_value(r)?;
     if let Some(o) = stats.as_object_mut() {
@@ -265,11 +336,14 @@ async fn publish(conn: &mut RedisConn, r: &RunReport) -> Result<(), BoundaryErro
         o.insert("total_anomalies".into(), r.anomalies.len().into());
         o.insert("total_detections".into(), r.detections.len().into());
     }
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg(CURRENT_ANOMALIES_KEY)
-        .arg(&json)
-        .ignore()
+    let mut pipe = redis::pipe();
+    if current {
+        pipe.cmd("SET")
+            .arg(CURRENT_ANOMALIES_KEY)
+            .arg(&json)
+            .ignore();
+    }
+    let _: () = pipe
         .cmd("SET")
         .arg(RUN_STATS_KEY)
         .arg(stats.to_string())
@@ -328,6 +402,7 @@ pub struct Boundary {
     panorama: Vec<Recipient<RecordAnomaly>>,
     alerts: Vec<Recipient<AlertRouted>>,
     running: bool,
+    cluster: Option<ClusterRole>,
 }
 
 impl Boundary {
@@ -344,7 +419,15 @@ impl Boundary {
             panorama,
             alerts,
             running: false,
+            cluster: None,
         }
+    }
+
+    /// Works as one node of a cluster: checks only its assigned metrics and claims each
+    /// anomaly cluster-wide ([`run_cycle_in`], docs/cluster.md).
+    pub fn with_cluster(mut self, role: ClusterRole) -> Self {
+        self.cluster = Some(role);
+        self
     }
 
     fn run(&mut self) -> ResponseActFuture<Self, Result<RunReport, BoundaryError>> {
@@ -354,7 +437,9 @@ impl Boundary {
         self.running = true;
         let mut conn = self.conn.clone();
         let cycle = self.setup.cycle.clone();
-        let fut = async move { run_cycle(&mut conn, &cycle).await };
+        let (role, every) = (self.cluster.clone(), self.setup.run_every);
+        let fut =
+            async move { run_cycle_in(&mut conn, &cycle, role.as_ref().map(|r| (r, every))).await };
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             act.running = false;
             match &res {

@@ -49,6 +49,10 @@ pub struct RunReport {
     pub boundary_metrics: usize,
     /// (metric, rule) checks run.
     pub total_checks: usize,
+    /// Cluster mode: the members of `metrics.unique_metrics` assigned to this node (None on
+    /// one Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_assigned: Option<usize>,
     /// Exception name → count (every name present).
     pub exception_stats: Vec<(String, usize)>,
     /// Checks dropped by a rule's `excludes`.

@@ -20,6 +20,14 @@
 //!   `analyzer.current_anomalies`, rewritten every run), `boundary.run_stats` (JSON). The
 //!   alert actor writes `last_alert.boundary.<alerter>.<name>.<algorithm>` (TTL = the rule's
 //!   `expiration_secs`, `SET NX`) before queueing an alert.
+//! * **Cluster mode** ([`Boundary::with_cluster`], docs/cluster.md): the rules are resolved
+//!   over every metric, then a node checks only the metrics the rendezvous assignment
+//!   (`store::cluster`) gives it, the Analyzer's assignment; each anomaly is claimed with
+//!   `SET panorama.last_check.boundary.<name> <node> NX EX` before it goes to Panorama and
+//!   the alerters; the node writes `boundary.current_anomalies.<node>` (TTL 3 runs) and
+//!   `boundary.current_anomalies` as the merge of the live nodes' lists; `boundary.run_stats`
+//!   is the last node's run (with its `metrics_assigned`). The `anomaly_seen.*` counters are
+//!   in Redis, so a metric that moves to another node keeps its count.
 //! * **Backpressure**: one run at a time (a tick during a run is skipped and counted); at most
 //!   one Panorama message per anomalous metric and one alert message per (metric, algorithm)
 //!   per run, `do_send` to actors whose handlers never wait on I/O. A Redis failure ends the
@@ -33,8 +41,8 @@ pub mod messages;
 pub mod rules;
 
 pub use actor::{
-    alerts_of, anomaly_seen_key, last_alert_key, run_cycle, Boundary, BoundarySetup, CycleSettings,
-    CURRENT_ANOMALIES_KEY, HEARTBEAT_KEY, RUN_STATS_KEY,
+    alerts_of, anomaly_seen_key, last_alert_key, node_current_key, run_cycle, run_cycle_in,
+    Boundary, BoundarySetup, CycleSettings, CURRENT_ANOMALIES_KEY, HEARTBEAT_KEY, RUN_STATS_KEY,
 };
 pub use config::{BoundaryRule, BoundarySettings};
 pub use error::BoundaryError;

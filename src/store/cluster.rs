@@ -30,6 +30,7 @@ use actix::prelude::*;
 use log::info;
 
 use super::redis_conn::{describe, RedisConn};
+use crate::model::Anomaly;
 use crate::telemetry::metrics as m;
 use crate::telemetry::ratelimit::LogLimiter;
 
@@ -176,6 +177,77 @@ pub async fn claim_anomaly(
         .query_async(conn)
         .await?;
     Ok(holder.as_deref() == Some(me))
+}
+
+/// A stage's part in a cluster of daemons (the Analyzer's and Boundary's): this node's id and
+/// the window of the claim keys.
+#[derive(Debug, Clone)]
+pub struct ClusterRole {
+    /// This node's id (`[cluster] node_id`).
+    pub node_id: String,
+    /// Panorama's de-duplication window (`[panorama] expiry_secs`), the claim keys' TTL.
+    pub expiry_secs: i64,
+}
+
+/// Keeps only the anomalies this node claims ([`claim_anomaly`], with the TTL Panorama's
+/// de-duplication window leaves at `now`): another node that saw the same anomaly in a run
+/// where the live set was changing has recorded and alerted it already. Lost claims are
+/// counted in `skyline_cluster_anomaly_claims_lost_total`.
+pub async fn claim_anomalies(
+    conn: &mut RedisConn,
+    role: &ClusterRole,
+    now: i64,
+    anomalies: Vec<Anomaly>,
+) -> redis::RedisResult<Vec<Anomaly>> {
+    let mut kept = Vec::with_capacity(anomalies.len());
+    for a in anomalies {
+        let ttl = role.expiry_secs - (now - a.timestamp);
+        let ttl = if ttl < 1 { 60 } else { ttl as u64 };
+        if claim_anomaly(conn, &a.app, &a.metric, &role.node_id, ttl).await? {
+            kept.push(a);
+        } else {
+            m::CLUSTER_CLAIMS_LOST.inc();
+        }
+    }
+    Ok(kept)
+}
+
+/// Writes this node's own list (`own_key`, a JSON array, `EX keep_secs`), then `shared_key` as
+/// the concatenation of the lists of the `live` nodes (`node_key_of` names each node's key).
+/// A node's list that is missing or not a JSON array adds nothing.
+pub async fn publish_merged(
+    conn: &mut RedisConn,
+    live: &[String],
+    node_key_of: fn(&str) -> String,
+    own_key: &str,
+    own_json: &str,
+    keep_secs: u64,
+    shared_key: &str,
+) -> redis::RedisResult<()> {
+    let _: () = redis::cmd("SET")
+        .arg(own_key)
+        .arg(own_json)
+        .arg("EX")
+        .arg(keep_secs.max(1))
+        .query_async(conn)
+        .await?;
+    let keys: Vec<String> = live.iter().map(|n| node_key_of(n)).collect();
+    let lists: Vec<Option<String>> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        redis::cmd("MGET").arg(&keys).query_async(conn).await?
+    };
+    let mut merged: Vec<serde_json::Value> = Vec::new();
+    for text in lists.into_iter().flatten() {
+        if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text) {
+            merged.extend(items);
+        }
+    }
+    redis::cmd("SET")
+        .arg(shared_key)
+        .arg(serde_json::Value::Array(merged).to_string())
+        .query_async(conn)
+        .await
 }
 
 fn epoch() -> i64 {

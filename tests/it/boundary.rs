@@ -383,3 +383,126 @@ url = "{}"
     );
     running.shutdown().await;
 }
+
+/// Two cluster nodes' Boundary runs against one Redis (the assignment is the same on a Redis
+/// Cluster; `cluster::` runs the daemons there): each checks only its own metrics, together
+/// all; the merged `boundary.current_anomalies` holds every node's list; after one node's key
+/// expires the other checks everything but records only what it claims, so what the dead node
+/// recorded is not recorded again, and a new anomaly is recorded once.
+#[actix_rt::test]
+async fn cluster_nodes_split_the_metrics_and_record_each_anomaly_once() {
+    use skyline::boundary::{node_current_key, run_cycle_in};
+    use skyline::store::cluster::{heartbeat, node_key, ClusterRole};
+    let redis = TestRedis::start().unwrap();
+    let mut sync = redis_conn(&redis);
+    let mut conn = redis_conn::connect(redis.url(), Duration::from_secs(5)).unwrap();
+    let mut r = rule("bnd.cl.*", "greater_than");
+    r.trigger_value = 100.0;
+    r.alerters = vec!["webhook".into()];
+    let settings = BoundarySettings {
+        rules: vec![r],
+        ..Default::default()
+    };
+    let cycle = CycleSettings {
+        book: RuleBook::new(&settings.rules, 1_000).unwrap(),
+        gates: settings.gates(),
+        mget_chunk: 7,
+        host: "test".into(),
+    };
+    let names: Vec<String> = (0..60).map(|i| format!("bnd.cl.m{i:02}")).collect();
+    for n in &names {
+        put_metric(&mut sync, n, &varying_then(500.0));
+    }
+    let role = |id: &str| ClusterRole {
+        node_id: id.into(),
+        expiry_secs: 3600,
+    };
+    let (a, b) = (role("node-a"), role("node-b"));
+    let every = Duration::from_secs(60);
+    for n in [&a, &b] {
+        heartbeat(&mut conn, &n.node_id, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let ra = run_cycle_in(&mut conn, &cycle, Some((&a, every)))
+        .await
+        .unwrap();
+    let rb = run_cycle_in(&mut conn, &cycle, Some((&b, every)))
+        .await
+        .unwrap();
+    let metrics = |r: &RunReport| -> Vec<String> {
+        let mut m: Vec<String> = r.anomalies.iter().map(|x| x.metric.clone()).collect();
+        m.sort();
+        m
+    };
+    let (ma, mb) = (metrics(&ra), metrics(&rb));
+    assert!(!ma.is_empty() && !mb.is_empty(), "both work: {ma:?} {mb:?}");
+    assert_eq!(
+        ra.metrics_assigned.unwrap() + rb.metrics_assigned.unwrap(),
+        names.len(),
+        "together all of the unique set"
+    );
+    assert_eq!(
+        ra.total_checks + rb.total_checks,
+        names.len(),
+        "each checked once"
+    );
+    let mut union: Vec<String> = ma.iter().chain(&mb).cloned().collect();
+    union.sort();
+    assert_eq!(union, names, "each anomaly found by exactly one node");
+    for x in &ra.anomalies {
+        assert_eq!(
+            get(
+                &mut sync,
+                &format!("panorama.last_check.boundary.{}", x.metric)
+            )
+            .as_deref(),
+            Some("node-a"),
+            "claimed by the node that found it"
+        );
+    }
+    let merged: Vec<serde_json::Value> =
+        serde_json::from_str(&get(&mut sync, CURRENT_ANOMALIES_KEY).unwrap()).unwrap();
+    assert_eq!(
+        merged.len(),
+        names.len(),
+        "the merged list holds both nodes'"
+    );
+    let own_b: Vec<serde_json::Value> =
+        serde_json::from_str(&get(&mut sync, &node_current_key("node-b")).unwrap()).unwrap();
+    assert_eq!(own_b.len(), mb.len());
+
+    // node-b dies: node-a checks everything, records only what it holds or newly claims.
+    let _: () = redis::cmd("DEL")
+        .arg(node_key("node-b"))
+        .query(&mut sync)
+        .unwrap();
+    put_metric(&mut sync, "bnd.cl.new", &varying_then(500.0));
+    let ra2 = run_cycle_in(&mut conn, &cycle, Some((&a, every)))
+        .await
+        .unwrap();
+    assert_eq!(ra2.metrics_assigned, Some(names.len() + 1), "node-a alone");
+    assert_eq!(ra2.total_checks, names.len() + 1);
+    assert_eq!(
+        ra2.detections.len(),
+        names.len() + 1,
+        "every breach detected"
+    );
+    let mut want = ma.clone();
+    want.push("bnd.cl.new".into());
+    want.sort();
+    assert_eq!(
+        metrics(&ra2),
+        want,
+        "node-b's anomalies are not recorded again; the new one is"
+    );
+    let mut alerted: Vec<String> = skyline::boundary::alerts_of(&ra2)
+        .into_iter()
+        .map(|x| x.anomaly.metric)
+        .collect();
+    alerted.sort();
+    assert_eq!(
+        alerted, want,
+        "alerts only for the anomalies this node holds"
+    );
+}

@@ -105,6 +105,17 @@ combine = "any"
 [panorama]
 database_url = "{db_url}"
 
+[boundary]
+enabled = true
+run_every_secs = 2
+
+[[boundary.rules]]
+pattern = "cl.bnd.*"
+algorithm = "greater_than"
+trigger_value = 1000.0
+alerters = ["webhook"]
+expiration_secs = 3600
+
 [[alerts]]
 pattern = "cl.anom.*"
 alerter = "webhook"
@@ -228,15 +239,36 @@ async fn cluster_nodes(d: &Daemon) -> Vec<serde_json::Value> {
 }
 
 async fn panorama_rows(d: &Daemon) -> Vec<String> {
+    rows_of(d, "cl.anom.", "analyzer").await
+}
+
+/// Panorama rows of metrics named `prefix…` recorded by `app`.
+async fn rows_of(d: &Daemon, prefix: &str, app: &str) -> Vec<String> {
     let v = d.json("/api/anomalies?limit=1000").await;
-    v["results"]
+    let mut rows: Vec<String> = v["results"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| r["app"] == app)
         .filter_map(|r| r["metric"].as_str())
-        .filter(|m| m.starts_with("cl.anom."))
+        .filter(|m| m.starts_with(prefix))
         .map(String::from)
-        .collect()
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The Boundary alerts the webhook received, by metric.
+fn boundary_alerted(hook: &HttpSink) -> Vec<String> {
+    let mut names: Vec<String> = hook
+        .requests()
+        .iter()
+        .map(|r| r.json())
+        .filter(|j| j["app"] == "boundary")
+        .filter_map(|j| j["metric"].as_str().map(String::from))
+        .collect();
+    names.sort();
+    names
 }
 
 fn alerted(hook: &HttpSink) -> Vec<String> {
@@ -293,7 +325,11 @@ async fn two_daemons_share_a_redis_cluster_and_one_database() {
     for i in 0..10 {
         put_spiky(&mut conn, &format!("cl.anom.a{i:02}")).await;
     }
-    let total = FED + 10;
+    // Boundary: 6 metrics over its rule's threshold (their last value is 5,000).
+    for i in 0..6 {
+        put_spiky(&mut conn, &format!("cl.bnd.b{i}")).await;
+    }
+    let total = FED + 16;
     let mut stored = 0;
     for _ in 0..400 {
         let members: Vec<String> = redis::cmd("SMEMBERS")
@@ -378,6 +414,18 @@ async fn two_daemons_share_a_redis_cluster_and_one_database() {
     let want: Vec<String> = (0..10).map(|i| format!("cl.anom.a{i:02}")).collect();
     assert_eq!(rows, want, "one row per anomaly");
     assert_eq!(alerted(&hook), want, "one alert per anomaly");
+    // Boundary, sharded the same way: one row and one alert per breaching metric.
+    let want_b: Vec<String> = (0..6).map(|i| format!("cl.bnd.b{i}")).collect();
+    assert_eq!(
+        rows_of(&b, "cl.bnd.", "boundary").await,
+        want_b,
+        "one Boundary row per breach"
+    );
+    assert_eq!(
+        boundary_alerted(&hook),
+        want_b,
+        "one Boundary alert per breach"
+    );
 
     // SIGKILL node-b: node-a's first run after node-b's key expired analyses everything.
     b.child.kill().unwrap();
