@@ -629,6 +629,7 @@ fn start_mirage(
         crate::ionosphere::messages::IonosphereHandoff,
     )>,
 ) -> Result<Option<crate::analyze::waterfall::MirageHandoff>, AppError> {
+    let node_id = redis.is_cluster().then(|| config.cluster_node_id());
     let s = &config.mirage;
     let wanted = config
         .alerts
@@ -651,6 +652,7 @@ fn start_mirage(
         alert: vec![alerts.clone().recipient()],
         training: ionosphere.iter().map(|(t, _)| t.clone()).collect(),
         ionosphere: ionosphere.map(|(_, h)| h),
+        node: node_id.clone(),
     };
     let arbiter = Arbiter::new();
     crate::mirage::Mirage::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -667,7 +669,11 @@ fn start_mirage(
         let conn = redis_conn::connect(redis, timeout)?;
         let arbiter = Arbiter::new();
         crate::mirage::HistoryKeeper::start_in_arbiter(&arbiter.handle(), move |_| {
-            crate::mirage::HistoryKeeper::new(conn, ks)
+            let keeper = crate::mirage::HistoryKeeper::new(conn, ks);
+            match node_id {
+                Some(id) => keeper.with_cluster(id),
+                None => keeper,
+            }
         });
         arbiters.push(arbiter);
     }

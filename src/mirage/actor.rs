@@ -80,6 +80,13 @@ pub struct MirageSetup {
     pub training: Vec<Recipient<KeepTrainingData>>,
     /// The hand-off to the Ionosphere matcher (None: Ionosphere off).
     pub ionosphere: Option<IonosphereHandoff>,
+    /// Cluster mode: this node's id (`mirage.current_anomalies.<node>` and the merged list).
+    pub node: Option<String>,
+}
+
+/// `mirage.current_anomalies.<node>`: a cluster node's own current Mirage decisions.
+pub fn node_current_key(id: &str) -> String {
+    format!("{CURRENT_ANOMALIES_KEY}.{id}")
 }
 
 /// Where a Mirage anomaly goes besides Panorama and the alerters (Ionosphere).
@@ -448,19 +455,37 @@ pub async fn run_checks(
     (stats, current)
 }
 
+/// Writes Mirage's outputs. On a cluster (`node`), this node's list goes to
+/// `mirage.current_anomalies.<node>` (TTL [`RECENT_SECS`], what it covers) and
+/// `mirage.current_anomalies` becomes the merge of the live nodes' lists.
 async fn publish(
     conn: &mut RedisConn,
     stats: &MirageRunStats,
     current: &[CurrentEntry],
+    node: Option<&str>,
 ) -> Result<(), redis::RedisError> {
     let cur = serde_json::to_string(current).unwrap_or_else(|_| "[]".into());
     let st = serde_json::to_string(stats).unwrap_or_else(|_| "{}".into());
-    redis::pipe()
-        .cmd("SET")
-        .arg(CURRENT_ANOMALIES_KEY)
-        .arg(cur)
-        .ignore()
-        .cmd("SET")
+    let mut pipe = redis::pipe();
+    match node {
+        Some(me) => {
+            let live = crate::store::cluster::assignment(conn, me).await?.live;
+            crate::store::cluster::publish_merged(
+                conn,
+                &live,
+                node_current_key,
+                &node_current_key(me),
+                &cur,
+                RECENT_SECS as u64,
+                CURRENT_ANOMALIES_KEY,
+            )
+            .await?;
+        }
+        None => {
+            pipe.cmd("SET").arg(CURRENT_ANOMALIES_KEY).arg(cur).ignore();
+        }
+    }
+    pipe.cmd("SET")
         .arg(RUN_STATS_KEY)
         .arg(st)
         .ignore()
@@ -512,6 +537,7 @@ impl Actor for Mirage {
             alert,
             training,
             ionosphere,
+            node,
         } = setup;
         let mut onward = Onward {
             training,
@@ -539,7 +565,7 @@ impl Actor for Mirage {
                 stats.cleared = recent.cleared.iter().map(|(_, c)| c.clone()).collect();
                 let current: Vec<CurrentEntry> =
                     recent.current.iter().map(|(_, c)| c.clone()).collect();
-                if let Err(e) = publish(&mut out_conn, &stats, &current).await {
+                if let Err(e) = publish(&mut out_conn, &stats, &current, node.as_deref()).await {
                     m::MIRAGE_REDIS_ERRORS.inc();
                     publish_log.record(&format!("cannot write {RUN_STATS_KEY}: {e}"));
                 }

@@ -8,7 +8,8 @@
 //! `floor(t / res) · res`, the mean of the points in `[label, label + res)`.
 //!
 //! [`HistoryKeeper`] (its own arbiter, timer every `history_interval_secs`) is the only
-//! writer: for each Mirage metric in `metrics.unique_metrics` it reads `metrics.<metric>`
+//! writer (on a Redis Cluster, each node's keeper only for the metrics the assignment of
+//! `store::cluster` gives it): for each Mirage metric in `metrics.unique_metrics` it reads `metrics.<metric>`
 //! and the last kept pair (`GETRANGE -15 -1`), APPENDs the buckets completed since, and
 //! rewrites the key without the buckets older than `history_days` once they are an hour
 //! past due. It never touches the ingest path (the metric actors only APPEND to
@@ -171,11 +172,29 @@ pub async fn keep_round(
     cache: &mut HashMap<String, bool>,
     now: i64,
 ) -> Result<RoundReport, String> {
-    let members: Vec<String> = redis::cmd("SMEMBERS")
+    keep_round_as(conn, s, cache, now, None).await
+}
+
+/// [`keep_round`] as cluster node `node`: only over the Mirage metrics the rendezvous
+/// assignment (`store::cluster`) gives it, so no two nodes append the same buckets.
+pub async fn keep_round_as(
+    conn: &mut RedisConn,
+    s: &KeeperSettings,
+    cache: &mut HashMap<String, bool>,
+    now: i64,
+    node: Option<&str>,
+) -> Result<RoundReport, String> {
+    let mut members: Vec<String> = redis::cmd("SMEMBERS")
         .arg(UNIQUE_METRICS)
         .query_async(conn)
         .await
         .map_err(|e| format!("SMEMBERS {UNIQUE_METRICS}: {e}"))?;
+    if let Some(me) = node {
+        let a = crate::store::cluster::assignment(conn, me)
+            .await
+            .map_err(|e| format!("reading the cluster's live nodes: {e}"))?;
+        members.retain(|k| a.is_mine(k));
+    }
     if cache.len() > members.len() * 2 + 1024 {
         cache.clear();
     }
@@ -276,6 +295,7 @@ pub struct HistoryKeeper {
     cache: HashMap<String, bool>,
     running: bool,
     last_error_log: Option<Instant>,
+    node: Option<String>,
 }
 
 impl HistoryKeeper {
@@ -287,7 +307,14 @@ impl HistoryKeeper {
             cache: HashMap::new(),
             running: false,
             last_error_log: None,
+            node: None,
         }
+    }
+
+    /// Keeps only the history of the metrics the cluster assignment gives node `id`.
+    pub fn with_cluster(mut self, id: String) -> Self {
+        self.node = Some(id);
+        self
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -302,8 +329,9 @@ impl HistoryKeeper {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let node = self.node.clone();
         let fut = async move {
-            let r = keep_round(&mut conn, &settings, &mut cache, now).await;
+            let r = keep_round_as(&mut conn, &settings, &mut cache, now, node.as_deref()).await;
             (r, cache)
         };
         ctx.spawn(fut.into_actor(self).map(|(r, cache), act, _| {

@@ -17,6 +17,11 @@
 //!   `mirage.current_anomalies`, `mirage.run_stats`, `mirage` (heartbeat), SREM on
 //!   `analyzer.waterfall_alerts.sent_to_mirage`. Alerts go out with Mirage's own
 //!   `mirage.last_alert.<alerter>.<m>` keys (set by the alert actor).
+//! * **Cluster mode** (docs/cluster.md): checks come only from this node's Analyzer (which
+//!   claimed the anomalies first); the history keeper keeps only this node's metrics; this
+//!   node's decisions go to `mirage.current_anomalies.<node>` (TTL 120 s) and
+//!   `mirage.current_anomalies` is the merge of the live nodes' lists; `mirage.run_stats` is
+//!   the last node's.
 //! * **Outbound**: `panorama::RecordAnomaly` (app `mirage`) and `alert::AlertAnomaly`,
 //!   `do_send`, one per anomalous check; with Ionosphere on, `panorama::KeepTrainingData`
 //!   (the series analysed, so the anomaly can be trained on) and, for Ionosphere-enabled
@@ -33,9 +38,11 @@ pub mod graphite;
 pub mod history;
 pub mod messages;
 
-pub use actor::{Mirage, MirageRunStats, MirageSetup, CURRENT_ANOMALIES_KEY, RUN_STATS_KEY};
+pub use actor::{
+    node_current_key, Mirage, MirageRunStats, MirageSetup, CURRENT_ANOMALIES_KEY, RUN_STATS_KEY,
+};
 pub use config::MirageSettings;
-pub use history::{HistoryKeeper, KeeperSettings, MiragePredicate};
+pub use history::{keep_round, keep_round_as, HistoryKeeper, KeeperSettings, MiragePredicate};
 pub use messages::{check_channel, CheckSender, MirageCheck, WATERFALL_KEY};
 
 /// Mirage's errors.

@@ -478,3 +478,66 @@ async fn history_keeper_appends_completed_buckets_and_trims() {
         .unwrap();
     assert_eq!(raw.len() % 15, 0);
 }
+
+/// Two cluster nodes' history keepers on one Redis (the assignment is the same on a Redis
+/// Cluster): each keeps only its own Mirage metrics, together all, each bucket appended once.
+#[actix_rt::test]
+async fn cluster_history_keepers_split_the_mirage_metrics() {
+    use skyline::mirage::history::{completed_buckets, keep_round_as, KeeperSettings};
+    use skyline::store::cluster::{heartbeat, node_key};
+    use std::sync::Arc;
+    let redis = TestRedis::start().unwrap();
+    let mut conn = redis_conn(&redis);
+    let end = (now() / 600) * 600 + 30;
+    let pts = recent(end);
+    let names: Vec<String> = (0..40).map(|i| format!("mirage.cl.m{i:02}")).collect();
+    for n in &names {
+        put_metric(&mut conn, n, &pts);
+    }
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut mgr = skyline::store::redis_conn::RedisConn::from(
+        redis::aio::ConnectionManager::new(client).await.unwrap(),
+    );
+    for id in ["node-a", "node-b"] {
+        heartbeat(&mut mgr, id, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let s = KeeperSettings {
+        resolution: 600,
+        keep_secs: 7 * 86_400,
+        interval: Duration::from_secs(300),
+        is_mirage: Arc::new(|m: &str| m.starts_with("mirage.").then_some(168)),
+    };
+    let f: Vec<(f64, f64)> = pts.iter().map(|&(t, v)| (t as f64, v)).collect();
+    let per_metric = completed_buckets(&f, 600, None).len();
+    let mut cache = HashMap::new();
+    let a = keep_round_as(&mut mgr, &s, &mut cache, now(), Some("node-a"))
+        .await
+        .unwrap();
+    let mut cache = HashMap::new();
+    let b = keep_round_as(&mut mgr, &s, &mut cache, now(), Some("node-b"))
+        .await
+        .unwrap();
+    assert!(a.metrics > 0 && b.metrics > 0, "{a:?} {b:?}");
+    assert_eq!(a.metrics + b.metrics, names.len(), "together all");
+    assert_eq!(a.appended + b.appended, names.len() * per_metric);
+    for n in &names {
+        let raw: Vec<u8> = redis::cmd("GET")
+            .arg(history_key(n))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(raw.len(), per_metric * 15, "{n}: each bucket once");
+    }
+    // node-b gone: node-a keeps everything, and appends nothing already kept.
+    let _: () = redis::cmd("DEL")
+        .arg(node_key("node-b"))
+        .query(&mut conn)
+        .unwrap();
+    let mut cache = HashMap::new();
+    let a2 = keep_round_as(&mut mgr, &s, &mut cache, now(), Some("node-a"))
+        .await
+        .unwrap();
+    assert_eq!(a2.metrics, names.len());
+    assert_eq!(a2.appended, 0);
+}
