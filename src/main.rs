@@ -641,9 +641,9 @@ fn seed(path: Option<&Path>, addr: Option<String>) -> ExitCode {
         eprintln!("skyline seed: {addr:?} is not host:port");
         return ExitCode::FAILURE;
     };
-    let redis_url = daemon_redis_url(&config);
+    let redis = config.redis_target(&daemon_redis_url(&config));
     let mut out = std::io::stdout();
-    match skyline::seed::run(addr, &redis_url, &mut out) {
+    match skyline::seed::run(addr, &redis, &mut out) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {

@@ -1,7 +1,11 @@
 //! `skyline seed`: Skyline's `utils/seed_data.py`. Sends `horizon.test.pickle` — 1,000 points
 //! one second apart ending now, the last 15 raised by 18,500–24,000 — to the pickle listener as
 //! protocol-2 frames of 100 datapoints, each on a new connection (as seed_data.py does), then
-//! checks that the points reached Redis and prints a clear pass or fail.
+//! checks that the points reached Redis and prints a clear pass or fail. The check reads the
+//! daemon's Redis: one server (`[redis] url` or the managed socket), or a Redis Cluster
+//! (`[redis] cluster_urls`) through the redis crate's cluster client, which sends the `GET`
+//! and `SISMEMBER` to the master serving each key's slot (a plain connection to a seed node
+//! would be answered `MOVED` for keys on another master).
 //!
 //! The base values are a deterministic stand-in for the first 1,000 values of Skyline's
 //! `utils/data.json` (same range, 9,856–11,534), generated here rather than shipped.
@@ -11,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::msgpack::decode_series_f64;
+use crate::store::redis_conn::Target;
 
 /// The metric seed_data.py sends and the UI is expected to show as anomalous.
 pub const SEED_METRIC: &str = "horizon.test.pickle";
@@ -67,9 +72,35 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Sends the seed data to `pickle_addr` and verifies it in Redis at `redis_url`.
+/// A blocking connection to the daemon's Redis: one server, or the cluster (commands routed
+/// by key to their slot's master).
+fn open(redis: &Target) -> Result<Box<dyn redis::ConnectionLike>, String> {
+    match redis {
+        Target::Single(url) => {
+            let client =
+                redis::Client::open(url.as_str()).map_err(|err| format!("redis url: {err}"))?;
+            Ok(Box::new(
+                client
+                    .get_connection_with_timeout(Duration::from_secs(2))
+                    .map_err(|err| format!("redis {}: {err}", redis.label()))?,
+            ))
+        }
+        Target::Cluster(urls) => {
+            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|err| format!("redis cluster_urls: {err}"))?;
+            Ok(Box::new(client.get_connection().map_err(|err| {
+                format!("redis {}: {err}", redis.label())
+            })?))
+        }
+    }
+}
+
+/// Sends the seed data to `pickle_addr` and verifies it in `redis` (one server or a cluster).
 /// Writes progress to `out`; returns Ok(true) on pass.
-pub fn run(pickle_addr: SocketAddr, redis_url: &str, out: &mut dyn Write) -> Result<bool, String> {
+pub fn run(pickle_addr: SocketAddr, redis: &Target, out: &mut dyn Write) -> Result<bool, String> {
     let end = now();
     let data = series(end);
     let _ = writeln!(
@@ -87,8 +118,11 @@ pub fn run(pickle_addr: SocketAddr, redis_url: &str, out: &mut dyn Write) -> Res
             .map_err(|err| format!("cannot connect to the pickle listener at {pickle_addr}: {err} (is `skyline run` running?)"))?;
         s.write_all(&bytes).map_err(|err| format!("send: {err}"))?;
     }
-    let client = redis::Client::open(redis_url).map_err(|err| format!("redis url: {err}"))?;
-    let mut conn = None;
+    if let Target::Single(url) = redis {
+        // A malformed URL fails now, not after the polling below.
+        redis::Client::open(url.as_str()).map_err(|err| format!("redis url: {err}"))?;
+    }
+    let mut conn: Option<Box<dyn redis::ConnectionLike>> = None;
     let mut found = 0usize;
     let mut last = 0.0;
     // Points older than max_resolution (1,000 s) at arrival are dropped, as by Skyline.
@@ -96,14 +130,12 @@ pub fn run(pickle_addr: SocketAddr, redis_url: &str, out: &mut dyn Write) -> Res
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(200));
         if conn.is_none() {
-            conn = client
-                .get_connection_with_timeout(Duration::from_secs(2))
-                .ok();
+            conn = open(redis).ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         let bytes: Option<Vec<u8>> = redis::cmd("GET")
             .arg(format!("metrics.{SEED_METRIC}"))
-            .query(c)
+            .query(c.as_mut())
             .map_err(|err| format!("redis: {err}"))?;
         let mut pts = Vec::new();
         if let Some(b) = bytes {
@@ -119,7 +151,7 @@ pub fn run(pickle_addr: SocketAddr, redis_url: &str, out: &mut dyn Write) -> Res
         Some(c) => redis::cmd("SISMEMBER")
             .arg("metrics.unique_metrics")
             .arg(format!("metrics.{SEED_METRIC}"))
-            .query(c)
+            .query(c.as_mut())
             .unwrap_or(false),
         None => false,
     };

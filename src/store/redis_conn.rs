@@ -24,6 +24,9 @@
 //!   retries). Resent commands and failed cluster commands are counted
 //!   (`skyline_redis_cluster_retries_total`, `skyline_redis_cluster_errors_total`) and logged
 //!   at most once a minute. A MULTI/EXEC pipeline is passed whole (its keys must share a slot).
+//! * Keyless commands for one master ([`RedisConn::on_master`], rebrow's per-master `SCAN`,
+//!   `INFO`, `DBSIZE`): routed by a slot that master serves; the masters come from `CLUSTER
+//!   NODES` ([`RedisConn::cluster_masters`], [`parse_cluster_nodes`]).
 //!
 //! No actor; no keys; no backpressure of its own (callers bound what they send).
 
@@ -441,6 +444,144 @@ impl ConnectionLike for RedisConn {
     }
 }
 
+/// A master of a Redis Cluster, as `CLUSTER NODES` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMaster {
+    /// `host:port` the cluster announces for it.
+    pub addr: String,
+    /// The slot ranges it serves (inclusive), ascending.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl ClusterMaster {
+    /// Its lowest slot: commands for this master are routed by it.
+    pub fn first_slot(&self) -> u16 {
+        self.slots.first().map(|r| r.0).unwrap_or(0)
+    }
+
+    /// How many slots it serves.
+    pub fn slot_count(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|&(a, b)| usize::from(b.saturating_sub(a)) + 1)
+            .sum()
+    }
+
+    /// `0-5460, 10923-10999` as an operator reads slot ranges.
+    pub fn slots_label(&self) -> String {
+        self.slots
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The masters in a `CLUSTER NODES` answer that serve slots and are not failed (a master
+/// only suspected, `fail?`, still serves and is kept), ordered by their lowest slot: an
+/// order every node gives alike and that a failover keeps (the promoted replica takes over
+/// the same slots); only a slot migration changes it. Slots being migrated (`[…->-…]`,
+/// `[…-<-…]`) are not counted.
+pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterMaster> {
+    let mut masters: Vec<ClusterMaster> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        if fields.len() < 8 {
+            continue;
+        }
+        let flags: Vec<&str> = fields[2].split(',').collect();
+        if !flags.contains(&"master")
+            || flags
+                .iter()
+                .any(|f| matches!(*f, "fail" | "noaddr" | "handshake"))
+        {
+            continue;
+        }
+        // `ip:port@cport[,hostname]`
+        let addr = fields[1]
+            .split(',')
+            .next()
+            .and_then(|a| a.split('@').next())
+            .unwrap_or("");
+        if addr.is_empty() || addr.starts_with(':') {
+            continue;
+        }
+        let mut slots: Vec<(u16, u16)> = fields[8..]
+            .iter()
+            .filter(|s| !s.starts_with('['))
+            .filter_map(|s| match s.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => s.parse().ok().map(|a| (a, a)),
+            })
+            .collect();
+        if slots.is_empty() {
+            continue;
+        }
+        slots.sort_unstable();
+        masters.push(ClusterMaster {
+            addr: addr.to_string(),
+            slots,
+        });
+    }
+    masters.sort_by_key(ClusterMaster::first_slot);
+    masters
+}
+
+/// Attempts of a command sent to one master (`RedisConn::on_master`).
+const MASTER_ATTEMPTS: u32 = 4;
+
+async fn route_to_master(handle: &ClusterHandle, slot: u16, cmd: &Cmd) -> RedisResult<Value> {
+    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+        slot,
+        SlotAddr::Master,
+    )));
+    let mut attempt = 0;
+    loop {
+        let (generation, mut conn) = handle.get();
+        let answer = conn.route_command(cmd.clone(), routing.clone()).await;
+        if matches!(&answer, Err(err) if err.is_timeout()) {
+            handle.replace(generation);
+        }
+        // A keyless command is never redirected; a lost connection or a node that is not
+        // serving (failover under way) is retried after a pause.
+        if next_step(&answer) == Next::Done || attempt + 1 >= MASTER_ATTEMPTS {
+            return counted(answer);
+        }
+        attempt += 1;
+        m::REDIS_CLUSTER_RETRIES.inc();
+        tokio::time::sleep(Duration::from_millis(40u64 << attempt)).await;
+    }
+}
+
+impl RedisConn {
+    /// The cluster's masters that serve slots, ordered by their lowest slot (see
+    /// [`parse_cluster_nodes`]; `CLUSTER NODES` from any node); empty on one Redis.
+    pub async fn cluster_masters(&mut self) -> RedisResult<Vec<ClusterMaster>> {
+        if !self.is_cluster() {
+            return Ok(Vec::new());
+        }
+        let text: String = redis::cmd("CLUSTER").arg("NODES").query_async(self).await?;
+        Ok(parse_cluster_nodes(&text))
+    }
+
+    /// Sends a keyless command (`SCAN`, `INFO`, `DBSIZE`) to the master that serves `slot`
+    /// in the client's slot map, retried (at most 4 attempts) on a lost connection or
+    /// `CLUSTERDOWN`; on one Redis, to it (`slot` unused).
+    pub async fn on_master(&mut self, slot: u16, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_command(cmd).await,
+            RedisConn::Cluster(h) => route_to_master(h, slot, cmd).await,
+        }
+    }
+}
+
 /// A Redis failure as an operator should read it: a refused or dropped connection says that
 /// Redis is stopped or unreachable (not "broken pipe"), a timeout says it did not answer;
 /// anything else is the client's own sentence.
@@ -507,6 +648,33 @@ mod tests {
         assert_eq!(next_step(&given_up), Next::Ask("10.0.0.3".into(), 7000));
         assert!(multi_key(&redis::cmd("MGET")));
         assert!(!multi_key(redis::cmd("APPEND").arg("metrics.a").arg("x")));
+    }
+
+    #[test]
+    fn cluster_nodes_give_the_serving_masters_by_lowest_slot() {
+        // Redis 7 format: id addr flags master ping pong epoch link slots…
+        let text = "\
+a1 127.0.0.1:30002@40002,host-b master - 0 1 2 connected 5461-10922 [5460-<-a0]
+a2 127.0.0.1:30003@40003 master - 0 1 3 connected 10923-16383 100
+a0 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-99 101-5460 [5461->-a1]
+r1 127.0.0.1:30004@40004 slave a0 0 1 1 connected
+f1 127.0.0.1:30005@40005 master,fail - 0 1 4 disconnected 200
+e1 127.0.0.1:30006@40006 master - 0 1 5 connected
+s1 127.0.0.1:30007@40007 master,fail? - 0 1 6 connected
+";
+        let masters = parse_cluster_nodes(text);
+        let addrs: Vec<&str> = masters.iter().map(|m| m.addr.as_str()).collect();
+        assert_eq!(
+            addrs,
+            vec!["127.0.0.1:30001", "127.0.0.1:30003", "127.0.0.1:30002"],
+            "masters with slots, failed and slotless ones left out, by lowest slot"
+        );
+        assert_eq!(masters[0].slots, vec![(0, 99), (101, 5460)]);
+        assert_eq!(masters[0].slot_count(), 5460);
+        assert_eq!(masters[1].first_slot(), 100);
+        assert_eq!(masters[1].slots_label(), "100, 10923-16383");
+        assert_eq!(masters[2].slot_count(), 5462);
+        assert!(parse_cluster_nodes("").is_empty());
     }
 
     #[test]

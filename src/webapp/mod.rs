@@ -16,7 +16,7 @@
 //! | `/api/anomalies` | Panorama search as JSON | `anomalies` + lookup tables (`db::queries`) |
 //! | `/render` | Graphite render API passthrough (streamed) | `[graphite] url`/render |
 //! | `/panorama` | Panorama search page | as `/api/anomalies`, plus `apps`, `sources`, `hosts`, `algorithms` |
-//! | `/rebrow`, `/rebrow/key`, `/rebrow/key/delete` | Redis browser (`SCAN`, `INFO`, by type; delete only with `rebrow_writable`, POST + CSRF token) | any key of the configured Redis |
+//! | `/rebrow`, `/rebrow/key`, `/rebrow/key/delete` | Redis browser (`SCAN`, `INFO`, by type; delete only with `rebrow_writable`, POST + CSRF token; on a Redis Cluster `SCAN`, `INFO`, `DBSIZE` on every master in turn, the cursor `<master>-<cursor>`) | any key of the configured Redis (every master's, `CLUSTER NODES`) |
 //! | `/docs`, `/docs/{page}` | README, webapp guide, architecture, configuration, rendered | compiled in |
 //! | `/monitor` | hits, median/p99 latency per route, hits per hour, slow requests | [`monitor::Monitor`] |
 //! | `/monitor/{view}`, `/api/monitor/{view}`, `/monitor/outlier/{id}` | the stored endpoint monitor's views ([`monitor_views`]) | `monitor_requests`, `monitor_outliers` |

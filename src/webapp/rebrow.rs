@@ -5,6 +5,16 @@
 //!   page of keys found with `SCAN … MATCH pattern COUNT n [TYPE t]` (never `KEYS`), each with
 //!   its type, TTL and size (pipelined). Paging follows the SCAN cursor ("next page"); a page
 //!   holds about `count` keys (SCAN may return a few more).
+//!   On a Redis Cluster (`[redis] cluster_urls`) `SCAN` is keyless, so it is sent to every
+//!   master in turn: the masters come from `CLUSTER NODES` (ordered by their lowest slot, see
+//!   `store::redis_conn::parse_cluster_nodes`), each `SCAN` is routed to one master by a slot
+//!   it serves, and the page cursor is `<master index>-<that master's cursor>`: "next page"
+//!   walks master 0 to its end, then master 1, …, and ends after the last one. `INFO` and
+//!   `DBSIZE` are read from each master (a table of the masters, the keys summed, each
+//!   master's `INFO` under its address). Per-key commands (`TYPE`, `PTTL`, sizes, the key
+//!   page, `DEL`) are routed by their key as on one Redis. A slot migration between two
+//!   pages can skip or repeat keys (a failover does not: the promoted replica serves the same
+//!   slots); on one Redis nothing changes.
 //! - `GET /rebrow/key?k=<base64url key>`: one key by type. Strings in the metric namespace, or
 //!   that are not UTF-8, are decoded as Skyline's msgpack series into a table and a graph;
 //!   JSON strings are pretty-printed. Lists, sets, sorted sets, hashes and streams show their
@@ -28,6 +38,7 @@ use super::templates::{fmt_duration, fmt_utc, fmt_value, json_for_html};
 use super::{WebState, Worker};
 use crate::model::msgpack::decode_series_f64;
 use crate::model::FULL_NAMESPACE;
+use crate::store::redis_conn::ClusterMaster;
 use crate::telemetry::metrics as m;
 
 /// Items of a list, set, sorted set, hash or stream shown.
@@ -89,6 +100,23 @@ struct Summary {
     value: String,
 }
 
+/// One master of a Redis Cluster in rebrow's masters table.
+#[derive(Serialize)]
+struct MasterRow {
+    /// Its index in the page cursor (`<index>-<cursor>`).
+    index: usize,
+    addr: String,
+    slots: String,
+    slot_count: usize,
+    keys: String,
+    memory: String,
+    ops: String,
+    clients: String,
+    version: String,
+    /// This page's keys came (partly) from it.
+    here: bool,
+}
+
 #[derive(Serialize)]
 struct IndexView {
     title: &'static str,
@@ -97,6 +125,8 @@ struct IndexView {
     page_config: String,
     redis_label: String,
     summary: Vec<Summary>,
+    masters: Vec<MasterRow>,
+    info_title: &'static str,
     sections: Vec<InfoSection>,
     pattern: String,
     types: Vec<(String, bool)>,
@@ -165,16 +195,197 @@ fn size_label(kind: &str, n: i64) -> String {
     }
 }
 
-fn link(pattern: &str, kind: &str, count: usize, cursor: u64) -> String {
+/// A link to the page starting at `cursor` (`None`: the first page).
+fn link(pattern: &str, kind: &str, count: usize, cursor: Option<&str>) -> String {
     use super::templates::query_value as q;
     let mut s = format!("/rebrow?pattern={}&count={count}", q(pattern));
     if !kind.is_empty() {
         s.push_str(&format!("&type={}", q(kind)));
     }
-    if cursor != 0 {
-        s.push_str(&format!("&cursor={cursor}"));
+    if let Some(cursor) = cursor {
+        s.push_str(&format!("&cursor={}", q(cursor)));
     }
     s
+}
+
+/// Where a page starts: (master index, that master's SCAN cursor). One Redis: `<cursor>`
+/// (master 0). A cluster: `<master>-<cursor>`, or `0` / nothing for the first page.
+fn parse_cursor(text: &str, cluster: bool) -> Option<(usize, u64)> {
+    if text.is_empty() {
+        return Some((0, 0));
+    }
+    if !cluster {
+        return text.parse().ok().map(|c| (0, c));
+    }
+    match text.split_once('-') {
+        Some((m, c)) => Some((m.parse().ok()?, c.parse().ok()?)),
+        None => (text == "0").then_some((0, 0)),
+    }
+}
+
+/// The cursor text of a page start; `None` for the first page.
+fn cursor_text((master, cursor): (usize, u64), cluster: bool) -> Option<String> {
+    match (master, cursor) {
+        (0, 0) => None,
+        _ if cluster => Some(format!("{master}-{cursor}")),
+        _ => Some(cursor.to_string()),
+    }
+}
+
+fn scan_cmd(cursor: u64, pattern: &str, count: usize, kind: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count.max(100));
+    if !kind.is_empty() {
+        cmd.arg("TYPE").arg(kind);
+    }
+    cmd
+}
+
+/// The figures of one Redis shown above the key list, from its `INFO`.
+fn info_summary(sections: &[InfoSection], summary: &mut Vec<Summary>) {
+    for (label, k) in [
+        ("version", "redis_version"),
+        ("uptime", "uptime_in_seconds"),
+        ("memory", "used_memory_human"),
+        ("peak memory", "used_memory_peak_human"),
+        ("clients", "connected_clients"),
+        ("ops/s", "instantaneous_ops_per_sec"),
+        ("role", "role"),
+    ] {
+        if let Some(v) = info_value(sections, k) {
+            let value = if k == "uptime_in_seconds" {
+                fmt_duration(v.parse().unwrap_or(0))
+            } else {
+                v.to_string()
+            };
+            summary.push(Summary { label, value });
+        }
+    }
+}
+
+/// A page of keys: (keys, where the next page starts or `None` at the end, the masters the
+/// page read from).
+type Scanned = (
+    Vec<Vec<u8>>,
+    Option<(usize, u64)>,
+    std::ops::RangeInclusive<usize>,
+);
+
+/// One page on a Redis Cluster: `SCAN` on master `start.0` from `start.1`, on to the next
+/// master when one ends, until `count` keys, [`MAX_SCANS`] calls or the last master's end.
+async fn scan_cluster(
+    conn: &mut super::timed_redis::TimedRedis,
+    masters: &[ClusterMaster],
+    start: (usize, u64),
+    pattern: &str,
+    count: usize,
+    kind: &str,
+) -> Result<Scanned, WebError> {
+    let (mut master, mut cursor) = start;
+    if master >= masters.len() {
+        return Err(WebError::BadRequest(format!(
+            "cursor: master {master} of {}: the cluster changed since the last page; start again from the first page",
+            masters.len()
+        )));
+    }
+    let first = master;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..MAX_SCANS {
+        let m = &masters[master];
+        let what = || format!("SCAN MATCH {pattern:?} on master {}", m.addr);
+        let answer = conn
+            .on_master(m.first_slot(), &scan_cmd(cursor, pattern, count, kind))
+            .await
+            .map_err(|err| WebError::redis_failed(&what(), &err))?;
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::from_redis_value(answer)
+            .map_err(|err| WebError::redis_failed(&what(), &err.into()))?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            if master + 1 == masters.len() {
+                return Ok((keys, None, first..=master));
+            }
+            master += 1;
+        }
+        if keys.len() >= count {
+            break;
+        }
+    }
+    let last = if cursor == 0 { master - 1 } else { master };
+    Ok((keys, Some((master, cursor)), first..=last.max(first)))
+}
+
+/// `INFO` and `DBSIZE` of every master: the masters table, the summary figures and every
+/// master's `INFO` sections under its address.
+async fn cluster_info(
+    conn: &super::timed_redis::TimedRedis,
+    masters: &[ClusterMaster],
+    here: &std::ops::RangeInclusive<usize>,
+) -> Result<(Vec<MasterRow>, Vec<Summary>, Vec<InfoSection>), WebError> {
+    let answers = futures_util::future::join_all(masters.iter().map(|m| {
+        let mut conn = conn.clone();
+        async move {
+            let info = conn.on_master(m.first_slot(), &redis::cmd("INFO")).await;
+            let dbsize = conn.on_master(m.first_slot(), &redis::cmd("DBSIZE")).await;
+            (info, dbsize)
+        }
+    }))
+    .await;
+    let mut rows = Vec::new();
+    let mut all_sections = Vec::new();
+    let mut total_keys: i64 = 0;
+    let mut versions: Vec<String> = Vec::new();
+    for (i, (m, (info, dbsize))) in masters.iter().zip(answers).enumerate() {
+        let what = format!("INFO of master {}", m.addr);
+        let info: String = info
+            .and_then(|v| Ok(redis::from_redis_value(v)?))
+            .map_err(|err| WebError::redis_failed(&what, &err))?;
+        let dbsize: i64 = dbsize
+            .and_then(|v| Ok(redis::from_redis_value(v)?))
+            .map_err(|err| WebError::redis_failed(&format!("DBSIZE of master {}", m.addr), &err))?;
+        total_keys += dbsize;
+        let sections = parse_info(&info);
+        let get = |k: &str| info_value(&sections, k).unwrap_or("").to_string();
+        let version = get("redis_version");
+        if !versions.contains(&version) {
+            versions.push(version.clone());
+        }
+        rows.push(MasterRow {
+            index: i,
+            addr: m.addr.clone(),
+            slots: m.slots_label(),
+            slot_count: m.slot_count(),
+            keys: dbsize.to_string(),
+            memory: get("used_memory_human"),
+            ops: get("instantaneous_ops_per_sec"),
+            clients: get("connected_clients"),
+            version,
+            here: here.contains(&i),
+        });
+        all_sections.extend(sections.into_iter().map(|s| InfoSection {
+            name: format!("master {i} ({}) · {}", m.addr, s.name),
+            entries: s.entries,
+        }));
+    }
+    let summary = vec![
+        Summary {
+            label: "keys",
+            value: total_keys.to_string(),
+        },
+        Summary {
+            label: "masters",
+            value: masters.len().to_string(),
+        },
+        Summary {
+            label: "version",
+            value: versions.join(", "),
+        },
+    ];
+    Ok((rows, summary, all_sections))
 }
 
 /// `GET /rebrow`.
@@ -203,47 +414,66 @@ pub async fn index(
             .filter(|c| (1..=1000).contains(c))
             .ok_or_else(|| WebError::BadRequest("count: 1 to 1000".into()))?,
     };
-    let start: u64 = match param(&params, "cursor") {
-        None | Some("") => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| WebError::BadRequest("cursor: a SCAN cursor (a number)".into()))?,
-    };
+    let mut conn = worker.redis.clone();
+    let cluster = conn.0.is_cluster();
+    let start = parse_cursor(param(&params, "cursor").unwrap_or(""), cluster).ok_or_else(|| {
+        WebError::BadRequest(if cluster {
+            "cursor: <master index>-<SCAN cursor> (two numbers), from a \"next page\" link".into()
+        } else {
+            "cursor: a SCAN cursor (a number)".into()
+        })
+    })?;
     let deleted = param(&params, "deleted")
         .and_then(|k| decode_k(k).ok())
         .map(|k| show(&k));
-    let mut conn = worker.redis.clone();
 
-    let (info, dbsize): (String, i64) = redis::pipe()
-        .cmd("INFO")
-        .cmd("DBSIZE")
-        .query_async(&mut conn)
-        .await
-        .map_err(|err| WebError::redis_failed("INFO", &err))?;
-    let sections = parse_info(&info);
-
-    let mut cursor = start;
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..MAX_SCANS {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(count.max(100));
-        if !kind.is_empty() {
-            cmd.arg("TYPE").arg(&kind);
+    let (mut keys, next, masters, summary, sections) = if cluster {
+        let masters = conn
+            .cluster_masters()
+            .await
+            .map_err(|err| WebError::redis_failed("CLUSTER NODES", &err))?;
+        if masters.is_empty() {
+            let err = redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "CLUSTER NODES",
+                "no master serves any slot".to_string(),
+            ));
+            return Err(WebError::redis_failed("CLUSTER NODES", &err).into());
         }
-        let (next, batch): (u64, Vec<Vec<u8>>) = cmd
+        let (keys, next, here) =
+            scan_cluster(&mut conn, &masters, start, &pattern, count, &kind).await?;
+        let (rows, summary, sections) = cluster_info(&conn, &masters, &here).await?;
+        (keys, next, rows, summary, sections)
+    } else {
+        let (info, dbsize): (String, i64) = redis::pipe()
+            .cmd("INFO")
+            .cmd("DBSIZE")
             .query_async(&mut conn)
             .await
-            .map_err(|err| WebError::redis_failed(&format!("SCAN MATCH {pattern:?}"), &err))?;
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 || keys.len() >= count {
-            break;
+            .map_err(|err| WebError::redis_failed("INFO", &err))?;
+        let sections = parse_info(&info);
+
+        let mut cursor = start.1;
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..MAX_SCANS {
+            let (next, batch): (u64, Vec<Vec<u8>>) = scan_cmd(cursor, &pattern, count, &kind)
+                .query_async(&mut conn)
+                .await
+                .map_err(|err| WebError::redis_failed(&format!("SCAN MATCH {pattern:?}"), &err))?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= count {
+                break;
+            }
         }
-    }
+        let mut summary = vec![Summary {
+            label: "keys",
+            value: dbsize.to_string(),
+        }];
+        info_summary(&sections, &mut summary);
+        let next = (cursor != 0).then_some((0, cursor));
+        (keys, next, Vec::new(), summary, sections)
+    };
     keys.sort();
     keys.dedup();
 
@@ -300,28 +530,6 @@ pub async fn index(
         })
         .collect();
 
-    let mut summary = vec![Summary {
-        label: "keys",
-        value: dbsize.to_string(),
-    }];
-    for (label, k) in [
-        ("version", "redis_version"),
-        ("uptime", "uptime_in_seconds"),
-        ("memory", "used_memory_human"),
-        ("peak memory", "used_memory_peak_human"),
-        ("clients", "connected_clients"),
-        ("ops/s", "instantaneous_ops_per_sec"),
-        ("role", "role"),
-    ] {
-        if let Some(v) = info_value(&sections, k) {
-            let value = if k == "uptime_in_seconds" {
-                fmt_duration(v.parse().unwrap_or(0))
-            } else {
-                v.to_string()
-            };
-            summary.push(Summary { label, value });
-        }
-    }
     let view = IndexView {
         title: "rebrow",
         nav_rebrow: true,
@@ -332,6 +540,12 @@ pub async fn index(
         }))?,
         redis_label: state.redis_label.clone(),
         summary,
+        masters,
+        info_title: if cluster {
+            "INFO of each master"
+        } else {
+            "Server INFO"
+        },
         sections,
         types: TYPES
             .iter()
@@ -340,8 +554,8 @@ pub async fn index(
         count,
         shown: rows.len(),
         keys: rows,
-        next_link: (cursor != 0).then(|| link(&pattern, &kind, count, cursor)),
-        first_link: (start != 0).then(|| link(&pattern, &kind, count, 0)),
+        next_link: next.map(|n| link(&pattern, &kind, count, cursor_text(n, cluster).as_deref())),
+        first_link: (start != (0, 0)).then(|| link(&pattern, &kind, count, None)),
         pattern,
         deleted,
         writable: state.settings.rebrow_writable,
@@ -795,6 +1009,35 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(info_value(&s, "redis_version"), Some("7.0.15"));
         assert_eq!(info_value(&s, "db0"), Some("keys=3,expires=0"));
+    }
+
+    #[test]
+    fn page_cursors() {
+        // One Redis: a plain SCAN cursor, as always.
+        assert_eq!(parse_cursor("", false), Some((0, 0)));
+        assert_eq!(parse_cursor("1792", false), Some((0, 1792)));
+        assert_eq!(parse_cursor("1-1792", false), None);
+        assert_eq!(cursor_text((0, 1792), false).as_deref(), Some("1792"));
+        assert_eq!(cursor_text((0, 0), false), None);
+        // A cluster: master index and that master's cursor.
+        assert_eq!(parse_cursor("", true), Some((0, 0)));
+        assert_eq!(parse_cursor("0", true), Some((0, 0)));
+        assert_eq!(parse_cursor("2-1792", true), Some((2, 1792)));
+        assert_eq!(parse_cursor("1792", true), None);
+        assert_eq!(parse_cursor("x-1", true), None);
+        for start in [(0, 5), (1, 0), (2, 1792)] {
+            let text = cursor_text(start, true).unwrap();
+            assert_eq!(parse_cursor(&text, true), Some(start), "{text}");
+        }
+        assert_eq!(cursor_text((0, 0), true), None);
+        assert_eq!(
+            link("metrics.*", "", 50, Some("1-64")),
+            "/rebrow?pattern=metrics.%2A&count=50&cursor=1-64"
+        );
+        assert_eq!(
+            link("a b", "hash", 10, Some("1792")),
+            "/rebrow?pattern=a%20b&count=10&type=hash&cursor=1792"
+        );
     }
 
     #[test]

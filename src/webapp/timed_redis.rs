@@ -10,12 +10,24 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::monitor::spans::{timed, Kind};
-use crate::store::redis_conn::RedisConn;
+use crate::store::redis_conn::{ClusterMaster, RedisConn};
 
 /// A [`RedisConn`] (one node or a cluster) whose commands count as the current request's
 /// Redis time.
 #[derive(Clone)]
 pub struct TimedRedis(pub RedisConn);
+
+impl TimedRedis {
+    /// [`RedisConn::cluster_masters`], timed.
+    pub async fn cluster_masters(&mut self) -> redis::RedisResult<Vec<ClusterMaster>> {
+        timed(Kind::Redis, self.0.cluster_masters()).await
+    }
+
+    /// [`RedisConn::on_master`], timed.
+    pub async fn on_master(&mut self, slot: u16, cmd: &Cmd) -> redis::RedisResult<Value> {
+        timed(Kind::Redis, self.0.on_master(slot, cmd)).await
+    }
+}
 
 impl ConnectionLike for TimedRedis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {

@@ -13,6 +13,10 @@
 //! it, and find every datapoint (distinct timestamps) in Redis afterwards: a slot migration
 //! (`redis-cli --cluster reshard`) and a master failover (SIGKILL of a master of a 3+3
 //! cluster, `[redis] wait_replicas = 1`).
+//!
+//! One more starts an in-process daemon with the webapp on a cluster: rebrow's pages walk
+//! every master (each key once, the cursor `<master>-<cursor>`), and `skyline seed` reads its
+//! metric back through the cluster.
 
 use std::io::Write as _;
 use std::net::TcpStream;
@@ -734,6 +738,215 @@ async fn a_master_failover_during_ingest_loses_no_acknowledged_datapoint() {
     assert!(
         retried() > retried_before,
         "the writes that met the dead master were counted and retried"
+    );
+    running.shutdown().await;
+}
+
+/// GET `path` from the webapp at `base` with the test password: (status, body).
+async fn web_get(base: &str, path: &str) -> (u16, String) {
+    let mut res = client()
+        .get(format!("{base}{path}"))
+        .basic_auth("admin", PASSWORD)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let body = res.body().limit(16 << 20).await.unwrap();
+    (
+        res.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// The key names listed on a rebrow page, and its "next page" link (unescaped).
+fn rebrow_page(body: &str) -> (Vec<String>, Option<String>) {
+    let names = body
+        .split("<td class=\"mono metric-cell\"><a href=\"/rebrow/key?k=")
+        .skip(1)
+        .map(|part| {
+            part.split('>')
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let next = body.split("class=\"button\" href=\"").nth(1).map(|rest| {
+        rest.split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&")
+            .replace("&#x3D;", "=")
+    });
+    (names, next)
+}
+
+/// One Redis Cluster, one in-process daemon with the webapp and the pickle listener on it.
+/// rebrow: 300 keys spread over the three masters (among 3,000 others) are found by paging
+/// `/rebrow` (20 a page) exactly once each; the pages walk master 0, 1 and 2 (the cursor
+/// `<master>-<cursor>`, mid-master too) and end after the last; each master's address and
+/// `INFO` are shown. `skyline seed` (the binary) against the daemon reads its metric back
+/// through the cluster and prints PASS.
+#[actix_rt::test]
+async fn rebrow_pages_every_master_and_seed_reads_through_the_cluster() {
+    let dir = TempDir::new("cluster-rebrow");
+    let cluster = start_cluster(&dir.0);
+    let seeds = cluster.urls();
+    let mut cfg = skyline::config::Config::default();
+    cfg.data.dir = dir.0.join("data");
+    cfg.redis.cluster_urls = seeds.clone();
+    cfg.cluster.node_id = "rebrow".into();
+    cfg.horizon.pickle_bind = "127.0.0.1:0".into();
+    cfg.horizon.udp_bind = String::new();
+    cfg.horizon.plaintext_bind = String::new();
+    cfg.horizon.flush_interval_ms = 20;
+    cfg.horizon.workers = 2;
+    cfg.webapp.bind = "127.0.0.1:0".into();
+    cfg.webapp.auth_password = PASSWORD.into();
+    cfg.flux.enabled = false;
+    cfg.analyzer.enabled = false;
+    cfg.panorama.enabled = false;
+    cfg.thunder.enabled = false;
+    let running = skyline::app::start(&cfg).await.unwrap();
+    let base = format!("http://{}", running.http_addr.unwrap());
+
+    const KEYS: usize = 300;
+    let name = |i: usize| format!("metrics.rebrow.{i:03}");
+    let mut conn =
+        redis_conn::connect(Target::Cluster(seeds.clone()), Duration::from_secs(10)).unwrap();
+    let mut p = redis::pipe();
+    for i in 0..KEYS {
+        p.cmd("SET").arg(name(i)).arg(i).ignore();
+    }
+    for i in 0..3_000 {
+        p.cmd("SET").arg(format!("filler.{i:04}")).arg(i).ignore();
+    }
+    let _: () = p.query_async(&mut conn).await.unwrap();
+    // The keys really are on every master.
+    let masters = cluster.master_ports();
+    assert_eq!(masters.len(), 3);
+    for &port in &masters {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mine: Vec<String> = redis::cmd("KEYS")
+            .arg("metrics.rebrow.*")
+            .query(&mut c)
+            .unwrap();
+        assert!(mine.len() >= 50, "master {port} holds {}", mine.len());
+    }
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursors: Vec<(usize, u64)> = Vec::new();
+    let mut path = "/rebrow?pattern=metrics.rebrow.*&count=20".to_string();
+    let last = loop {
+        let (status, body) = web_get(&base, &path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        crate::support::web::assert_safe_html(&path, &body);
+        let (names, next) = rebrow_page(&body);
+        seen.extend(names);
+        match next {
+            Some(next) => {
+                let cursor = next.split("cursor=").nth(1).expect("a cursor in the link");
+                let (m, c) = cursor.split_once('-').expect("<master>-<cursor>");
+                cursors.push((m.parse().unwrap(), c.parse().unwrap()));
+                path = next;
+            }
+            None => break body,
+        }
+        assert!(cursors.len() < 200, "paging does not end: {cursors:?}");
+    };
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no key twice across pages");
+    assert_eq!(sorted, (0..KEYS).map(name).collect::<Vec<_>>(), "every key");
+    assert!(last.contains("End of the keyspace."));
+    let walked: std::collections::BTreeSet<usize> = cursors.iter().map(|c| c.0).collect();
+    assert!(
+        walked.contains(&1) && walked.contains(&2),
+        "the pages went on to masters 1 and 2: {cursors:?}"
+    );
+    assert!(
+        cursors.iter().any(|c| c.1 != 0),
+        "a page ended inside a master: {cursors:?}"
+    );
+    assert!(
+        cursors.windows(2).all(|w| w[0].0 <= w[1].0),
+        "master by master, forward: {cursors:?}"
+    );
+    // Each master shown, with its INFO; the keys summed over the masters.
+    for &port in &masters {
+        assert!(
+            last.contains(&format!("127.0.0.1:{port}")),
+            "master {port} shown"
+        );
+    }
+    assert!(last.contains("INFO of each master") && last.contains("redis_version"));
+    let total: u64 = masters
+        .iter()
+        .map(|&port| {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("DBSIZE").query::<u64>(&mut c).unwrap()
+        })
+        .sum();
+    let shown: u64 = last
+        .split("<span class=\"stat-label\">keys</span><span class=\"stat-value\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|v| v.parse().ok())
+        .expect("the keys figure");
+    // (The daemon's own keys may come and go between the page and this count.)
+    assert!(
+        total >= 3_300 && shown + 20 >= total && shown <= total + 20,
+        "keys summed over the masters: {shown} shown, {total} counted"
+    );
+    // A key on each master opens; cursors that do not fit the cluster are refused.
+    for i in [0, 1, 2, 150, 299] {
+        use base64::Engine;
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name(i));
+        let (status, body) = web_get(&base, &format!("/rebrow/key?k={k}")).await;
+        assert_eq!(status, 200, "{}: {body}", name(i));
+        assert!(body.contains(&name(i)));
+    }
+    assert_eq!(web_get(&base, "/rebrow?cursor=7-0").await.0, 400);
+    assert_eq!(web_get(&base, "/rebrow?cursor=1792").await.0, 400);
+
+    // `skyline seed` against this daemon, reading back through the cluster.
+    let seed_cfg = dir.0.join("seed.toml");
+    std::fs::write(
+        &seed_cfg,
+        format!(
+            "[redis]\ncluster_urls = [{}]\n[horizon]\npickle_bind = \"{}\"\n[data]\ndir = \"{}\"\n",
+            seeds
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            running.pickle_addr.unwrap(),
+            dir.0.join("data").display()
+        ),
+    )
+    .unwrap();
+    let seed = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_skyline"))
+            .args(["seed", "--config"])
+            .arg(&seed_cfg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&seed.stdout);
+    assert!(
+        seed.status.success() && out.contains("PASS"),
+        "seed: {out} {}",
+        String::from_utf8_lossy(&seed.stderr)
     );
     running.shutdown().await;
 }
