@@ -191,7 +191,8 @@ enum BenchCmd {
         secs: f64,
     },
     /// wrk against /api?metric= (a 1,440-point metric) and the Now page (100 anomalies),
-    /// through the real middleware and basic auth (needs `wrk`).
+    /// through the real middleware and basic auth (needs `wrk`); with two or more CPUs the
+    /// daemon runs on CPU 0 and wrk and redis-server on CPU 1.
     Webapp {
         /// wrk run time per target, seconds.
         #[arg(long, default_value_t = 10)]
