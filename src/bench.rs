@@ -1237,6 +1237,15 @@ pub struct WebappBenchOptions {
     /// one daemon per entry, in order, each measured on `/api?metric=` and the Now page
     /// (no gzip). Empty: the usual four targets with Panorama off.
     pub monitor_levels: Vec<u8>,
+    /// How many times to run `monitor_levels`, every second time in reverse order (`0,2`
+    /// three times runs 0,2,2,0,0,2: each level runs as often first as second, so a drift of
+    /// the machine's load favours neither). The k-th run of a level is compared with the k-th
+    /// run of level 0 ([`level_comparisons`]).
+    pub repeat: usize,
+    /// Pin the in-process daemon's threads to CPU 0, and wrk and redis-server to CPU 1, when
+    /// the machine has at least two CPUs (else nothing is pinned): wrk then cannot take the
+    /// daemon's core, and the daemon's CPU per request is measured on a core of its own.
+    pub pin: bool,
 }
 
 /// One wrk run.
@@ -1258,6 +1267,10 @@ pub struct WrkResult {
     pub seconds: f64,
     /// Latency percentiles (µs): 50, 90, 99, max.
     pub latency_us: [u64; 4],
+    /// The target's name without the monitor level (`Now page (100 anomalies)`).
+    pub target: String,
+    /// The daemon's `[monitor] default_level`, when levels are compared.
+    pub level: Option<u8>,
 }
 
 impl WrkResult {
@@ -1279,6 +1292,180 @@ pub struct WebappReport {
     pub cpu_us_per_request: Vec<f64>,
     /// /proc/loadavg before and after.
     pub load: (String, String),
+    /// Whether the daemon ran on CPU 0 and wrk and redis-server on CPU 1
+    /// ([`WebappBenchOptions::pin`]).
+    pub pinned: bool,
+}
+
+/// The spread of some per-pair figures: quartiles (linear interpolation), min and max.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Values.
+    pub n: usize,
+    /// Smallest.
+    pub min: f64,
+    /// First quartile.
+    pub q1: f64,
+    /// Median.
+    pub median: f64,
+    /// Third quartile.
+    pub q3: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (any order, non-finite ones left out); `None` when empty.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        use crate::monitor::stats::quantile;
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Spread {
+            n: v.len(),
+            min: v[0],
+            q1: quantile(&v, 0.25),
+            median: quantile(&v, 0.5),
+            q3: quantile(&v, 0.75),
+            max: v[v.len() - 1],
+        })
+    }
+}
+
+/// One monitor level against level 0 on one target, over pairs of runs: the k-th run of the
+/// level with the k-th run of level 0 (with [`WebappBenchOptions::repeat`], neighbours in
+/// time). Each figure is per pair, then summarised: a ratio per pair cancels what a pair's
+/// two runs share (the machine's load at that moment), which a ratio of means would not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelComparison {
+    /// The target.
+    pub target: String,
+    /// The level compared with level 0.
+    pub level: u8,
+    /// Requests per second, level ÷ level 0.
+    pub throughput_ratio: Spread,
+    /// p99 latency, level − level 0, ms.
+    pub p99_delta_ms: Spread,
+    /// Daemon CPU per request, level ÷ level 0.
+    pub cpu_ratio: Spread,
+    /// Daemon CPU per request, level − level 0, µs.
+    pub cpu_delta_us: Spread,
+}
+
+/// Every level ≠ 0 against level 0, per target, over pairs of runs (see [`LevelComparison`]);
+/// empty without level-0 runs.
+pub fn level_comparisons(report: &WebappReport) -> Vec<LevelComparison> {
+    let cpu = |i: usize| {
+        report
+            .cpu_us_per_request
+            .get(i)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let mut keys: Vec<(String, u8)> = Vec::new();
+    for run in &report.runs {
+        if let Some(level) = run.level.filter(|&l| l != 0) {
+            if !keys.iter().any(|k| k.0 == run.target && k.1 == level) {
+                keys.push((run.target.clone(), level));
+            }
+        }
+    }
+    let runs_of = |target: &str, level: u8| -> Vec<usize> {
+        (0..report.runs.len())
+            .filter(|&i| report.runs[i].target == target && report.runs[i].level == Some(level))
+            .collect()
+    };
+    let runs = &report.runs;
+    let mut out = Vec::new();
+    for (target, level) in keys {
+        let pairs: Vec<(usize, usize)> = runs_of(&target, 0)
+            .into_iter()
+            .zip(runs_of(&target, level))
+            .collect();
+        let figures = |f: &dyn Fn(usize, usize) -> f64| -> Option<Spread> {
+            Spread::of(&pairs.iter().map(|&(z, l)| f(z, l)).collect::<Vec<f64>>())
+        };
+        let (Some(throughput_ratio), Some(p99_delta_ms), Some(cpu_ratio), Some(cpu_delta_us)) = (
+            figures(&|z, l| runs[l].rate() / runs[z].rate()),
+            figures(&|z, l| (runs[l].latency_us[2] as f64 - runs[z].latency_us[2] as f64) / 1e3),
+            figures(&|z, l| cpu(l) / cpu(z)),
+            figures(&|z, l| cpu(l) - cpu(z)),
+        ) else {
+            continue;
+        };
+        out.push(LevelComparison {
+            target,
+            level,
+            throughput_ratio,
+            p99_delta_ms,
+            cpu_ratio,
+            cpu_delta_us,
+        });
+    }
+    out
+}
+
+/// The order of the daemons: `levels` `repeat` times, every second time reversed.
+fn level_rounds(levels: &[u8], repeat: usize) -> Vec<u8> {
+    (0..repeat.max(1))
+        .flat_map(|r| {
+            let mut l = levels.to_vec();
+            if r % 2 == 1 {
+                l.reverse();
+            }
+            l
+        })
+        .collect()
+}
+
+/// Restricts thread `tid` (0: the calling thread) to `cpus`; its children and the threads it
+/// starts later inherit that.
+#[cfg(target_os = "linux")]
+fn set_thread_cpus(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
+    #[allow(unsafe_code)] // reason: the CPU_* helpers and sched_setaffinity are unsafe.
+    // SAFETY: `set` is a plain C bit array for which all-zero bytes are the valid empty set;
+    // CPU_SET is given CPU numbers below CPU_SETSIZE (checked); `set` outlives the call and
+    // its size is passed with it; the kernel only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            if c < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c, &mut set);
+            }
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Restricts every thread of this process to `cpus`.
+#[cfg(target_os = "linux")]
+fn set_process_cpus(cpus: &[usize]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let tid: i32 = entry?
+            .file_name()
+            .to_string_lossy()
+            .parse()
+            .map_err(|_| std::io::Error::other("a non-numeric /proc/self/task entry"))?;
+        set_thread_cpus(tid, cpus)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_thread_cpus(_tid: i32, _cpus: &[usize]) -> std::io::Result<()> {
+    Err(std::io::Error::other("pinning needs Linux"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_process_cpus(_cpus: &[usize]) -> std::io::Result<()> {
+    Err(std::io::Error::other("pinning needs Linux"))
 }
 
 fn wrk_summary_script() -> &'static str {
@@ -1302,7 +1489,19 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found: apt-get install -y wrk".into());
     }
-    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"))?;
+    // Pinning: redis-server inherits CPU 1 from this thread, then every thread of this
+    // process (and every thread the daemon starts later) goes to CPU 0; wrk is started from a
+    // thread on CPU 1.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = opts.pin && cpus >= 2 && cfg!(target_os = "linux");
+    if pinned {
+        set_thread_cpus(0, &[1]).map_err(|e| format!("pinning to CPU 1: {e}"))?;
+    }
+    let redis = TestRedis::start().map_err(|err| format!("redis-server: {err}"));
+    if pinned {
+        set_process_cpus(&[0]).map_err(|e| format!("pinning to CPU 0: {e}"))?;
+    }
+    let redis = redis?;
     let dir = std::env::temp_dir().join(format!("skyline-bench-webapp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut config = bench_config()?;
@@ -1374,7 +1573,10 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     let rounds: Vec<Option<u8>> = if opts.monitor_levels.is_empty() {
         vec![None]
     } else {
-        opts.monitor_levels.iter().copied().map(Some).collect()
+        level_rounds(&opts.monitor_levels, opts.repeat)
+            .into_iter()
+            .map(Some)
+            .collect()
     };
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
@@ -1422,15 +1624,20 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                     true,
                 ),
             ];
-            let targets: Vec<(String, String, bool)> = match level {
-                None => all_targets.into_iter().collect(),
+            let targets: Vec<(String, String, String, bool)> = match level {
+                None => all_targets
+                    .into_iter()
+                    .map(|(name, path, gz)| (name.clone(), name, path, gz))
+                    .collect(),
                 Some(l) => all_targets
                     .into_iter()
                     .filter(|t| !t.2)
-                    .map(|(name, path, gz)| (format!("{name}, monitor level {l}"), path, gz))
+                    .map(|(target, path, gz)| {
+                        (format!("{target}, monitor level {l}"), target, path, gz)
+                    })
                     .collect(),
             };
-            for (name, path, gz) in targets {
+            for (name, target, path, gz) in targets {
                 let url = format!("http://{http}{path}");
                 // Warm up (and check the answer) before measuring; awc asks for gzip itself, so
                 // the size reported is what goes over the wire.
@@ -1476,7 +1683,14 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let cpu_before = crate::monitor::sysinfo::cpu_seconds();
                 std::thread::spawn(move || {
-                    let _ = tx.send(Command::new("wrk").args(&args).output());
+                    // wrk inherits this thread's CPU.
+                    let output = if pinned {
+                        set_thread_cpus(0, &[1])
+                            .and_then(|()| Command::new("wrk").args(&args).output())
+                    } else {
+                        Command::new("wrk").args(&args).output()
+                    };
+                    let _ = tx.send(output);
                 });
                 let output = rx
                     .await
@@ -1507,6 +1721,8 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                         field(&line, "p99"),
                         field(&line, "max"),
                     ],
+                    target,
+                    level,
                 });
             }
             running.shutdown().await;
@@ -1515,11 +1731,18 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     });
     let _ = std::fs::remove_dir_all(&dir);
     drop(redis);
+    if pinned {
+        let all: Vec<usize> = (0..cpus).collect();
+        if let Err(e) = set_process_cpus(&all) {
+            eprintln!("skyline bench webapp: could not unpin this process: {e}");
+        }
+    }
     let (runs, cpu_us_per_request) = result?;
     Ok(WebappReport {
         runs,
         cpu_us_per_request,
         load: (load_before, loadavg()),
+        pinned,
     })
 }
 
@@ -2285,4 +2508,83 @@ pub fn remote_write(
         flux_json,
         load: (load_before, loadavg()),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn run(target: &str, level: u8, requests: u64, p99_us: u64) -> WrkResult {
+        WrkResult {
+            name: format!("{target}, monitor level {level}"),
+            command: String::new(),
+            body_bytes: 0,
+            requests,
+            non_2xx: 0,
+            socket_errors: 0,
+            seconds: 1.0,
+            latency_us: [0, 0, p99_us, 0],
+            target: target.into(),
+            level: Some(level),
+        }
+    }
+
+    #[test]
+    fn levels_repeat_in_alternating_order() {
+        assert_eq!(level_rounds(&[0, 2], 3), vec![0, 2, 2, 0, 0, 2]);
+        assert_eq!(level_rounds(&[0, 2, 3], 2), vec![0, 2, 3, 3, 2, 0]);
+        assert_eq!(level_rounds(&[1], 0), vec![1]);
+    }
+
+    #[test]
+    fn spread_has_quartiles_min_and_max() {
+        let s = Spread::of(&[5.0, 1.0, 3.0, 2.0, 4.0, f64::NAN]).unwrap();
+        assert_eq!(s.n, 5);
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max),
+            (1.0, 2.0, 3.0, 4.0, 5.0)
+        );
+        assert!(Spread::of(&[]).is_none());
+    }
+
+    /// The k-th run of a level is compared with the k-th run of level 0 of the same target:
+    /// a load change between pairs moves both runs of a pair, not the ratio.
+    #[test]
+    fn levels_are_compared_pair_by_pair() {
+        // Pair 1 on a quiet machine, pair 2 at half the speed: each pair's level 2 is 2 %
+        // slower and 10 % dearer in CPU than its level 0.
+        let runs = vec![
+            run("api", 0, 1000, 1000),
+            run("page", 0, 500, 2000),
+            run("api", 2, 980, 1100),
+            run("page", 2, 490, 2100),
+            run("api", 2, 490, 2300),
+            run("page", 2, 245, 4300),
+            run("api", 0, 500, 2000),
+            run("page", 0, 250, 4000),
+        ];
+        let cpu = vec![30.0, 40.0, 33.0, 44.0, 66.0, 88.0, 60.0, 80.0];
+        let report = WebappReport {
+            runs,
+            cpu_us_per_request: cpu,
+            load: Default::default(),
+            pinned: false,
+        };
+        let c = level_comparisons(&report);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].target.as_str(), c[0].level), ("api", 2));
+        assert_eq!(c[1].target, "page");
+        for c in &c {
+            assert_eq!(c.throughput_ratio.n, 2);
+            assert!((c.throughput_ratio.min - 0.98).abs() < 1e-9, "{c:?}");
+            assert!((c.throughput_ratio.max - 0.98).abs() < 1e-9, "{c:?}");
+            assert!((c.cpu_ratio.median - 1.1).abs() < 1e-9, "{c:?}");
+        }
+        assert!((c[0].p99_delta_ms.min - 0.1).abs() < 1e-9);
+        assert!((c[0].p99_delta_ms.max - 0.3).abs() < 1e-9);
+        assert!((c[0].cpu_delta_us.median - 4.5).abs() < 1e-9);
+        // The CPU differences are per pair: 3 µs on the quiet machine, 6 µs on the slow one.
+        assert_eq!((c[0].cpu_delta_us.min, c[0].cpu_delta_us.max), (3.0, 6.0));
+    }
 }

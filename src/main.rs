@@ -191,7 +191,8 @@ enum BenchCmd {
         secs: f64,
     },
     /// wrk against /api?metric= (a 1,440-point metric) and the Now page (100 anomalies),
-    /// through the real middleware and basic auth (needs `wrk`).
+    /// through the real middleware and basic auth (needs `wrk`); with two or more CPUs the
+    /// daemon runs on CPU 0 and wrk and redis-server on CPU 1.
     Webapp {
         /// wrk run time per target, seconds.
         #[arg(long, default_value_t = 10)]
@@ -212,6 +213,14 @@ enum BenchCmd {
         /// /api?metric= and the Now page without gzip).
         #[arg(long, value_delimiter = ',')]
         monitor_levels: Vec<u8>,
+        /// Run the monitor levels this many times, every second time in reverse order
+        /// (`--monitor-levels 0,2 --repeat 10`: 0,2,2,0,0,2,…), and compare each level with
+        /// level 0 pair by pair (median and spread of the per-pair ratios).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Do not pin the daemon to CPU 0 and wrk and redis-server to CPU 1.
+        #[arg(long)]
+        no_pin: bool,
     },
     /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
     /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
@@ -409,6 +418,8 @@ fn main() -> ExitCode {
                 anomalies,
                 points,
                 monitor_levels,
+                repeat,
+                no_pin,
             } => bench_webapp(skyline::bench::WebappBenchOptions {
                 duration_secs: duration,
                 threads,
@@ -416,6 +427,8 @@ fn main() -> ExitCode {
                 anomalies,
                 points,
                 monitor_levels,
+                repeat,
+                pin: !no_pin,
             }),
             BenchCmd::Mirage {
                 secs,
@@ -1031,40 +1044,31 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                 );
                 ok &= run.non_2xx == 0 && run.socket_errors == 0;
             }
-            // Monitor levels: each run against the level-0 run(s) of the same target, same
-            // process (the mean of them when level 0 was measured more than once).
-            let cpu_of = |i: usize| r.cpu_us_per_request.get(i).copied().unwrap_or(0.0);
-            for (i, run) in r.runs.iter().enumerate() {
-                let Some((target, level)) = run.name.split_once(", monitor level ") else {
-                    continue;
-                };
-                if level == "0" {
-                    continue;
-                }
-                let base: Vec<usize> = (0..r.runs.len())
-                    .filter(|&b| r.runs[b].name == format!("{target}, monitor level 0"))
-                    .collect();
-                if base.is_empty() {
-                    continue;
-                }
-                let n = base.len() as f64;
-                let rate = base.iter().map(|&b| r.runs[b].rate()).sum::<f64>() / n;
-                let p99 = base
-                    .iter()
-                    .map(|&b| r.runs[b].latency_us[2] as f64)
-                    .sum::<f64>()
-                    / n;
-                let cpu = base.iter().map(|&b| cpu_of(b)).sum::<f64>() / n;
+            // Monitor levels: each level against level 0, pair by pair.
+            let spread = |s: &skyline::bench::Spread, unit: &str, digits: usize| {
+                format!(
+                    "median {:.d$}{unit} [IQR {:.d$}..{:.d$}, min {:.d$}, max {:.d$}]",
+                    s.median,
+                    s.q1,
+                    s.q3,
+                    s.min,
+                    s.max,
+                    d = digits
+                )
+            };
+            for c in skyline::bench::level_comparisons(&r) {
                 println!(
-                    "{}: throughput {:.3} × level 0 ({:+.1} %), p99 {:+.3} ms vs level 0, daemon CPU per request {:.3} × level 0 ({:+.1} µs)",
-                    run.name,
-                    run.rate() / rate,
-                    (run.rate() / rate - 1.0) * 100.0,
-                    (run.latency_us[2] as f64 - p99) / 1000.0,
-                    cpu_of(i) / cpu.max(1e-9),
-                    cpu_of(i) - cpu
+                    "{}, monitor level {} vs level 0 over {} pair(s): throughput {}; p99 {}; CPU per request {} = {}",
+                    c.target,
+                    c.level,
+                    c.throughput_ratio.n,
+                    spread(&c.throughput_ratio, "×", 3),
+                    spread(&c.p99_delta_ms, " ms", 3),
+                    spread(&c.cpu_ratio, "×", 3),
+                    spread(&c.cpu_delta_us, " µs", 2),
                 );
             }
+            let cpu_of = |i: usize| r.cpu_us_per_request.get(i).copied().unwrap_or(0.0);
             // Interleaved levels (0,2,3,0,2,3,…): per target and level, the medians of its
             // runs, and each level's medians against level 0's.
             let mut groups: Vec<(String, String, Vec<usize>)> = Vec::new();
@@ -1121,10 +1125,15 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                 }
             }
             println!(
-                "load average before: {}; after: {}; cores: {}",
+                "load average before: {}; after: {}; cores: {}; {}",
                 r.load.0,
                 r.load.1,
-                std::thread::available_parallelism().map_or(0, |n| n.get())
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                if r.pinned {
+                    "daemon pinned to CPU 0, wrk and redis-server to CPU 1"
+                } else {
+                    "not pinned"
+                }
             );
             if !ok {
                 eprintln!("skyline bench webapp: FAIL: errors during the run");
