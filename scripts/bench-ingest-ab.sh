@@ -8,16 +8,8 @@ set -euo pipefail
 before=$1 after=$2 repeats=${3:-2}
 big=(bench ingest --metrics 100000 --points 3000000 --connections 1)
 small=(bench ingest --metrics 10000 --points 2000000)
-prio=()
-autogroup=/proc/sys/kernel/sched_autogroup_enabled
-if [ "$(id -u)" = 0 ]; then
-  prio=(nice -n -20)
-  if [ -w "$autogroup" ]; then
-    was=$(cat "$autogroup")
-    echo 0 >"$autogroup"
-    trap 'echo "$was" >"$autogroup"' EXIT
-  fi
-fi
+# shellcheck source=scripts/quiet-bench.sh
+. "$(dirname "$0")/quiet-bench.sh"
 run() {
   local label=$1
   shift

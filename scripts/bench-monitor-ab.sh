@@ -7,16 +7,8 @@
 # the run (with autogroup on, nice only orders processes within one session).
 set -euo pipefail
 before=$1 after=$2 repeat=${3:-6} duration=${4:-3}
-prio=()
-autogroup=/proc/sys/kernel/sched_autogroup_enabled
-if [ "$(id -u)" = 0 ]; then
-  prio=(nice -n -20)
-  if [ -w "$autogroup" ]; then
-    was=$(cat "$autogroup")
-    echo 0 >"$autogroup"
-    trap 'echo "$was" >"$autogroup"' EXIT
-  fi
-fi
+# shellcheck source=scripts/quiet-bench.sh
+. "$(dirname "$0")/quiet-bench.sh"
 run() {
   local label=$1
   shift
