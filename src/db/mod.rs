@@ -1,7 +1,7 @@
 //! The Panorama database: owns the tables (Skyline's `anomalies`, `metrics`, `apps`, `hosts`,
 //! `sources`, `algorithms`, with the `algorithm_groups` and `users` seeds; and this port's
 //! `panorama_metric_counts` / `panorama_state`, a per-metric count summary; the endpoint
-//! monitor's `monitor_requests` / `monitor_outliers`, queried in [`monitor`]), the connection
+//! monitor's `monitor_request_blocks` / `monitor_outliers`, queried in [`monitor`]), the connection
 //! pool, and the embedded migrations for SQLite, MySQL/MariaDB and PostgreSQL. No actors live
 //! here.
 //!

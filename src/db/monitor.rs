@@ -1,12 +1,20 @@
-//! The endpoint monitor's tables, `monitor_requests` and `monitor_outliers` (migration
-//! `2026-12-06-000002_monitor`) and `monitor_batches` (`…-000012_monitor_batches`), and every
+//! The endpoint monitor's tables, `monitor_request_blocks` (migration
+//! `2026-12-06-000030_monitor_request_blocks`), `monitor_outliers` (`…-000002_monitor`),
+//! `monitor_batches` (`…-000012_monitor_batches`) and the older per-request rows of
+//! `monitor_requests` (`…-000002_monitor`, no longer written, read until pruned), and every
 //! query on them: batch inserts (the monitor writer), pruning, and the reads behind the
 //! monitor views and `/monitor/export`. Blocking functions taking `&Pool`, like
 //! [`super::queries`]: call them through `web::block` or [`super::Bounded`]. All values are
 //! bound parameters.
 //!
+//! A batch's requests are one row of `monitor_request_blocks` (encoded by
+//! [`crate::monitor::block`]; its `first_ms`/`last_ms` bound the records' times), not a row
+//! each: the per-request row insert was most of what monitoring cost a request. Reads take
+//! the blocks overlapping their range, a page at a time in `first_ms` order, decode and
+//! filter them, and stop once no later block can hold a record older than the ones kept.
+//!
 //! A batch insert is idempotent: it writes its batch id (the primary key of
-//! `monitor_batches`) in the same transaction as its rows, so a batch whose first attempt
+//! `monitor_batches`) in the same transaction as its block and outlier rows, so a batch whose first attempt
 //! committed but was reported failed (timed out, connection dropped after the commit) fails
 //! on that key when the writer retries it, and is then found there and reported as already
 //! written: the records are in the tables exactly once.
@@ -14,26 +22,20 @@
 use diesel::prelude::*;
 
 use super::{DbError, Pool, PoolKind};
-use std::net::IpAddr;
-use std::sync::Arc;
+use crate::monitor::block::{self, Block};
+use crate::monitor::messages::{Breakdown, Hit, OutlierRecord, RequestRecord};
+use crate::telemetry::ratelimit::LogLimiter;
 
-use crate::monitor::messages::{Breakdown, ClientIp, Hit, OutlierRecord, RequestRecord};
-
-/// Rows per multi-row INSERT of requests (13 parameters each, 3,328 a statement: under every
-/// backend's limit, SQLite's 32,766 included). A full chunk is one statement type
-/// (`&[_; INSERT_CHUNK]`), so diesel prepares it once per connection and reuses it; the rest
-/// of a batch goes in chunks of [`SMALL_CHUNK`] rows, then single rows (each also prepared
-/// once).
-const INSERT_CHUNK: usize = 256;
-/// Rows per INSERT of what is left of a batch after its [`INSERT_CHUNK`]s.
-const SMALL_CHUNK: usize = 16;
 /// Rows per multi-row INSERT of outliers (17 parameters each; few rows).
 const OUTLIER_CHUNK: usize = 500;
-/// Upper bound on rows one read returns.
+/// Upper bound on records one read returns.
 pub const MAX_ROWS: i64 = 500_000;
+/// Blocks per read of `monitor_request_blocks` (each up to `[monitor] batch_max` records).
+const BLOCK_PAGE: i64 = 64;
 
 diesel::table! {
-    /// One row per monitored request.
+    /// One row per monitored request, as written before `monitor_request_blocks`
+    /// (`…-000030_monitor_request_blocks`): read alongside the blocks until pruned.
     monitor_requests (id) {
         id -> BigInt,
         time_ms -> BigInt,
@@ -49,6 +51,17 @@ diesel::table! {
         sql_us -> Nullable<BigInt>,
         graphite_us -> Nullable<BigInt>,
         template_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// One row per writer batch: its requests, encoded ([`crate::monitor::block`]).
+    monitor_request_blocks (id) {
+        id -> BigInt,
+        first_ms -> BigInt,
+        last_ms -> BigInt,
+        records -> Integer,
+        data -> Binary,
     }
 }
 
@@ -83,143 +96,6 @@ diesel::table! {
         graphite_us -> BigInt,
         template_us -> BigInt,
     }
-}
-
-/// A shared string bound as `Text`: the names every record repeats (route, method, version,
-/// user, IP) go into a row as a reference count, not a copy, and the row owns them, so a
-/// fixed-size chunk of rows is a statement type diesel prepares once and caches (a statement
-/// over borrowed rows, or over a `Vec` of rows, is prepared again for every chunk).
-#[derive(Debug, Clone, diesel::expression::AsExpression)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-struct SharedStr(Arc<str>);
-
-impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for SharedStr
-where
-    DB: diesel::backend::Backend,
-    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-{
-    fn to_sql<'b>(
-        &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, DB>,
-    ) -> diesel::serialize::Result {
-        <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(&self.0, out)
-    }
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = monitor_requests, treat_none_as_default_value = false)]
-struct NewRequest {
-    time_ms: i64,
-    route: SharedStr,
-    method: SharedStr,
-    status: i32,
-    duration_us: i64,
-    version: SharedStr,
-    ip: SharedStr,
-    user_name: SharedStr,
-    group_tag: Option<String>,
-    redis_us: Option<i64>,
-    sql_us: Option<i64>,
-    graphite_us: Option<i64>,
-    template_us: Option<i64>,
-}
-
-/// A row of [`NewRequest`] without a group tag or a breakdown (levels 1 and 2 without a
-/// group header: nearly every record): five parameters fewer to bind, the columns left to
-/// their default, NULL. `treat_none_as_default_value = false` matters here too, although no
-/// field is an `Option`: without it diesel's derive makes every field optional, and SQLite
-/// (no `DEFAULT` in `VALUES`) then inserts a batch one row per statement: twice the
-/// instructions per record of the 13-column statement under valgrind.
-#[derive(Insertable)]
-#[diesel(table_name = monitor_requests, treat_none_as_default_value = false)]
-struct PlainRequest {
-    time_ms: i64,
-    route: SharedStr,
-    method: SharedStr,
-    status: i32,
-    duration_us: i64,
-    version: SharedStr,
-    ip: SharedStr,
-    user_name: SharedStr,
-}
-
-/// Consecutive rows of one shape.
-enum Rows {
-    Plain(Vec<PlainRequest>),
-    Full(Vec<NewRequest>),
-}
-
-/// `rows` split into runs of one shape, in order (ids follow the batch's order).
-fn by_shape(rows: Vec<NewRequest>) -> Vec<Rows> {
-    let mut out: Vec<Rows> = Vec::new();
-    for row in rows {
-        let plain = row.group_tag.is_none()
-            && row.redis_us.is_none()
-            && row.sql_us.is_none()
-            && row.graphite_us.is_none()
-            && row.template_us.is_none();
-        match (plain, out.last_mut()) {
-            (true, Some(Rows::Plain(v))) => v.push(PlainRequest::of(row)),
-            (true, _) => out.push(Rows::Plain(vec![PlainRequest::of(row)])),
-            (false, Some(Rows::Full(v))) => v.push(row),
-            (false, _) => out.push(Rows::Full(vec![row])),
-        }
-    }
-    out
-}
-
-impl PlainRequest {
-    fn of(r: NewRequest) -> Self {
-        PlainRequest {
-            time_ms: r.time_ms,
-            route: r.route,
-            method: r.method,
-            status: r.status,
-            duration_us: r.duration_us,
-            version: r.version,
-            ip: r.ip,
-            user_name: r.user_name,
-        }
-    }
-}
-
-/// The rows of `hits`; client addresses formatted here (off the request path), the last one
-/// reused while it repeats.
-fn new_requests(hits: &[Hit]) -> Vec<NewRequest> {
-    let empty: Arc<str> = Arc::from("");
-    let mut last_ip: Option<(IpAddr, Arc<str>)> = None;
-    hits.iter()
-        .map(|r| {
-            let ip = match &r.ip {
-                ClientIp::Unknown => empty.clone(),
-                ClientIp::Text(t) => t.clone(),
-                ClientIp::Addr(a) => match &last_ip {
-                    Some((l, text)) if l == a => text.clone(),
-                    _ => {
-                        let text: Arc<str> = a.to_string().into();
-                        last_ip = Some((*a, text.clone()));
-                        text
-                    }
-                },
-            };
-            let b = r.breakdown;
-            NewRequest {
-                time_ms: r.time_ms,
-                route: SharedStr(r.route.clone()),
-                method: SharedStr(r.method.clone()),
-                status: r.status as i32,
-                duration_us: r.duration_us.min(i64::MAX as u64) as i64,
-                version: SharedStr(r.version.clone()),
-                ip: SharedStr(ip),
-                user_name: SharedStr(r.user.clone().unwrap_or_else(|| empty.clone())),
-                group_tag: r.group.as_deref().map(str::to_string),
-                redis_us: b.map(|b| b.redis_us as i64),
-                sql_us: b.map(|b| b.sql_us as i64),
-                graphite_us: b.map(|b| b.graphite_us as i64),
-                template_us: b.map(|b| b.template_us as i64),
-            }
-        })
-        .collect()
 }
 
 #[derive(Insertable)]
@@ -287,8 +163,8 @@ type RequestTuple = (
     (Option<i64>, Option<i64>, Option<i64>, Option<i64>),
 );
 
-fn request_of(t: RequestTuple) -> (i64, RequestRecord) {
-    let (id, time_ms, route, method, status, duration_us, version, ip, user, group, b) = t;
+fn request_of(t: RequestTuple) -> RequestRecord {
+    let (_id, time_ms, route, method, status, duration_us, version, ip, user, group, b) = t;
     let breakdown = match b {
         (Some(r), Some(s), Some(g), Some(t)) => Some(Breakdown {
             redis_us: r.max(0) as u64,
@@ -298,21 +174,18 @@ fn request_of(t: RequestTuple) -> (i64, RequestRecord) {
         }),
         _ => None,
     };
-    (
-        id,
-        RequestRecord {
-            time_ms,
-            route,
-            method,
-            status: status.clamp(0, u16::MAX as i32) as u16,
-            duration_us: duration_us.max(0) as u64,
-            version,
-            ip,
-            user,
-            group,
-            breakdown,
-        },
-    )
+    RequestRecord {
+        time_ms,
+        route,
+        method,
+        status: status.clamp(0, u16::MAX as i32) as u16,
+        duration_us: duration_us.max(0) as u64,
+        version,
+        ip,
+        user,
+        group,
+        breakdown,
+    }
 }
 
 type OutlierTuple = (
@@ -361,62 +234,38 @@ macro_rules! monitor_queries {
         use diesel::prelude::*;
 
         use super::RequestTuple;
-        use super::{by_shape, new_requests, Rows};
         use super::{monitor_batches as bt, monitor_outliers as o, monitor_requests as r};
-        use super::{Batch, Inserted, NewOutlier, NewRequest, OutlierTuple, PlainRequest};
-        use super::{INSERT_CHUNK, OUTLIER_CHUNK, SMALL_CHUNK};
+        use super::{monitor_request_blocks as rb, Batch, Block, Inserted, NewOutlier};
+        use super::{OutlierTuple, OUTLIER_CHUNK};
 
-        pub fn insert(c: &mut Conn, batch: &Batch) -> QueryResult<Inserted> {
+        pub fn insert(c: &mut Conn, batch: &Batch, block: &Block) -> QueryResult<Inserted> {
             // The batch row first: a write as the transaction's first statement waits for
             // SQLite's lock (busy_timeout) rather than failing, and on MySQL/PostgreSQL it
             // waits for a still-open earlier attempt of the same batch, then fails on the key.
             let written = c.transaction::<_, diesel::result::Error, _>(|c| {
+                let n = batch.requests.len().min(i32::MAX as usize) as i32;
                 diesel::insert_into(bt::table)
                     .values((
                         bt::id.eq(batch.id),
                         bt::time_ms.eq(batch.time_ms),
-                        bt::requests.eq(batch.requests.len().min(i32::MAX as usize) as i32),
+                        bt::requests.eq(n),
                     ))
                     .execute(c)?;
-                // Fixed-size arrays: each size is one statement type, prepared once per
-                // connection and cached (a Vec's statement would be prepared every time).
-                macro_rules! insert_rows {
-                    ($rows:expr, $t:ty) => {{
-                        let mut n = 0;
-                        let big = $rows.chunks_exact(INSERT_CHUNK);
-                        let rest = big.remainder();
-                        for chunk in big {
-                            let Ok(chunk) = <&[$t; INSERT_CHUNK]>::try_from(chunk) else {
-                                return Err(diesel::result::Error::RollbackTransaction);
-                            };
-                            n += diesel::insert_into(r::table).values(chunk).execute(c)?;
-                        }
-                        let small = rest.chunks_exact(SMALL_CHUNK);
-                        let single = small.remainder();
-                        for chunk in small {
-                            let Ok(chunk) = <&[$t; SMALL_CHUNK]>::try_from(chunk) else {
-                                return Err(diesel::result::Error::RollbackTransaction);
-                            };
-                            n += diesel::insert_into(r::table).values(chunk).execute(c)?;
-                        }
-                        for row in single {
-                            n += diesel::insert_into(r::table).values(row).execute(c)?;
-                        }
-                        n
-                    }};
-                }
-                let mut n = 0;
-                for rows in by_shape(new_requests(&batch.requests)) {
-                    n += match rows {
-                        Rows::Plain(rows) => insert_rows!(rows, PlainRequest),
-                        Rows::Full(rows) => insert_rows!(rows, NewRequest),
-                    };
+                if n > 0 {
+                    diesel::insert_into(rb::table)
+                        .values((
+                            rb::first_ms.eq(block.first_ms),
+                            rb::last_ms.eq(block.last_ms),
+                            rb::records.eq(n),
+                            rb::data.eq(&block.data),
+                        ))
+                        .execute(c)?;
                 }
                 for chunk in batch.outliers.chunks(OUTLIER_CHUNK) {
                     let rows: Vec<NewOutlier<'_>> = chunk.iter().map(NewOutlier::of).collect();
                     diesel::insert_into(o::table).values(&rows).execute(c)?;
                 }
-                Ok(n)
+                Ok(batch.requests.len())
             });
             match written {
                 Ok(n) => Ok(Inserted {
@@ -440,13 +289,45 @@ macro_rules! monitor_queries {
         }
 
         pub fn prune(c: &mut Conn, before_ms: i64) -> QueryResult<(usize, usize)> {
-            let a = diesel::delete(r::table.filter(r::time_ms.lt(before_ms))).execute(c)?;
-            let b = diesel::delete(o::table.filter(o::time_ms.lt(before_ms))).execute(c)?;
-            diesel::delete(bt::table.filter(bt::time_ms.lt(before_ms))).execute(c)?;
-            Ok((a, b))
+            c.transaction(|c| {
+                let blocks: Vec<i32> = rb::table
+                    .filter(rb::last_ms.lt(before_ms))
+                    .select(rb::records)
+                    .load(c)?;
+                diesel::delete(rb::table.filter(rb::last_ms.lt(before_ms))).execute(c)?;
+                let a = diesel::delete(r::table.filter(r::time_ms.lt(before_ms))).execute(c)?;
+                let b = diesel::delete(o::table.filter(o::time_ms.lt(before_ms))).execute(c)?;
+                diesel::delete(bt::table.filter(bt::time_ms.lt(before_ms))).execute(c)?;
+                let in_blocks: usize = blocks.iter().map(|&n| n.max(0) as usize).sum();
+                Ok((a + in_blocks, b))
+            })
         }
 
-        pub fn requests(
+        /// Up to `page` blocks overlapping `[from_ms, until_ms)` after `(first_ms, id)`
+        /// `after`, by (first_ms, id): (first_ms, id, data).
+        pub fn blocks(
+            c: &mut Conn,
+            from_ms: i64,
+            until_ms: i64,
+            after: (i64, i64),
+            page: i64,
+        ) -> QueryResult<Vec<(i64, i64, Vec<u8>)>> {
+            rb::table
+                .filter(rb::last_ms.ge(from_ms))
+                .filter(rb::first_ms.lt(until_ms))
+                .filter(
+                    rb::first_ms
+                        .gt(after.0)
+                        .or(rb::first_ms.eq(after.0).and(rb::id.gt(after.1))),
+                )
+                .order((rb::first_ms.asc(), rb::id.asc()))
+                .limit(page)
+                .select((rb::first_ms, rb::id, rb::data))
+                .load(c)
+        }
+
+        /// Rows written before the blocks.
+        pub fn legacy(
             c: &mut Conn,
             from_ms: i64,
             until_ms: i64,
@@ -474,9 +355,13 @@ macro_rules! monitor_queries {
         }
 
         pub fn count(c: &mut Conn) -> QueryResult<(i64, i64)> {
-            let a = r::table.count().get_result(c)?;
+            let a: i64 = r::table.count().get_result(c)?;
+            let blocks: Vec<i32> = rb::table.select(rb::records).load(c)?;
             let b = o::table.count().get_result(c)?;
-            Ok((a, b))
+            Ok((
+                a + blocks.iter().map(|&n| i64::from(n.max(0))).sum::<i64>(),
+                b,
+            ))
         }
 
         pub fn outliers(
@@ -606,7 +491,8 @@ pub struct Inserted {
     pub already: bool,
 }
 
-/// Inserts `batch` in one transaction, unless its id is already recorded (then nothing).
+/// Inserts `batch` in one transaction, unless its id is already recorded (then nothing):
+/// its requests as one block (`monitor_request_blocks`), its outliers as rows.
 pub fn insert_batch(pool: &Pool, batch: &Batch) -> Result<Inserted, DbError> {
     if batch.requests.is_empty() && batch.outliers.is_empty() {
         return Ok(Inserted {
@@ -614,7 +500,9 @@ pub fn insert_batch(pool: &Pool, batch: &Batch) -> Result<Inserted, DbError> {
             already: false,
         });
     }
-    dispatch!(pool, insert(batch))
+    let block = block::encode(&batch.requests);
+    let block = &block;
+    dispatch!(pool, insert(batch, block))
 }
 
 /// Inserts `requests` and `outliers` as one new batch; returns the requests inserted.
@@ -627,21 +515,57 @@ pub fn insert(
     insert_batch(pool, &batch).map(|i| i.requests)
 }
 
-/// Deletes records and outliers older than `before_ms`; returns how many of each.
+/// Deletes records and outliers older than `before_ms`; returns how many of each. A block
+/// goes when its newest record is older (a block spans one writer batch, `flush_ms`).
 pub fn prune(pool: &Pool, before_ms: i64) -> Result<(usize, usize), DbError> {
     dispatch!(pool, prune(before_ms))
 }
 
-/// Records with `from_ms <= time_ms < until_ms`, oldest first, at most `limit`
-/// (clamped to [`MAX_ROWS`]), each with its id.
+static CORRUPT_BLOCKS: LogLimiter = LogLimiter::new();
+
+/// Records with `from_ms <= time_ms < until_ms`, oldest first (equal times in the order they
+/// were written), at most `limit` (clamped to [`MAX_ROWS`]). A block that cannot be decoded
+/// is skipped, logged (at most once a minute) and counted in
+/// `skyline_monitor_corrupt_blocks_total`; the rest is read.
 pub fn requests(
     pool: &Pool,
     from_ms: i64,
     until_ms: i64,
     limit: i64,
-) -> Result<Vec<(i64, RequestRecord)>, DbError> {
-    let rows = dispatch!(pool, requests(from_ms, until_ms, limit.clamp(1, MAX_ROWS)))?;
-    Ok(rows.into_iter().map(request_of).collect())
+) -> Result<Vec<RequestRecord>, DbError> {
+    let limit = limit.clamp(1, MAX_ROWS) as usize;
+    let legacy = dispatch!(pool, legacy(from_ms, until_ms, limit as i64))?;
+    let mut out: Vec<RequestRecord> = legacy.into_iter().map(request_of).collect();
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let page = dispatch!(pool, blocks(from_ms, until_ms, after, BLOCK_PAGE))?;
+        let full = page.len() as i64 == BLOCK_PAGE;
+        for (first_ms, id, data) in page {
+            after = (first_ms, id);
+            match block::decode(&data) {
+                Ok(records) => out.extend(
+                    records
+                        .into_iter()
+                        .filter(|r| r.time_ms >= from_ms && r.time_ms < until_ms),
+                ),
+                Err(err) => {
+                    crate::telemetry::metrics::MONITOR_CORRUPT_BLOCKS.inc();
+                    CORRUPT_BLOCKS.error(format_args!(
+                        "monitor: block {id} of monitor_request_blocks skipped: {err}"
+                    ));
+                }
+            }
+        }
+        // Stable: equal times keep the blocks' (first_ms, id) order and each block's order.
+        out.sort_by_key(|r| r.time_ms);
+        out.truncate(limit);
+        // Every block not read yet starts at or after `after.0`: its records cannot come
+        // before the limit-th record kept when that is older.
+        let settled = out.len() == limit && out.last().is_some_and(|r| r.time_ms < after.0);
+        if !full || settled {
+            return Ok(out);
+        }
+    }
 }
 
 /// (records, outliers) stored.
@@ -712,18 +636,17 @@ mod tests {
                 template_us: 3,
             },
         };
+        // Three batches: three blocks.
         assert_eq!(
-            insert(pool, &reqs, std::slice::from_ref(&outlier)).unwrap(),
-            1_500
+            insert(pool, &reqs[..500], std::slice::from_ref(&outlier)).unwrap(),
+            500
         );
+        assert_eq!(insert(pool, &reqs[500..1000], &[]).unwrap(), 500);
+        assert_eq!(insert(pool, &reqs[1000..], &[]).unwrap(), 500);
         assert_eq!(count(pool).unwrap(), (1_500, 1));
         let back = requests(pool, 0, i64::MAX, 10_000).unwrap();
-        assert_eq!(back.len(), 1_500);
-        for (b, r) in back.iter().zip(&reqs) {
-            assert_eq!(&b.1, r);
-        }
-        // In the batch's order.
-        assert!(back.windows(2).all(|w| w[0].0 < w[1].0));
+        // Every field, in the batch's order.
+        assert_eq!(back, reqs);
         assert!(reqs[600..900].iter().any(|r| r.breakdown.is_some()));
         assert!(reqs[600..900].iter().any(|r| r.group.is_some()));
         let o = outliers(pool, None, 10).unwrap();
@@ -732,10 +655,128 @@ mod tests {
         assert_eq!(o[0].1.headers, outlier.headers);
         assert_eq!(outliers(pool, Some(o[0].0), 1).unwrap().len(), 1);
         assert!(outliers(pool, Some(o[0].0 + 1), 1).unwrap().is_empty());
-        // Prune everything before the 1000th record.
+        // Prune everything before the 1000th record: the first two blocks. A block goes
+        // whole, when its newest record is older.
+        assert_eq!(prune(pool, reqs[999].time_ms).unwrap(), (500, 1));
         let (a, b) = prune(pool, reqs[1000].time_ms).unwrap();
+        assert_eq!(count(pool).unwrap(), (500, 0));
+        let (a, b) = (a + 500, b + 1);
         assert_eq!((a, b), (1000, 1));
         assert_eq!(count(pool).unwrap(), (500, 0));
+    }
+
+    /// Reads page through many blocks whose times overlap and keep the oldest `limit`
+    /// records of the range, in time order, whatever the page boundaries.
+    fn reads_page_through_overlapping_blocks(pool: &Pool) {
+        crate::db::migrate(pool).unwrap();
+        let base = 1_800_000_000_000;
+        let mut all = Vec::new();
+        // 150 batches (over two pages of blocks) of 10 records; batch k's times are
+        // base + 10k + 7j: each batch overlaps the next six, no two records share a time.
+        for k in (0..150).rev() {
+            let batch: Vec<RequestRecord> = (0..10)
+                .map(|j| {
+                    let mut r = rec(j, "1.0", false);
+                    r.time_ms = base + 10 * k + 7 * j;
+                    r.route = format!("/r{k}");
+                    r
+                })
+                .collect();
+            insert(pool, &batch, &[]).unwrap();
+            all.extend(batch);
+        }
+        all.sort_by_key(|r| r.time_ms);
+        for (from, until) in [
+            (0, i64::MAX),
+            (base + 200, base + 900),
+            (base + 3, base + 4),
+        ] {
+            for limit in [1, 5, 64, 100, 1_499, 1_500, 5_000] {
+                let want: Vec<&RequestRecord> = all
+                    .iter()
+                    .filter(|r| r.time_ms >= from && r.time_ms < until)
+                    .take(limit)
+                    .collect();
+                let got = requests(pool, from, until, limit as i64).unwrap();
+                assert_eq!(
+                    got.iter().collect::<Vec<_>>(),
+                    want,
+                    "{from} {until} {limit}"
+                );
+            }
+        }
+    }
+
+    fn sqlite_conn(
+        pool: &Pool,
+    ) -> r2d2::PooledConnection<diesel::r2d2::ConnectionManager<diesel::SqliteConnection>> {
+        match pool.kind() {
+            PoolKind::Sqlite(p) => p.get().unwrap(),
+            _ => panic!("not SQLite"),
+        }
+    }
+
+    /// A block that cannot be decoded is skipped and counted; the other blocks are read.
+    #[test]
+    fn a_corrupt_block_is_skipped_and_the_rest_read() {
+        let (_dir, pool) = crate::db::testutil::sqlite_db();
+        crate::db::migrate(&pool).unwrap();
+        let reqs: Vec<RequestRecord> = (0..20).map(|i| rec(i, "1.0", false)).collect();
+        insert(&pool, &reqs[..10], &[]).unwrap();
+        insert(&pool, &reqs[10..], &[]).unwrap();
+        let mut c = sqlite_conn(&pool);
+        diesel::update(
+            monitor_request_blocks::table
+                .filter(monitor_request_blocks::first_ms.eq(reqs[0].time_ms)),
+        )
+        .set(monitor_request_blocks::data.eq(vec![block::FORMAT, 0xff]))
+        .execute(&mut *c)
+        .unwrap();
+        let before = crate::telemetry::metrics::MONITOR_CORRUPT_BLOCKS.get();
+        assert_eq!(requests(&pool, 0, i64::MAX, 100).unwrap(), reqs[10..]);
+        assert!(crate::telemetry::metrics::MONITOR_CORRUPT_BLOCKS.get() > before);
+    }
+
+    /// Rows written before the blocks existed are read alongside them, in time order.
+    #[test]
+    fn rows_from_before_the_blocks_are_read_and_pruned_with_them() {
+        let (_dir, pool) = crate::db::testutil::sqlite_db();
+        crate::db::migrate(&pool).unwrap();
+        let reqs: Vec<RequestRecord> = (0..30).map(|i| rec(i, "0.9", i % 3 == 0)).collect();
+        let mut c = sqlite_conn(&pool);
+        for r in reqs.iter().step_by(2) {
+            let b = r.breakdown;
+            diesel::insert_into(monitor_requests::table)
+                .values((
+                    monitor_requests::time_ms.eq(r.time_ms),
+                    monitor_requests::route.eq(&r.route),
+                    monitor_requests::method.eq(&r.method),
+                    monitor_requests::status.eq(i32::from(r.status)),
+                    monitor_requests::duration_us.eq(r.duration_us as i64),
+                    monitor_requests::version.eq(&r.version),
+                    monitor_requests::ip.eq(&r.ip),
+                    monitor_requests::user_name.eq(&r.user),
+                    monitor_requests::group_tag.eq(&r.group),
+                    (
+                        monitor_requests::redis_us.eq(b.map(|b| b.redis_us as i64)),
+                        monitor_requests::sql_us.eq(b.map(|b| b.sql_us as i64)),
+                        monitor_requests::graphite_us.eq(b.map(|b| b.graphite_us as i64)),
+                        monitor_requests::template_us.eq(b.map(|b| b.template_us as i64)),
+                    ),
+                ))
+                .execute(&mut *c)
+                .unwrap();
+        }
+        drop(c);
+        let odd: Vec<RequestRecord> = reqs.iter().skip(1).step_by(2).cloned().collect();
+        insert(&pool, &odd, &[]).unwrap();
+        assert_eq!(count(&pool).unwrap(), (30, 0));
+        assert_eq!(requests(&pool, 0, i64::MAX, 100).unwrap(), reqs);
+        assert_eq!(requests(&pool, 0, i64::MAX, 7).unwrap(), reqs[..7]);
+        // The old rows go by their own time, the block when its newest record is old.
+        assert_eq!(prune(&pool, reqs[10].time_ms).unwrap(), (5, 0));
+        assert_eq!(prune(&pool, reqs[29].time_ms + 1).unwrap(), (25, 0));
+        assert_eq!(count(&pool).unwrap(), (0, 0));
     }
 
     /// A batch sent twice (a retry after a lost answer) is written once; a pruned batch id
@@ -789,6 +830,28 @@ mod tests {
     fn sqlite_round_trip() {
         let (_dir, pool) = crate::db::testutil::sqlite_db();
         round_trip(&pool);
+    }
+
+    #[test]
+    fn sqlite_reads_page_through_overlapping_blocks() {
+        let (_dir, pool) = crate::db::testutil::sqlite_db();
+        reads_page_through_overlapping_blocks(&pool);
+    }
+
+    #[test]
+    fn mysql_reads_page_through_overlapping_blocks() {
+        let Some(db) = TestDb::mysql("monitor_block_pages") else {
+            return;
+        };
+        reads_page_through_overlapping_blocks(&db.pool);
+    }
+
+    #[test]
+    fn postgres_reads_page_through_overlapping_blocks() {
+        let Some(db) = TestDb::postgres("monitor_block_pages") else {
+            return;
+        };
+        reads_page_through_overlapping_blocks(&db.pool);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! statistics behind the monitor views (docs/monitor.md).
 //!
 //! * Owns the actor [`writer::MonitorWriter`] (own arbiter) and the Panorama database tables
-//!   `monitor_requests` and `monitor_outliers` (queries in [`crate::db::monitor`]). No Redis
+//!   `monitor_request_blocks`, `monitor_outliers` and `monitor_batches` (queries in [`crate::db::monitor`]). No Redis
 //!   keys.
 //! * Messages ([`messages`]): [`messages::Record`] through a bounded channel
 //!   ([`writer::RecordSender`]), [`messages::FlushMonitor`] (shutdown, tests), and the
@@ -22,6 +22,7 @@
 //! `[panorama] db_timeout_secs`; a failed batch is kept (up to `queue_max`, then the oldest
 //! are dropped and counted) and retried, failures counted and logged at most once a minute.
 
+pub mod block;
 pub mod config;
 pub mod error;
 pub mod messages;

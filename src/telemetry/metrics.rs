@@ -352,6 +352,8 @@ counters! {
         "webapp.{host}.monitor.write_failures", "Failed endpoint monitor batch writes (kept and retried).";
     MONITOR_PRUNED = "skyline_monitor_pruned_total",
         "webapp.{host}.monitor.pruned", "Endpoint monitor records and outliers older than keep_days deleted.";
+    MONITOR_CORRUPT_BLOCKS = "skyline_monitor_corrupt_blocks_total",
+        "webapp.{host}.monitor.corrupt_blocks", "Stored endpoint monitor blocks that could not be decoded when read (skipped; the rest of the read goes on).";
 }
 
 gauges! {

@@ -19,8 +19,8 @@
 //! | `/rebrow`, `/rebrow/key`, `/rebrow/key/delete` | Redis browser (`SCAN`, `INFO`, by type; delete only with `rebrow_writable`, POST + CSRF token; on a Redis Cluster `SCAN`, `INFO`, `DBSIZE` on every master in turn, the cursor `<master>-<cursor>`) | any key of the configured Redis (every master's, `CLUSTER NODES`) |
 //! | `/docs`, `/docs/{page}` | README, webapp guide, architecture, configuration, rendered | compiled in |
 //! | `/monitor` | hits, median/p99 latency per route, hits per hour, slow requests | [`monitor::Monitor`] |
-//! | `/monitor/{view}`, `/api/monitor/{view}`, `/monitor/outlier/{id}` | the stored endpoint monitor's views ([`monitor_views`]) | `monitor_requests`, `monitor_outliers` |
-//! | `/monitor/export?since=` | records as JSON lines; **Bearer `[monitor] export_token`, no basic auth** | `monitor_requests` |
+//! | `/monitor/{view}`, `/api/monitor/{view}`, `/monitor/outlier/{id}` | the stored endpoint monitor's views ([`monitor_views`]) | `monitor_request_blocks`, `monitor_outliers` |
+//! | `/monitor/export?since=` | records as JSON lines; **Bearer `[monitor] export_token`, no basic auth** | `monitor_request_blocks` |
 //! | `/errors` | the last ERROR log lines, newest first | `telemetry::recent_errors` |
 //! | `/metrics` | Prometheus text: every self-metric, HTTP counters, Panorama's stats, the current anomalies as the bounded `skyline_anomaly{metric,stage}` family | `telemetry::metrics`, `panorama::GetStats`, the three `*.current_anomalies` keys |
 //! | `/events/get_data` | graphite-web's events API: Panorama anomalies as Grafana annotations ([`events`]) | `anomalies` + lookup tables |

@@ -7,7 +7,7 @@
 //! version), `clients` (per IP and per user across versions), `status` (status codes),
 //! `outliers`, `profile` (level-3 time breakdown grouped per route) and `report` (two time
 //! intervals or two versions: per route the change in median latency with a Mann–Whitney U
-//! test, and the change in error rate). Every view reads `monitor_requests` /
+//! test, and the change in error rate). Every view reads `monitor_request_blocks` /
 //! `monitor_outliers` once (bounded by `[panorama] db_timeout_secs` and
 //! [`crate::db::monitor::MAX_ROWS`]) and aggregates with [`crate::monitor::report`].
 //!
@@ -103,12 +103,11 @@ async fn load(
 ) -> Result<Vec<RequestRecord>, WebError> {
     let pool = state.db.clone().ok_or(WebError::PanoramaDisabled)?;
     let (limit, target) = (pool.op_timeout(), pool.target().to_string());
-    let rows = super::panorama::db_within(limit, target, move || {
+    super::panorama::db_within(limit, target, move || {
         q::requests(&pool, from_ms, until_ms, q::MAX_ROWS)
     })
     .await
-    .map_err(|err| WebError::db_failed("monitor records", &err))?;
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    .map_err(|err| WebError::db_failed("monitor records", &err))
 }
 
 async fn load_outliers(
@@ -976,7 +975,7 @@ pub async fn export(
     .await
     .map_err(|err| WebError::db_failed("monitor export", &err))?;
     let mut body = String::with_capacity(rows.len() * 160);
-    for (_, r) in rows {
+    for r in rows {
         let mut line = json!({
             "route": r.route, "method": r.method, "status": r.status,
             "duration_ms": r.duration_us as f64 / 1000.0,

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS monitor_request_blocks;
