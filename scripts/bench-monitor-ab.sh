@@ -6,7 +6,7 @@
 # As root it runs each benchmark at nice -20 with the kernel's autogroup scheduling off for
 # the run (with autogroup on, nice only orders processes within one session).
 set -euo pipefail
-before=$1 after=$2 repeat=${3:-6} duration=${4:-3}
+before=$1 after=$2 repeat=${3:-12} duration=${4:-3}
 # shellcheck source=scripts/quiet-bench.sh
 . "$(dirname "$0")/quiet-bench.sh"
 run() {

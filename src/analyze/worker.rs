@@ -58,31 +58,7 @@ impl Actor for AnalysisWorker {
     type Context = SyncContext<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        lower_thread_priority(self.nice);
-    }
-}
-
-/// Lower this thread's scheduling priority by `nice` (Linux applies `setpriority` to one
-/// thread when given its thread id). A failure is logged and the thread runs on as it was.
-fn lower_thread_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        #[allow(unsafe_code)] // reason: gettid/getpriority/setpriority have no safe wrappers.
-        // SAFETY: plain syscalls on this thread's own id; no memory is shared with them.
-        let failed = unsafe {
-            let tid = libc::gettid() as libc::id_t;
-            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-            libc::setpriority(libc::PRIO_PROCESS, tid, (now + nice).min(19)) != 0
-        };
-        if failed {
-            log::warn!(
-                "analysis worker: could not lower its priority by {nice}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        crate::telemetry::priority::lower_thread_priority(self.nice, "analysis worker");
     }
 }
 

@@ -44,6 +44,10 @@ pub struct MonitorSettings {
     pub batch_max: usize,
     /// How often the writer flushes, milliseconds.
     pub flush_ms: u64,
+    /// The writer's thread (and the database threads it starts) run this much below the
+    /// request threads (0 to 19): its bursts every `flush_ms` yield to requests on a busy
+    /// core instead of delaying them.
+    pub writer_nice: i32,
     /// Bearer token of `GET /monitor/export` (empty = export disabled, 403).
     pub export_token: String,
     /// Version label of the records; empty = the crate version plus the git commit embedded
@@ -65,6 +69,7 @@ impl Default for MonitorSettings {
             queue_max: 20_000,
             batch_max: 1_000,
             flush_ms: 500,
+            writer_nice: 10,
             export_token: String::new(),
             version: String::new(),
             group_header: "X-Monitor-Group".into(),
@@ -110,6 +115,12 @@ impl MonitorSettings {
                 "[monitor] queue_max, batch_max, flush_ms, outliers_per_sec: must be positive"
                     .into(),
             );
+        }
+        if !(0..=19).contains(&self.writer_nice) {
+            problems.push(format!(
+                "[monitor] writer_nice: must be 0 to 19, not {}",
+                self.writer_nice
+            ));
         }
         if !self.export_token.is_empty() && self.export_token.len() < 16 {
             problems.push("[monitor] export_token: at least 16 characters (or empty)".into());

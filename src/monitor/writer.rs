@@ -64,6 +64,7 @@ pub struct MonitorWriter {
     backlog_max: usize,
     flush_every: Duration,
     last_prune: Option<Instant>,
+    nice: i32,
 }
 
 impl MonitorWriter {
@@ -86,6 +87,7 @@ impl MonitorWriter {
             backlog_max: settings.queue_max,
             flush_every: Duration::from_millis(settings.flush_ms),
             last_prune: None,
+            nice: settings.writer_nice,
         }
     }
 
@@ -198,6 +200,8 @@ impl Actor for MonitorWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Its own arbiter's thread: the database threads `Bounded` starts inherit this.
+        crate::telemetry::priority::lower_thread_priority(self.nice, "monitor writer");
         ctx.run_interval(self.flush_every, |w, _| {
             let _ = w.flush();
         });

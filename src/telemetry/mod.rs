@@ -3,7 +3,8 @@
 //! Owns: the log format and sinks (stderr, the `[logging] file`, an in-memory ring of the last
 //! ERROR lines for `/errors`), every self-metric counter (declared once in [`metrics`]), the
 //! actor sending them to Graphite ([`graphite::SelfMetrics`]); HTTP requests are counted by
-//! the webapp's monitor middleware. No Redis keys, no tables. Writing a log line never
+//! the webapp's monitor middleware; and [`priority`], which background threads use to run
+//! below the serving ones. No Redis keys, no tables. Writing a log line never
 //! blocks on anything but the file write itself; counters are lock-free atomics; ERROR lines
 //! are counted per Skyline app (`<app>.logged_errors`).
 //!
@@ -13,6 +14,7 @@
 
 pub mod graphite;
 pub mod metrics;
+pub mod priority;
 pub mod ratelimit;
 pub mod text;
 
