@@ -88,6 +88,9 @@ pub struct Running {
     managed: Option<ManagedRedis>,
     /// The Panorama database pool (the webapp searches through it).
     pub db: Option<crate::db::Pool>,
+    /// The HTTP endpoints' monitor (with the HTTP server): its level cap
+    /// ([`crate::webapp::Monitor::cap_levels`]).
+    pub http_monitor: Option<web::Data<crate::webapp::Monitor>>,
     panorama: Option<Addr<Panorama>>,
     alerts: Addr<Alerts>,
     monitor_writer: Option<Addr<crate::monitor::MonitorWriter>>,
@@ -584,12 +587,13 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         }
         _ => (None, None),
     };
-    let (http, http_addr) = match http_socket {
+    let (http, http_addr, http_monitor) = match http_socket {
         Some(socket) => {
-            let (handle, addr) = start_http(config, socket, flux_state, webapp, monitor_tx)?;
-            (Some(handle), Some(addr))
+            let (handle, addr, monitor) =
+                start_http(config, socket, flux_state, webapp, monitor_tx)?;
+            (Some(handle), Some(addr), Some(monitor))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
     Ok(Running {
@@ -597,6 +601,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         udp_addr,
         plaintext_addr,
         http_addr,
+        http_monitor,
         redis_url,
         redis: redis_target,
         ingestor,
@@ -743,7 +748,7 @@ pub fn start_http(
     flux: Option<web::Data<FluxState>>,
     webapp: Option<crate::webapp::Webapp>,
     monitor: Option<crate::monitor::RecordSender>,
-) -> Result<(ServerHandle, SocketAddr), AppError> {
+) -> Result<(ServerHandle, SocketAddr, web::Data<crate::webapp::Monitor>), AppError> {
     use actix_web::middleware::from_fn;
     let io = |err: std::io::Error| AppError::Io(format!("[webapp] bind: {err}"));
     let addr = socket.local_addr().map_err(io)?;
@@ -755,6 +760,7 @@ pub fn start_http(
         )),
         None => crate::webapp::Monitor::new(),
     });
+    let monitor_data = monitor.clone();
     let prometheus = config.flux.prometheus_enabled;
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -786,7 +792,7 @@ pub fn start_http(
         }
     });
     info!("HTTP server listening on {addr}");
-    Ok((handle, addr))
+    Ok((handle, addr, monitor_data))
 }
 
 impl Running {

@@ -1246,6 +1246,11 @@ pub struct WebappBenchOptions {
     /// the machine has at least two CPUs (else nothing is pinned): wrk then cannot take the
     /// daemon's core, and the daemon's CPU per request is measured on a core of its own.
     pub pin: bool,
+    /// One daemon for every run of `monitor_levels`, recording at the highest of them, each
+    /// run capping its levels ([`crate::webapp::Monitor::cap_levels`]): the levels are then
+    /// compared in one process (same heap, same connections, same Redis), without the
+    /// differences between daemon instances.
+    pub interleave: bool,
 }
 
 /// One wrk run.
@@ -1578,10 +1583,13 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
             .map(Some)
             .collect()
     };
+    let interleave = opts.interleave && !opts.monitor_levels.is_empty();
+    let top_level = opts.monitor_levels.iter().copied().max().unwrap_or(0);
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         let mut runs = Vec::new();
         let mut cpu = Vec::new();
+        let mut shared: Option<crate::app::Running> = None;
         for (round, level) in rounds.into_iter().enumerate() {
             let mut config = config.clone();
             if let Some(level) = level {
@@ -1594,11 +1602,17 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                         .join(format!("bench-monitor-{round}.sqlite"))
                         .display()
                 );
-                config.monitor.default_level = level;
+                config.monitor.default_level = if interleave { top_level } else { level };
             }
-            let running = crate::app::start(&config)
-                .await
-                .map_err(|err| err.to_string())?;
+            let running = match shared.take() {
+                Some(running) => running,
+                None => crate::app::start(&config)
+                    .await
+                    .map_err(|err| err.to_string())?,
+            };
+            if let (true, Some(level), Some(monitor)) = (interleave, level, &running.http_monitor) {
+                monitor.cap_levels(level);
+            }
             let http = running.http_addr.ok_or("no HTTP server")?;
             let client = awc::Client::default();
             let api = format!("/api?metric={metric}");
@@ -1725,6 +1739,13 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
                     level,
                 });
             }
+            if interleave {
+                shared = Some(running);
+            } else {
+                running.shutdown().await;
+            }
+        }
+        if let Some(running) = shared {
             running.shutdown().await;
         }
         Ok::<_, String>((runs, cpu))

@@ -221,6 +221,11 @@ enum BenchCmd {
         /// Do not pin the daemon to CPU 0 and wrk and redis-server to CPU 1.
         #[arg(long)]
         no_pin: bool,
+        /// One daemon for all the monitor levels: it records at the highest and each run caps
+        /// its levels (`Monitor::cap_levels`), so the levels are compared in one process
+        /// rather than across daemons.
+        #[arg(long)]
+        interleave: bool,
     },
     /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
     /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
@@ -420,6 +425,7 @@ fn main() -> ExitCode {
                 monitor_levels,
                 repeat,
                 no_pin,
+                interleave,
             } => bench_webapp(skyline::bench::WebappBenchOptions {
                 duration_secs: duration,
                 threads,
@@ -429,6 +435,7 @@ fn main() -> ExitCode {
                 monitor_levels,
                 repeat,
                 pin: !no_pin,
+                interleave,
             }),
             BenchCmd::Mirage {
                 secs,
@@ -1125,7 +1132,7 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                 }
             }
             println!(
-                "load average before: {}; after: {}; cores: {}; {}",
+                "load average before: {}; after: {}; cores: {}; {}{}",
                 r.load.0,
                 r.load.1,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -1133,6 +1140,11 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                     "daemon pinned to CPU 0, wrk and redis-server to CPU 1"
                 } else {
                     "not pinned"
+                },
+                if opts.interleave && !opts.monitor_levels.is_empty() {
+                    "; one daemon, levels interleaved"
+                } else {
+                    ""
                 }
             );
             if !ok {

@@ -826,69 +826,53 @@ mod tests {
         assert_eq!(insert(pool, &[], &[]).unwrap(), 0);
     }
 
-    #[test]
-    fn sqlite_round_trip() {
-        let (_dir, pool) = crate::db::testutil::sqlite_db();
-        round_trip(&pool);
-    }
+    /// One test per backend of `$check(&pool)`: SQLite always, MySQL and PostgreSQL when
+    /// their URLs are set (a fresh database named `$db`).
+    macro_rules! on_each_backend {
+        ($check:ident, $db:literal, $sqlite:ident, $mysql:ident, $postgres:ident) => {
+            #[test]
+            fn $sqlite() {
+                let (_dir, pool) = crate::db::testutil::sqlite_db();
+                $check(&pool);
+            }
 
-    #[test]
-    fn sqlite_reads_page_through_overlapping_blocks() {
-        let (_dir, pool) = crate::db::testutil::sqlite_db();
-        reads_page_through_overlapping_blocks(&pool);
-    }
+            #[test]
+            fn $mysql() {
+                let Some(db) = TestDb::mysql($db) else {
+                    return;
+                };
+                $check(&db.pool);
+            }
 
-    #[test]
-    fn mysql_reads_page_through_overlapping_blocks() {
-        let Some(db) = TestDb::mysql("monitor_block_pages") else {
-            return;
+            #[test]
+            fn $postgres() {
+                let Some(db) = TestDb::postgres($db) else {
+                    return;
+                };
+                $check(&db.pool);
+            }
         };
-        reads_page_through_overlapping_blocks(&db.pool);
     }
 
-    #[test]
-    fn postgres_reads_page_through_overlapping_blocks() {
-        let Some(db) = TestDb::postgres("monitor_block_pages") else {
-            return;
-        };
-        reads_page_through_overlapping_blocks(&db.pool);
-    }
-
-    #[test]
-    fn sqlite_retried_batch_is_written_once() {
-        let (_dir, pool) = crate::db::testutil::sqlite_db();
-        retried_batch_is_written_once(&pool);
-    }
-
-    #[test]
-    fn mysql_retried_batch_is_written_once() {
-        let Some(db) = TestDb::mysql("monitor_retried_batch") else {
-            return;
-        };
-        retried_batch_is_written_once(&db.pool);
-    }
-
-    #[test]
-    fn postgres_retried_batch_is_written_once() {
-        let Some(db) = TestDb::postgres("monitor_retried_batch") else {
-            return;
-        };
-        retried_batch_is_written_once(&db.pool);
-    }
-
-    #[test]
-    fn mysql_round_trip() {
-        let Some(db) = TestDb::mysql("monitor_round_trip") else {
-            return;
-        };
-        round_trip(&db.pool);
-    }
-
-    #[test]
-    fn postgres_round_trip() {
-        let Some(db) = TestDb::postgres("monitor_round_trip") else {
-            return;
-        };
-        round_trip(&db.pool);
-    }
+    on_each_backend!(
+        round_trip,
+        "monitor_round_trip",
+        sqlite_round_trip,
+        mysql_round_trip,
+        postgres_round_trip
+    );
+    on_each_backend!(
+        reads_page_through_overlapping_blocks,
+        "monitor_block_pages",
+        sqlite_reads_page_through_overlapping_blocks,
+        mysql_reads_page_through_overlapping_blocks,
+        postgres_reads_page_through_overlapping_blocks
+    );
+    on_each_backend!(
+        retried_batch_is_written_once,
+        "monitor_retried_batch",
+        sqlite_retried_batch_is_written_once,
+        mysql_retried_batch_is_written_once,
+        postgres_retried_batch_is_written_once
+    );
 }

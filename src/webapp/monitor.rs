@@ -258,6 +258,8 @@ pub struct Monitor {
     min_hits: u64,
     per_sec: u32,
     recorder: Option<Recorder>,
+    /// The highest level recorded now, whatever the rules say ([`Monitor::cap_levels`]).
+    cap: std::sync::atomic::AtomicU8,
 }
 
 impl Default for Monitor {
@@ -324,7 +326,19 @@ impl Monitor {
             min_hits: SLOW_MIN_HITS,
             per_sec: SLOW_PER_SEC,
             recorder: None,
+            cap: std::sync::atomic::AtomicU8::new(u8::MAX),
         }
+    }
+
+    /// Records every route at no more than `level` from now on (`u8::MAX`: as the rules say).
+    /// `skyline bench webapp --interleave` switches one daemon between levels with it, so the
+    /// levels are compared in one process; an operator tool could pause stored monitoring.
+    pub fn cap_levels(&self, level: u8) {
+        self.cap.store(level, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn capped(&self, level: u8) -> u8 {
+        level.min(self.cap.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// An empty monitor that also hands records to `recorder` (its `outlier_factor` and
@@ -369,7 +383,7 @@ impl Monitor {
         let unlisted = || Seen {
             route: route.unwrap_or(UNMATCHED).into(),
             method: method.into(),
-            level: self.level_of(route),
+            level: self.capped(self.level_of(route)),
             slow_mean_us: None,
         };
         let Ok(mut guard) = self.inner.lock() else {
@@ -448,7 +462,7 @@ impl Monitor {
             Seen {
                 route: stats.route.clone(),
                 method: stats.method.clone(),
-                level: stats.level,
+                level: self.capped(stats.level),
                 slow_mean_us: slow.then_some(mean as u64),
             }
         };
@@ -857,6 +871,33 @@ mod tests {
         assert_eq!(r.slow.len(), 1);
         assert_eq!(r.slow[0].query, "metric=x&key=***");
         assert!(r.routes.iter().any(|r| r.route == "GET (unmatched)"));
+    }
+
+    #[test]
+    fn the_level_cap_lowers_every_route_until_lifted() {
+        let settings = MonitorSettings {
+            default_level: 2,
+            rules: vec![crate::monitor::LevelRule {
+                route: "/flux/*".into(),
+                level: 3,
+            }],
+            ..MonitorSettings::default()
+        };
+        let (tx, _rx) = crate::monitor::channel(16);
+        let m = Monitor::with_recorder(Recorder::new(settings, tx));
+        let now = 1_800_000_000;
+        let level = |route: Option<&str>| m.record("GET", route, "/x", "", 200, 100, now).level;
+        assert_eq!(level(Some("/api")), 2);
+        assert_eq!(level(Some("/flux/metric_data")), 3);
+        m.cap_levels(0);
+        assert_eq!(level(Some("/api")), 0);
+        assert_eq!(level(Some("/flux/metric_data")), 0);
+        assert_eq!(level(None), 0);
+        m.cap_levels(2);
+        assert_eq!(level(Some("/flux/metric_data")), 2);
+        m.cap_levels(u8::MAX);
+        assert_eq!(level(Some("/api")), 2);
+        assert_eq!(level(Some("/flux/metric_data")), 3);
     }
 
     #[test]
