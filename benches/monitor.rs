@@ -2,13 +2,21 @@
 //! (encode the block, insert it with its batch row into SQLite) and what every view does per
 //! block (decode), so the per-record cost of monitoring at level ≥ 1 can be read off.
 //!
-//! Run: `cargo bench --bench monitor`. Criterion's throughput is in records.
+//! The group `monitor_request` measures the request path itself: one request through the
+//! real monitor middleware to a trivial handler, the same `Monitor` capped at level 0 and at
+//! level 2 (records queued into the writer's bounded channel, drained and dropped on another
+//! thread as the writer does). Its difference is what level 2 adds to every request on the
+//! request's own thread; the writer's share is the `monitor_write` figure per record.
+//!
+//! Run: `cargo bench --bench monitor`. Criterion's throughput is in records (requests).
 
 // A benchmark is test code: any failure should abort it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use skyline::db::{self, monitor::Batch};
@@ -80,5 +88,68 @@ fn main() {
         })
     });
     g.finish();
+
+    request_path(&mut c);
     c.final_summary();
+}
+
+/// One request through the monitor middleware at level 0 and at level 2 (see the top).
+fn request_path(c: &mut Criterion) {
+    use actix_web::{middleware::from_fn, test, web, App, HttpMessage, HttpResponse};
+    use skyline::monitor::{Identity, MonitorSettings};
+    use skyline::webapp::monitor::{Monitor, Recorder};
+
+    let system = actix_rt::System::new();
+    let (tx, mut rx) = skyline::monitor::channel(MonitorSettings::default().queue_max);
+    let stop = Arc::new(AtomicBool::new(false));
+    let drainer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                while let Ok(record) = rx.try_recv() {
+                    drop(record);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let settings = MonitorSettings {
+        version: "0.1.0 (bench)".into(),
+        ..MonitorSettings::default()
+    };
+    let monitor = web::Data::new(Monitor::with_recorder(Recorder::new(settings, tx)));
+    let app = system.block_on(test::init_service(
+        App::new()
+            .app_data(monitor.clone())
+            .wrap(from_fn(skyline::webapp::monitor::record))
+            .route(
+                "/api",
+                web::get().to(|| async { HttpResponse::Ok().body("{\"ok\": true}") }),
+            ),
+    ));
+    let user = Identity("admin".into());
+    let peer: std::net::SocketAddr = "127.0.0.1:50000".parse().expect("address");
+    let mut g = c.benchmark_group("monitor_request");
+    g.throughput(Throughput::Elements(1));
+    // Alternating the levels twice: a drift of the machine shows as a difference between the
+    // two runs of one level.
+    for (run, level) in [0u8, 2, 2, 0].into_iter().enumerate() {
+        monitor.cap_levels(level);
+        g.bench_function(format!("level_{level}_run_{}", run / 2 + 1), |b| {
+            b.iter(|| {
+                system.block_on(async {
+                    let req = test::TestRequest::get()
+                        .uri("/api?metric=bench.metric")
+                        .peer_addr(peer)
+                        .insert_header(("User-Agent", "bench"))
+                        .to_request();
+                    req.extensions_mut().insert(user.clone());
+                    test::call_service(&app, req).await
+                })
+            })
+        });
+    }
+    g.finish();
+    stop.store(true, Ordering::Relaxed);
+    let _ = drainer.join();
 }

@@ -796,6 +796,18 @@ pub fn start_http(
 }
 
 impl Running {
+    /// Writes the endpoint monitor's queued records now and answers when they are in the
+    /// database: the number written (0 without a stored monitor), or why not.
+    pub async fn flush_monitor(&self) -> Result<usize, String> {
+        match &self.monitor_writer {
+            Some(w) => w
+                .send(crate::monitor::FlushMonitor)
+                .await
+                .map_err(|err| format!("the monitor writer is gone: {err}"))?,
+            None => Ok(0),
+        }
+    }
+
     /// Stops in data-flow order; returns the number of datapoints that could not be written
     /// to Redis (0 unless Redis was unreachable for the whole flush timeout).
     pub async fn shutdown(self) -> usize {

@@ -14,6 +14,8 @@ use crate::config::Config;
 use crate::telemetry::metrics as m;
 use crate::testkit::TestRedis;
 
+pub mod phased;
+
 /// Result of one ingest benchmark.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
@@ -1251,6 +1253,10 @@ pub struct WebappBenchOptions {
     /// compared in one process (same heap, same connections, same Redis), without the
     /// differences between daemon instances.
     pub interleave: bool,
+    /// Phases of this many ms instead of wrk runs ([`phased`]): one daemon under one
+    /// continuous load, its level switched phase by phase, `repeat` rounds of every entry of
+    /// `monitor_levels` in a random order (0: wrk runs).
+    pub phase_ms: u64,
 }
 
 /// One wrk run.
@@ -1300,6 +1306,8 @@ pub struct WebappReport {
     /// Whether the daemon ran on CPU 0 and wrk and redis-server on CPU 1
     /// ([`WebappBenchOptions::pin`]).
     pub pinned: bool,
+    /// With [`WebappBenchOptions::phase_ms`]: per target, its phases (`runs` is empty).
+    pub phased: Vec<phased::PhasedTarget>,
 }
 
 /// The spread of some per-pair figures: quartiles (linear interpolation), min and max.
@@ -1491,7 +1499,8 @@ end
 pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappReport, String> {
     use base64::Engine;
     const PASSWORD: &str = "bench-password-0123";
-    if Command::new("wrk").arg("--version").output().is_err() {
+    let phased_mode = opts.phase_ms > 0 && !opts.monitor_levels.is_empty();
+    if !phased_mode && Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found: apt-get install -y wrk".into());
     }
     // Pinning: redis-server inherits CPU 1 from this thread, then every thread of this
@@ -1585,11 +1594,59 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
     };
     let interleave = opts.interleave && !opts.monitor_levels.is_empty();
     let top_level = opts.monitor_levels.iter().copied().max().unwrap_or(0);
+    let api_target = format!("/api?metric= ({} points)", opts.points);
+    let now_target = format!("Now page ({} anomalies)", opts.anomalies);
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         let mut runs = Vec::new();
         let mut cpu = Vec::new();
         let mut shared: Option<crate::app::Running> = None;
+        if phased_mode {
+            // One daemon, recording at the highest level, each phase capping it.
+            let mut config = config.clone();
+            config.panorama.enabled = true;
+            config.panorama.database_url = format!(
+                "sqlite://{}",
+                config.data.dir.join("bench-monitor-phased.sqlite").display()
+            );
+            config.monitor.default_level = top_level;
+            let running = crate::app::start(&config)
+                .await
+                .map_err(|err| err.to_string())?;
+            let http = running.http_addr.ok_or("no HTTP server")?;
+            let seed = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            let mut targets = Vec::new();
+            for (target, path) in [
+                (api_target.clone(), format!("/api?metric={metric}")),
+                (now_target.clone(), "/".to_string()),
+            ] {
+                let request = format!(
+                    "GET {path} HTTP/1.1\r\nHost: {http}\r\n{auth}\r\nAccept-Encoding: identity\r\n\r\n"
+                );
+                let run = phased::PhasedRun {
+                    running: &running,
+                    request: request.into_bytes(),
+                    target,
+                    levels: &opts.monitor_levels,
+                    rounds: opts.repeat.max(1),
+                    phase: Duration::from_millis(opts.phase_ms),
+                    connections: opts.connections,
+                    load_cpu: pinned.then_some(1),
+                    seed,
+                };
+                match phased::run_target(run, out).await {
+                    Ok(t) => targets.push(t),
+                    Err(err) => {
+                        running.shutdown().await;
+                        return Err(err);
+                    }
+                }
+            }
+            running.shutdown().await;
+            return Ok((runs, cpu, targets));
+        }
         for (round, level) in rounds.into_iter().enumerate() {
             let mut config = config.clone();
             if let Some(level) = level {
@@ -1617,26 +1674,10 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
             let client = awc::Client::default();
             let api = format!("/api?metric={metric}");
             let all_targets = [
-                (
-                    format!("/api?metric= ({} points)", opts.points),
-                    api.clone(),
-                    false,
-                ),
-                (
-                    format!("/api?metric= ({} points), gzip", opts.points),
-                    api,
-                    true,
-                ),
-                (
-                    format!("Now page ({} anomalies)", opts.anomalies),
-                    "/".to_string(),
-                    false,
-                ),
-                (
-                    format!("Now page ({} anomalies), gzip", opts.anomalies),
-                    "/".to_string(),
-                    true,
-                ),
+                (api_target.clone(), api.clone(), false),
+                (format!("{api_target}, gzip"), api, true),
+                (now_target.clone(), "/".to_string(), false),
+                (format!("{now_target}, gzip"), "/".to_string(), true),
             ];
             let targets: Vec<(String, String, String, bool)> = match level {
                 None => all_targets
@@ -1748,7 +1789,7 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
         if let Some(running) = shared {
             running.shutdown().await;
         }
-        Ok::<_, String>((runs, cpu))
+        Ok::<_, String>((runs, cpu, Vec::new()))
     });
     let _ = std::fs::remove_dir_all(&dir);
     drop(redis);
@@ -1758,12 +1799,13 @@ pub fn webapp(opts: &WebappBenchOptions, out: &mut dyn Write) -> Result<WebappRe
             eprintln!("skyline bench webapp: could not unpin this process: {e}");
         }
     }
-    let (runs, cpu_us_per_request) = result?;
+    let (runs, cpu_us_per_request, phased) = result?;
     Ok(WebappReport {
         runs,
         cpu_us_per_request,
         load: (load_before, loadavg()),
         pinned,
+        phased,
     })
 }
 
@@ -2591,6 +2633,7 @@ mod tests {
             cpu_us_per_request: cpu,
             load: Default::default(),
             pinned: false,
+            phased: Vec::new(),
         };
         let c = level_comparisons(&report);
         assert_eq!(c.len(), 2);

@@ -226,6 +226,17 @@ enum BenchCmd {
         /// rather than across daemons.
         #[arg(long)]
         interleave: bool,
+        /// Instead of wrk runs: one daemon under one continuous load (this process's own
+        /// keep-alive client, on CPU 1 beside redis-server), its monitor level switched every
+        /// this many ms, `--repeat` rounds of every entry of `--monitor-levels` in a random
+        /// order (list level 0 twice for an A/A control), each phase ending with the monitor
+        /// writer's flush. 0: wrk runs.
+        #[arg(long, default_value_t = 0)]
+        phase_ms: u64,
+        /// With --phase-ms: write every phase (target, round, arm, level, seconds, daemon CPU,
+        /// requests, records written, p50, p99) to this CSV file.
+        #[arg(long)]
+        phases_csv: Option<PathBuf>,
     },
     /// Mirage on 1,008-point (7 d at 600 s) series, one core, fetch excluded, against the
     /// Analyzer on 1,440 points; the built-in history's bytes per point in Redis; and
@@ -426,17 +437,23 @@ fn main() -> ExitCode {
                 repeat,
                 no_pin,
                 interleave,
-            } => bench_webapp(skyline::bench::WebappBenchOptions {
-                duration_secs: duration,
-                threads,
-                connections,
-                anomalies,
-                points,
-                monitor_levels,
-                repeat,
-                pin: !no_pin,
-                interleave,
-            }),
+                phase_ms,
+                phases_csv,
+            } => bench_webapp(
+                skyline::bench::WebappBenchOptions {
+                    duration_secs: duration,
+                    threads,
+                    connections,
+                    anomalies,
+                    points,
+                    monitor_levels,
+                    repeat,
+                    pin: !no_pin,
+                    interleave,
+                    phase_ms,
+                },
+                phases_csv,
+            ),
             BenchCmd::Mirage {
                 secs,
                 ingest_points,
@@ -1024,7 +1041,7 @@ fn bench_flux(opts: skyline::bench::FluxBenchOptions) -> ExitCode {
     }
 }
 
-fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
+fn bench_webapp(opts: skyline::bench::WebappBenchOptions, phases_csv: Option<PathBuf>) -> ExitCode {
     let mut out = std::io::stdout();
     match skyline::bench::webapp(&opts, &mut out) {
         Ok(r) => {
@@ -1063,6 +1080,19 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                     d = digits
                 )
             };
+            if let (Some(path), false) = (&phases_csv, r.phased.is_empty()) {
+                let csv = skyline::bench::phased::phases_csv(&opts.monitor_levels, &r.phased);
+                if let Err(err) = std::fs::write(path, csv) {
+                    eprintln!("skyline bench webapp: writing {}: {err}", path.display());
+                    ok = false;
+                }
+            }
+            for t in &r.phased {
+                for line in skyline::bench::phased::report_lines(&opts.monitor_levels, t) {
+                    println!("{line}");
+                }
+                ok &= t.non_2xx == 0 && t.socket_errors == 0;
+            }
             for c in skyline::bench::level_comparisons(&r) {
                 println!(
                     "{}, monitor level {} vs level 0 over {} pair(s): throughput {}; p99 {}; CPU per request {} = {}",
@@ -1136,7 +1166,9 @@ fn bench_webapp(opts: skyline::bench::WebappBenchOptions) -> ExitCode {
                 r.load.0,
                 r.load.1,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                if r.pinned {
+                if r.pinned && !r.phased.is_empty() {
+                    "daemon pinned to CPU 0, the load and redis-server to CPU 1"
+                } else if r.pinned {
                     "daemon pinned to CPU 0, wrk and redis-server to CPU 1"
                 } else {
                     "not pinned"

@@ -419,3 +419,53 @@ async fn the_guest_reads_everything_and_changes_nothing() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     running.shutdown().await;
 }
+
+/// `skyline bench webapp --phase-ms`: one daemon under one continuous load, its monitor level
+/// switched phase by phase: every phase serves requests without errors, only the level-2
+/// phases write records, and each arm is compared with the first level-0 arm.
+#[test]
+fn the_phased_bench_switches_levels_under_one_load() {
+    let opts = skyline::bench::WebappBenchOptions {
+        duration_secs: 1,
+        threads: 1,
+        connections: 4,
+        anomalies: 5,
+        points: 120,
+        monitor_levels: vec![0, 0, 2],
+        repeat: 3,
+        pin: false,
+        interleave: false,
+        phase_ms: 80,
+    };
+    let mut out = Vec::new();
+    let report = skyline::bench::webapp(&opts, &mut out).unwrap();
+    assert!(report.runs.is_empty());
+    assert_eq!(report.phased.len(), 2, "/api and the Now page");
+    for t in &report.phased {
+        assert_eq!(t.phases.len(), 9, "3 rounds of 3 arms");
+        assert_eq!((t.non_2xx, t.socket_errors), (0, 0), "{}", t.target);
+        let mut written = [0usize; 3];
+        for p in &t.phases {
+            assert!(
+                p.done > 0 && !p.latency_us.is_empty(),
+                "{}: {p:?}",
+                t.target
+            );
+            assert!(p.seconds >= 0.08, "{p:?}");
+            assert!(p.cpu_secs.unwrap() > 0.0, "{p:?}");
+            written[p.arm] += p.written;
+        }
+        assert!(written[2] > 0, "level 2 writes records: {written:?}");
+        assert!(
+            written[0] + written[1] <= written[2] / 10,
+            "level 0 writes (nearly) none: {written:?}"
+        );
+        let lines = skyline::bench::phased::report_lines(&opts.monitor_levels, t);
+        for want in [
+            "monitor level 2 vs level 0 (#1): throughput",
+            "monitor level 0 (#2) vs level 0 (#1): throughput",
+        ] {
+            assert!(lines.iter().any(|l| l.contains(want)), "{want}: {lines:#?}");
+        }
+    }
+}
