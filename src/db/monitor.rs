@@ -30,8 +30,9 @@ use crate::telemetry::ratelimit::LogLimiter;
 const OUTLIER_CHUNK: usize = 500;
 /// Upper bound on records one read returns.
 pub const MAX_ROWS: i64 = 500_000;
-/// Blocks per read of `monitor_request_blocks` (each up to `[monitor] batch_max` records).
-const BLOCK_PAGE: i64 = 64;
+/// Blocks per read of `monitor_request_blocks` (each up to `[monitor] batch_max` records,
+/// 10,000 by default: a page decodes up to 80,000 records at a time).
+const BLOCK_PAGE: i64 = 8;
 
 diesel::table! {
     /// One row per monitored request, as written before `monitor_request_blocks`

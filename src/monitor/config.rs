@@ -18,6 +18,10 @@ pub struct LevelRule {
     pub level: u8,
 }
 
+/// The largest `[monitor] batch_max`: a block of that many records is about 1.2 MB, and a
+/// read decodes a few blocks at a time.
+pub const BATCH_MAX_LIMIT: usize = 100_000;
+
 /// `[monitor]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -40,7 +44,9 @@ pub struct MonitorSettings {
     /// Records waiting for the database writer; when full, new records are dropped and
     /// counted (`skyline_monitor_dropped_total`), never a slower request.
     pub queue_max: usize,
-    /// Records per INSERT batch.
+    /// Records per block and transaction (at most [`BATCH_MAX_LIMIT`]): one commit per flush
+    /// up to that many requests, since each commit (and its `fsync`) costs more than
+    /// encoding thousands of records.
     pub batch_max: usize,
     /// How often the writer flushes, milliseconds.
     pub flush_ms: u64,
@@ -67,7 +73,7 @@ impl Default for MonitorSettings {
             outlier_min_hits: 20,
             outliers_per_sec: 10,
             queue_max: 20_000,
-            batch_max: 1_000,
+            batch_max: 10_000,
             flush_ms: 500,
             writer_nice: 10,
             export_token: String::new(),
@@ -115,6 +121,12 @@ impl MonitorSettings {
                 "[monitor] queue_max, batch_max, flush_ms, outliers_per_sec: must be positive"
                     .into(),
             );
+        }
+        if self.batch_max > BATCH_MAX_LIMIT {
+            problems.push(format!(
+                "[monitor] batch_max: at most {BATCH_MAX_LIMIT} records a block, not {}",
+                self.batch_max
+            ));
         }
         if !(0..=19).contains(&self.writer_nice) {
             problems.push(format!(
@@ -213,6 +225,16 @@ mod tests {
         };
         s.validate(&mut p);
         assert_eq!(p.len(), 6, "{p:?}");
+        let mut p = Vec::new();
+        let big = |batch_max| MonitorSettings {
+            batch_max,
+            ..Default::default()
+        };
+        big(BATCH_MAX_LIMIT).validate(&mut p);
+        assert!(p.is_empty(), "{p:?}");
+        big(BATCH_MAX_LIMIT + 1).validate(&mut p);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("batch_max: at most 100000"), "{p:?}");
     }
 
     #[test]
