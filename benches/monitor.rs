@@ -4,7 +4,7 @@
 //!
 //! The group `monitor_request` measures the request path itself: one request through the
 //! real monitor middleware to a trivial handler, the same `Monitor` capped at level 0 and at
-//! level 2 (records queued into the writer's bounded channel, drained and dropped on another
+//! level 2 (records kept by the monitor, taken and dropped every millisecond on another
 //! thread as the writer does). Its difference is what level 2 adds to every request on the
 //! request's own thread; the writer's share is the `monitor_write` figure per record.
 //!
@@ -96,16 +96,27 @@ fn main() {
 /// One request through the monitor middleware at level 0 and at level 2 (see the top).
 fn request_path(c: &mut Criterion) {
     use actix_web::{middleware::from_fn, test, web, App, HttpMessage, HttpResponse};
-    use skyline::monitor::{Identity, MonitorSettings};
+    use skyline::monitor::{HitSource, Identity, MonitorSettings};
     use skyline::webapp::monitor::{Monitor, Recorder};
 
     let system = actix_rt::System::new();
     let (tx, mut rx) = skyline::monitor::channel(MonitorSettings::default().queue_max);
+    let settings = MonitorSettings {
+        version: "0.1.0 (bench)".into(),
+        ..MonitorSettings::default()
+    };
+    let monitor = web::Data::new(Monitor::with_recorder(Recorder::new(settings, tx)));
     let stop = Arc::new(AtomicBool::new(false));
+    // The writer's part: takes the kept records (and drains outliers) on another thread,
+    // every millisecond, and drops them.
     let drainer = {
         let stop = stop.clone();
+        let source: Arc<dyn HitSource> = monitor.clone().into_inner();
         std::thread::spawn(move || {
+            let mut hits = Vec::new();
             while !stop.load(Ordering::Relaxed) {
+                source.take_hits(&mut hits);
+                hits.clear();
                 while let Ok(record) = rx.try_recv() {
                     drop(record);
                 }
@@ -113,11 +124,6 @@ fn request_path(c: &mut Criterion) {
             }
         })
     };
-    let settings = MonitorSettings {
-        version: "0.1.0 (bench)".into(),
-        ..MonitorSettings::default()
-    };
-    let monitor = web::Data::new(Monitor::with_recorder(Recorder::new(settings, tx)));
     let app = system.block_on(test::init_service(
         App::new()
             .app_data(monitor.clone())

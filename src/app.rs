@@ -570,27 +570,32 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         }
         None => None,
     };
-    // Endpoint monitor records: a bounded queue to a batch writer on its own arbiter (needs
-    // the Panorama database).
-    let (monitor_tx, monitor_writer) = match (&db, http_socket.is_some()) {
+    // The HTTP middleware's monitor. With the Panorama database, its records go to a batch
+    // writer on its own arbiter: request records kept by the monitor (taken every
+    // `flush_ms`), outliers through a bounded channel.
+    let (monitor, monitor_writer) = match (&db, http_socket.is_some()) {
         (Some(pool), true) => {
             let (tx, rx) = crate::monitor::channel(config.monitor.queue_max);
+            let monitor = web::Data::new(crate::webapp::Monitor::with_recorder(
+                crate::webapp::monitor::Recorder::new(config.monitor.clone(), tx),
+            ));
+            let source: Arc<dyn crate::monitor::HitSource> = monitor.clone().into_inner();
             let (pool, settings) = (pool.clone(), config.monitor.clone());
             let limit = Duration::from_secs(config.panorama.db_timeout_secs.max(1));
             let arbiter = Arbiter::new();
             let addr =
                 crate::monitor::MonitorWriter::start_in_arbiter(&arbiter.handle(), move |_| {
                     crate::monitor::MonitorWriter::new(rx, pool, &settings, limit)
+                        .with_source(source)
                 });
             arbiters.push(arbiter);
-            (Some(tx), Some(addr))
+            (monitor, Some(addr))
         }
-        _ => (None, None),
+        _ => (web::Data::new(crate::webapp::Monitor::new()), None),
     };
     let (http, http_addr, http_monitor) = match http_socket {
         Some(socket) => {
-            let (handle, addr, monitor) =
-                start_http(config, socket, flux_state, webapp, monitor_tx)?;
+            let (handle, addr, monitor) = start_http(config, socket, flux_state, webapp, monitor)?;
             (Some(handle), Some(addr), Some(monitor))
         }
         None => (None, None, None),
@@ -747,19 +752,12 @@ pub fn start_http(
     socket: std::net::TcpListener,
     flux: Option<web::Data<FluxState>>,
     webapp: Option<crate::webapp::Webapp>,
-    monitor: Option<crate::monitor::RecordSender>,
+    monitor: web::Data<crate::webapp::Monitor>,
 ) -> Result<(ServerHandle, SocketAddr, web::Data<crate::webapp::Monitor>), AppError> {
     use actix_web::middleware::from_fn;
     let io = |err: std::io::Error| AppError::Io(format!("[webapp] bind: {err}"));
     let addr = socket.local_addr().map_err(io)?;
     let allow = web::Data::new(crate::webapp::AllowList::new(&config.webapp.allowed_ips));
-    let monitor = web::Data::new(match monitor {
-        Some(tx) => crate::webapp::Monitor::with_recorder(crate::webapp::monitor::Recorder::new(
-            config.monitor.clone(),
-            tx,
-        )),
-        None => crate::webapp::Monitor::new(),
-    });
     let monitor_data = monitor.clone();
     let prometheus = config.flux.prometheus_enabled;
     let server = HttpServer::new(move || {

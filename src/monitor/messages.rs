@@ -1,9 +1,11 @@
 //! What the HTTP middleware hands to the monitor writer, and the identity a request carries.
 //!
-//! The queue carries [`Hit`]s: built on the request path without a heap allocation for the
-//! strings every record repeats (route, method, version and user are shared `Arc<str>`s, the
-//! client IP is kept as an address and formatted by the writer). [`RequestRecord`] is the
-//! same record as read back from the database.
+//! Request records reach the writer through a [`HitSource`]: the webapp's in-memory monitor
+//! keeps them, compact, beside its per-route figures (under the lock it takes per request
+//! anyway) and the writer takes them all at once every `flush_ms`, as [`Hit`]s (route,
+//! method, version and user shared `Arc<str>`s, the client IP an address formatted by the
+//! writer). Outliers, rare, go through the bounded channel as [`Record`]s. [`RequestRecord`]
+//! is a record as read back from the database.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -100,7 +102,7 @@ impl ClientIp {
     }
 }
 
-/// One monitored request as the middleware queues it (level ≥ 1): [`RequestRecord`]'s fields,
+/// One monitored request as the writer takes it (level ≥ 1): [`RequestRecord`]'s fields,
 /// the repeated strings shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -181,7 +183,15 @@ pub struct OutlierRecord {
     pub breakdown: Breakdown,
 }
 
-/// What goes through the writer's bounded queue.
+/// Where the writer takes request records from: kept in memory by the HTTP middleware (at
+/// most `[monitor] queue_max`; more are dropped and counted, the request never waits) until
+/// the writer takes them all at once.
+pub trait HitSource: Send + Sync {
+    /// Moves every record kept so far to the end of `out`, oldest first.
+    fn take_hits(&self, out: &mut Vec<Hit>);
+}
+
+/// What goes through the writer's bounded channel.
 #[derive(Debug, Clone)]
 pub enum Record {
     /// A request.

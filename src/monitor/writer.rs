@@ -1,10 +1,12 @@
 //! `MonitorWriter`: the actor that writes endpoint monitor records to the database in
 //! batches, off the request path.
 //!
-//! The HTTP middleware `try_send`s each record into a bounded channel ([`RecordSender`],
-//! `[monitor] queue_max`); when it is full the record is dropped and counted
-//! (`skyline_monitor_dropped_total`), so a request never waits for the database. Every
-//! `flush_ms` the writer drains the channel and inserts up to `batch_max` requests per
+//! The HTTP middleware keeps each request record in memory, in its [`HitSource`] (the
+//! webapp's monitor, beside its per-route figures), and `try_send`s each outlier into a
+//! bounded channel ([`RecordSender`]); both hold at most `[monitor] queue_max`, and when full
+//! a record is dropped and counted (`skyline_monitor_dropped_total`), so a request never
+//! waits for the database. Every `flush_ms` the writer takes the kept records, drains the
+//! channel and inserts up to `batch_max` requests per
 //! transaction through [`crate::db::Bounded`] (`[panorama] db_timeout_secs`), on its own
 //! arbiter. A failed batch is kept and retried, unchanged and under the same batch id, at the
 //! next tick (counted, logged at most once a minute): a retry of a batch whose first attempt
@@ -21,7 +23,7 @@ use log::info;
 use tokio::sync::mpsc;
 
 use super::config::MonitorSettings;
-use super::messages::{FlushMonitor, Hit, OutlierRecord, Record};
+use super::messages::{FlushMonitor, Hit, HitSource, OutlierRecord, Record};
 use crate::db::monitor::Batch;
 use crate::db::{Bounded, Pool};
 use crate::telemetry::metrics as m;
@@ -53,6 +55,8 @@ static WRITE_ERRORS: LogLimiter = LogLimiter::new();
 /// The batch writer.
 pub struct MonitorWriter {
     rx: mpsc::Receiver<Record>,
+    /// Where request records are kept until taken ([`MonitorWriter::with_source`]).
+    source: Option<Arc<dyn HitSource>>,
     pool: Pool,
     bounded: Bounded,
     requests: Vec<Hit>,
@@ -77,6 +81,7 @@ impl MonitorWriter {
     ) -> Self {
         MonitorWriter {
             rx,
+            source: None,
             pool,
             bounded: Bounded::new(op_timeout),
             requests: Vec::new(),
@@ -91,7 +96,16 @@ impl MonitorWriter {
         }
     }
 
+    /// Also takes the request records kept by `source` (the HTTP middleware's monitor).
+    pub fn with_source(mut self, source: Arc<dyn HitSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     fn drain(&mut self) {
+        if let Some(source) = &self.source {
+            source.take_hits(&mut self.requests);
+        }
         while let Ok(r) = self.rx.try_recv() {
             match r {
                 Record::Request(r) => self.requests.push(r),
@@ -238,6 +252,53 @@ mod tests {
             group: None,
             breakdown: None,
         }
+    }
+
+    /// Records kept by a source (here a plain vector standing in for the HTTP monitor).
+    struct Kept(std::sync::Mutex<Vec<Hit>>);
+
+    impl HitSource for Kept {
+        fn take_hits(&self, out: &mut Vec<Hit>) {
+            out.append(&mut self.0.lock().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_flush_takes_the_sources_records_and_the_channels_outliers() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.sqlite").display());
+        let pool = crate::db::connect_with(&url, &test_options()).unwrap();
+        crate::db::migrate(&pool).unwrap();
+        let settings = MonitorSettings {
+            batch_max: 4,
+            ..MonitorSettings::default()
+        };
+        let kept = Arc::new(Kept(std::sync::Mutex::new((0..10).map(rec).collect())));
+        let (tx, rx) = channel(100);
+        let mut writer = MonitorWriter::new(rx, pool.clone(), &settings, Duration::from_secs(30))
+            .with_source(kept.clone());
+        let outlier = OutlierRecord {
+            request: rec(3).to_record(),
+            route_mean_us: 100,
+            query: String::new(),
+            headers: String::new(),
+            cpu_percent: 1.0,
+            rss_bytes: 1,
+            breakdown: Default::default(),
+        };
+        tx.send(Record::Outlier(Box::new(outlier)));
+        assert_eq!(writer.flush(), Ok(10), "three batches of at most four");
+        assert!(kept.0.lock().unwrap().is_empty());
+        assert_eq!(crate::db::monitor::count(&pool).unwrap(), (10, 1));
+        kept.0.lock().unwrap().push(rec(10));
+        assert_eq!(writer.flush(), Ok(1));
+        assert_eq!(writer.flush(), Ok(0));
+        let stored = crate::db::monitor::requests(&pool, 0, i64::MAX, 100).unwrap();
+        let times: Vec<i64> = stored
+            .iter()
+            .map(|r| r.time_ms - 1_800_000_000_000)
+            .collect();
+        assert_eq!(times, (0..11).collect::<Vec<_>>(), "each once, in order");
     }
 
     /// The first attempt of a batch commits only after the writer gave up waiting for it

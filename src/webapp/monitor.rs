@@ -7,6 +7,14 @@
 //! breakdown on every record. Records go through a bounded queue (full: dropped, counted);
 //! the request never waits for them.
 //!
+//! Level ≥ 1 request records are kept here, compact ([`Pending`]: the route as an entry
+//! number, the client IP as an address, the user a shared name), in the same locked state as
+//! the per-route figures, so recording one costs a push under the lock the request takes
+//! anyway; the monitor writer takes them all every `flush_ms` ([`HitSource`]) and builds the
+//! full [`Hit`]s on its own thread. At most `[monitor] queue_max` are kept: more are dropped
+//! and counted (`skyline_monitor_dropped_total`). Outliers (rare) go to the writer's bounded
+//! channel ([`RecordSender`]).
+//!
 //! Per route (the registered pattern, e.g. `/api`, so the set is bounded; unmatched paths
 //! share one entry): hits, errors, mean, max, and median and p99 from a log-linear latency
 //! histogram (about 6% resolution, fixed size), plus hits in each of the last 24 hours. A
@@ -20,14 +28,14 @@
 //! describing each one (redacted query and headers, `/proc`) would add to the overload.
 //!
 //! Cost: one uncontended mutex lock, a hash lookup by route pattern and a few array updates
-//! per request; each route's entry also holds its level and the shared `Arc<str>` route and
-//! method names, so a level ≥ 1 record ([`Hit`]) costs no string allocation (no copy of the
-//! version, route, method or user; the client IP stays an address): levels 0 and 2 differ by
-//! building that record and one `try_send`. Latency is measured until the response head is
-//! ready (streamed bodies are not included).
+//! per request; each route's entry also holds its level and its entry number, so a level ≥ 1
+//! record costs no string allocation and no channel operation: levels 0 and 2 differ by
+//! looking up the user and group header and pushing a 64-byte [`Pending`] under that lock.
+//! Latency is measured until the response head is ready (streamed bodies are not included).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::body::MessageBody;
@@ -38,7 +46,8 @@ use serde::Serialize;
 
 use crate::monitor::spans::{self, Spans};
 use crate::monitor::{
-    ClientIp, Hit, Identity, MonitorSettings, OutlierRecord, Record, RecordSender,
+    Breakdown, ClientIp, Hit, HitSource, Identity, MonitorSettings, OutlierRecord, Record,
+    RecordSender, RequestRecord,
 };
 use crate::telemetry::metrics as m;
 
@@ -84,9 +93,10 @@ fn bucket_upper(i: usize) -> u64 {
 struct RouteStats {
     /// `GET /api`, or `(other)`.
     label: String,
-    /// The route and method as records carry them (shared, never copied per request).
-    route: Arc<str>,
-    method: Arc<str>,
+    /// The method (to find the entry).
+    method: Box<str>,
+    /// Its entry number: the index of its route and method in [`Inner::names`].
+    id: u16,
     /// The route's monitoring level (`[[monitor.rules]]`), decided at its first request.
     level: u8,
     /// (epoch second, slow requests kept in it): the per-second cap.
@@ -103,11 +113,11 @@ struct RouteStats {
 }
 
 impl RouteStats {
-    fn new(label: String, route: Arc<str>, method: Arc<str>, level: u8) -> Self {
+    fn new(label: String, method: &str, id: u16, level: u8) -> Self {
         RouteStats {
             label,
-            route,
-            method,
+            method: method.into(),
+            id,
             level,
             kept_in_sec: (0, 0),
             hits: 0,
@@ -207,18 +217,70 @@ pub struct MonitorReport {
 struct Inner {
     /// Per route pattern (`(unmatched)`, `(other)`), one entry per method.
     routes: HashMap<Box<str>, Vec<RouteStats>>,
-    /// Entries in `routes`.
-    entries: usize,
+    /// (route, method) of each entry, by its number ([`RouteStats::id`]); only grows.
+    names: Vec<(Arc<str>, Arc<str>)>,
     slow: VecDeque<SlowRequest>,
+    /// Level ≥ 1 records not yet taken by the writer (at most `queue_max`).
+    pending: Vec<Pending>,
 }
 
-/// What [`Monitor::record`] says about a request.
-#[derive(Debug, Clone, PartialEq)]
+/// A level ≥ 1 request record as kept until the writer takes it (64 bytes): what is
+/// repeated (route, method, version) is not in it.
+struct Pending {
+    time_ms: i64,
+    duration_us: u64,
+    user: Option<Arc<str>>,
+    /// Rare parts: a group tag, a breakdown (level 3), the names of an `(other)` route.
+    extra: Option<Box<Extra>>,
+    ip: Option<IpAddr>,
+    status: u16,
+    /// The route's entry number ([`Inner::names`]).
+    entry: u16,
+}
+
+struct Extra {
+    /// (route, method) of a request counted under `(other)`.
+    names: Option<(Arc<str>, Arc<str>)>,
+    group: Option<Box<str>>,
+    breakdown: Option<Breakdown>,
+}
+
+/// What a level ≥ 1 record takes from the request itself ([`Monitor::finish`] asks for it
+/// only at level ≥ 1).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capture {
+    /// The TCP peer.
+    pub ip: Option<IpAddr>,
+    /// The authenticated user or flux key ([`Identity`]).
+    pub user: Option<Arc<str>>,
+    /// The group tag (`[monitor] group_header`).
+    pub group: Option<Box<str>>,
+    /// Where its time went (level 3).
+    pub breakdown: Option<Breakdown>,
+}
+
+/// A finished request, as the middleware describes it to [`Monitor::finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// The matched route pattern, if any.
+    pub route: Option<&'a str>,
+    /// The path as requested.
+    pub path: &'a str,
+    /// The query string as requested.
+    pub query: &'a str,
+    /// Response status.
+    pub status: u16,
+    /// Until the response head, µs.
+    pub latency_us: u64,
+    /// When it finished, epoch milliseconds.
+    pub now_ms: i64,
+}
+
+/// What [`Monitor::finish`] says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
-    /// Its route (the pattern, or `(unmatched)`), shared.
-    pub route: Arc<str>,
-    /// Its method, shared.
-    pub method: Arc<str>,
     /// Its route's monitoring level (0 without a stored monitor).
     pub level: u8,
     /// The route's mean (µs) when the request is slow and kept (within the per-second cap).
@@ -231,7 +293,7 @@ pub struct Recorder {
     pub settings: MonitorSettings,
     /// The version label of every record.
     pub version: Arc<str>,
-    /// The writer's bounded queue.
+    /// The writer's bounded channel (outliers).
     pub tx: RecordSender,
     group_header: Option<actix_web::http::header::HeaderName>,
 }
@@ -248,6 +310,26 @@ impl Recorder {
             group_header,
         }
     }
+
+    /// What a record at `level` takes from `r` (the breakdown from `spans` at level 3).
+    fn capture(&self, r: &actix_web::HttpRequest, level: u8, spans: &Spans) -> Capture {
+        Capture {
+            ip: r.peer_addr().map(|a| a.ip()),
+            user: r.extensions().get::<Identity>().map(|i| i.0.clone()),
+            group: self
+                .group_header
+                .as_ref()
+                .and_then(|h| r.headers().get(h))
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(100)
+                        .collect::<String>()
+                        .into_boxed_str()
+                }),
+            breakdown: (level >= 3).then(|| spans.breakdown()),
+        }
+    }
 }
 
 /// The bounded request recorder.
@@ -260,6 +342,8 @@ pub struct Monitor {
     recorder: Option<Recorder>,
     /// The highest level recorded now, whatever the rules say ([`Monitor::cap_levels`]).
     cap: std::sync::atomic::AtomicU8,
+    /// The records' vector the writer emptied last, reused ([`HitSource::take_hits`]).
+    spare: Mutex<Vec<Pending>>,
 }
 
 impl Default for Monitor {
@@ -319,14 +403,16 @@ impl Monitor {
             since: now_secs(),
             inner: Mutex::new(Inner {
                 routes: HashMap::new(),
-                entries: 0,
+                names: Vec::new(),
                 slow: VecDeque::with_capacity(SLOW_KEPT),
+                pending: Vec::new(),
             }),
             factor: SLOW_FACTOR,
             min_hits: SLOW_MIN_HITS,
             per_sec: SLOW_PER_SEC,
             recorder: None,
             cap: std::sync::atomic::AtomicU8::new(u8::MAX),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -365,10 +451,13 @@ impl Monitor {
             .map_or(0, |r| r.settings.level_of(route))
     }
 
-    /// Records one finished request: its route's figures, and the request in the live slow
-    /// list when it is slow (over the outlier factor × the route's mean, once the route has
-    /// enough hits) and within the route's per-second cap. Says which route and level it
-    /// has, and the route's mean when it was kept as slow.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves figures that are still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records one finished request (tests and callers without a request): as
+    /// [`Monitor::finish`] at `now` epoch seconds, with nothing captured from a request.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -380,52 +469,66 @@ impl Monitor {
         latency_us: u64,
         now: i64,
     ) -> Seen {
-        let unlisted = || Seen {
-            route: route.unwrap_or(UNMATCHED).into(),
-            method: method.into(),
-            level: self.capped(self.level_of(route)),
-            slow_mean_us: None,
+        let finished = Finished {
+            method,
+            route,
+            path,
+            query,
+            status,
+            latency_us,
+            now_ms: now.saturating_mul(1000),
         };
-        let Ok(mut guard) = self.inner.lock() else {
-            return unlisted();
-        };
+        self.finish(&finished, |_| Capture::default())
+    }
+
+    /// Records one finished request: its route's figures; the request in the live slow list
+    /// when it is slow (over the outlier factor × the route's mean, once the route has
+    /// enough hits) and within the route's per-second cap; and, when its route's level is
+    /// ≥ 1 and records are stored, a record with what `capture` takes from the request (called
+    /// with the level, under the lock; not called at level 0). Says the route's level, and
+    /// the route's mean when the request was kept as slow.
+    pub fn finish(&self, f: &Finished<'_>, capture: impl FnOnce(u8) -> Capture) -> Seen {
+        let now = f.now_ms.div_euclid(1000);
+        let mut guard = self.lock();
         let inner = &mut *guard;
-        let key = route.unwrap_or(UNMATCHED);
+        let key = f.route.unwrap_or(UNMATCHED);
         let pos = inner
             .routes
             .get(key)
-            .and_then(|v| v.iter().position(|s| &*s.method == method));
+            .and_then(|v| v.iter().position(|s| &*s.method == f.method));
         let (list_key, idx, overflow) = match pos {
             Some(i) => (key, i, false),
-            None if inner.entries < MAX_ROUTES => {
+            None if inner.names.len() < MAX_ROUTES => {
+                let id = inner.names.len() as u16;
+                inner.names.push((key.into(), f.method.into()));
                 let list = inner.routes.entry(key.into()).or_default();
                 list.push(RouteStats::new(
-                    format!("{method} {key}"),
-                    key.into(),
-                    method.into(),
-                    self.level_of(route),
+                    format!("{} {key}", f.method),
+                    f.method,
+                    id,
+                    self.level_of(f.route),
                 ));
-                inner.entries += 1;
                 (key, list.len() - 1, false)
             }
             None => {
                 if !inner.routes.contains_key(OTHER) {
+                    let id = inner.names.len() as u16;
+                    inner.names.push((OTHER.into(), "".into()));
                     inner.routes.insert(
                         OTHER.into(),
-                        vec![RouteStats::new(
-                            OTHER.to_string(),
-                            OTHER.into(),
-                            "".into(),
-                            0,
-                        )],
+                        vec![RouteStats::new(OTHER.to_string(), "", id, 0)],
                     );
                 }
                 (OTHER, 0, true)
             }
         };
         let Some(stats) = inner.routes.get_mut(list_key).and_then(|v| v.get_mut(idx)) else {
-            return unlisted();
+            return Seen {
+                level: 0,
+                slow_mean_us: None,
+            };
         };
+        let latency_us = f.latency_us;
         let mean = stats.mean_us();
         let mut slow = stats.hits >= self.min_hits && latency_us as f64 > self.factor * mean;
         if slow {
@@ -443,7 +546,7 @@ impl Monitor {
         stats.hits += 1;
         stats.sum_us += latency_us;
         stats.max_us = stats.max_us.max(latency_us);
-        if status >= 500 {
+        if f.status >= 500 {
             stats.errors += 1;
         }
         stats.hist[bucket(latency_us).min(BUCKETS - 1)] += 1;
@@ -453,35 +556,57 @@ impl Monitor {
             *slot = (hour, 0);
         }
         slot.1 += 1;
-        let seen = if overflow {
-            Seen {
-                slow_mean_us: slow.then_some(mean as u64),
-                ..unlisted()
-            }
+        // An `(other)` request is recorded under its own route's level and names.
+        let level = self.capped(if overflow {
+            self.level_of(f.route)
         } else {
-            Seen {
-                route: stats.route.clone(),
-                method: stats.method.clone(),
-                level: self.capped(stats.level),
-                slow_mean_us: slow.then_some(mean as u64),
+            stats.level
+        });
+        let entry = stats.id;
+        if let (Some(rec), true) = (&self.recorder, level >= 1) {
+            if inner.pending.len() >= rec.settings.queue_max {
+                m::MONITOR_DROPPED.inc();
+            } else {
+                let c = capture(level);
+                let names = overflow.then(|| (key.into(), f.method.into()));
+                let extra =
+                    (names.is_some() || c.group.is_some() || c.breakdown.is_some()).then(|| {
+                        Box::new(Extra {
+                            names,
+                            group: c.group,
+                            breakdown: c.breakdown,
+                        })
+                    });
+                inner.pending.push(Pending {
+                    time_ms: f.now_ms,
+                    duration_us: latency_us,
+                    user: c.user,
+                    extra,
+                    ip: c.ip,
+                    status: f.status,
+                    entry,
+                });
             }
-        };
+        }
         if slow {
             if inner.slow.len() == SLOW_KEPT {
                 inner.slow.pop_front();
             }
             inner.slow.push_back(SlowRequest {
                 time: now,
-                method: method.to_string(),
+                method: f.method.to_string(),
                 route: key.to_string(),
-                path: path.chars().take(300).collect(),
-                query: redact_query(query),
-                status,
+                path: f.path.chars().take(300).collect(),
+                query: redact_query(f.query),
+                status: f.status,
                 latency_us,
                 route_mean_us: mean as u64,
             });
         }
-        seen
+        Seen {
+            level,
+            slow_mean_us: slow.then_some(mean as u64),
+        }
     }
 
     /// A snapshot for `/monitor`.
@@ -501,15 +626,7 @@ impl Monitor {
                 })
                 .collect()
         };
-        let Ok(inner) = self.inner.lock() else {
-            return MonitorReport {
-                since: self.since,
-                routes: Vec::new(),
-                per_hour: vec![0; HOURS],
-                current_hour: (hour * 3600) as i64,
-                slow: Vec::new(),
-            };
-        };
+        let inner = self.lock();
         let mut routes: Vec<RouteReport> = inner
             .routes
             .values()
@@ -542,6 +659,52 @@ impl Monitor {
             current_hour: (hour * 3600) as i64,
             slow,
         }
+    }
+}
+
+impl HitSource for Monitor {
+    /// The kept records, as [`Hit`]s built here (the writer's thread), not under the lock.
+    fn take_hits(&self, out: &mut Vec<Hit>) {
+        let Some(rec) = &self.recorder else {
+            return;
+        };
+        // The vector taken last time, empty, its memory kept: the request threads push into
+        // memory already mapped, and no allocation is made under the lock.
+        let mut pending =
+            std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let names = {
+            let mut inner = self.lock();
+            if inner.pending.is_empty() {
+                drop(inner);
+                *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = pending;
+                return;
+            }
+            std::mem::swap(&mut inner.pending, &mut pending);
+            inner.names.clone()
+        };
+        out.reserve(pending.len());
+        let unknown: (Arc<str>, Arc<str>) = (UNMATCHED.into(), "".into());
+        for p in pending.drain(..) {
+            let (own, group, breakdown) = match p.extra {
+                Some(e) => (e.names, e.group, e.breakdown),
+                None => (None, None, None),
+            };
+            let (route, method) =
+                own.unwrap_or_else(|| names.get(p.entry as usize).unwrap_or(&unknown).clone());
+            out.push(Hit {
+                time_ms: p.time_ms,
+                route,
+                method,
+                status: p.status,
+                duration_us: p.duration_us,
+                version: rec.version.clone(),
+                ip: p.ip.map_or(ClientIp::Unknown, ClientIp::Addr),
+                user: p.user,
+                group,
+                breakdown,
+            });
+        }
+        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = pending;
     }
 }
 
@@ -603,55 +766,43 @@ pub async fn record(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let seen = mon.record(
-            r.method().as_str(),
-            pattern.as_deref(),
-            r.path(),
-            r.query_string(),
+        let finished = Finished {
+            method: r.method().as_str(),
+            route: pattern.as_deref(),
+            path: r.path(),
+            query: r.query_string(),
             status,
-            latency,
-            now_ms / 1000,
-        );
-        // Level 0 stops here: the rest is building the record and queueing it.
-        if let (Some(rec), true) = (&mon.recorder, seen.level >= 1) {
-            let group = rec
-                .group_header
-                .as_ref()
-                .and_then(|h| r.headers().get(h))
-                .map(|v| {
-                    String::from_utf8_lossy(v.as_bytes())
-                        .chars()
-                        .take(100)
-                        .collect::<String>()
-                        .into_boxed_str()
-                });
-            let hit = Hit {
-                time_ms: now_ms,
-                route: seen.route,
-                method: seen.method,
-                status,
-                duration_us: latency,
-                version: rec.version.clone(),
-                ip: r
-                    .peer_addr()
-                    .map_or(ClientIp::Unknown, |a| ClientIp::Addr(a.ip())),
-                user: r.extensions().get::<Identity>().map(|i| i.0.clone()),
-                group,
-                breakdown: (seen.level >= 3).then(|| span_set.breakdown()),
-            };
-            if let (Some(mean), true) = (seen.slow_mean_us, seen.level >= 2) {
-                let (cpu_percent, rss_bytes) = crate::monitor::sysinfo::sample();
-                rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
-                    request: hit.to_record(),
-                    route_mean_us: mean,
-                    query: redact_query(r.query_string()),
-                    headers: redact_headers(r.headers()),
-                    cpu_percent,
-                    rss_bytes,
-                    breakdown: span_set.breakdown(),
-                })));
-            }
-            rec.tx.send(Record::Request(hit));
+            latency_us: latency,
+            now_ms,
+        };
+        // Level 0 stops at the figures: `capture` runs only for a record (level ≥ 1).
+        let seen = mon.finish(&finished, |level| match &mon.recorder {
+            Some(rec) => rec.capture(r, level, &span_set),
+            None => Capture::default(),
+        });
+        if let (Some(rec), Some(mean), true) = (&mon.recorder, seen.slow_mean_us, seen.level >= 2) {
+            let c = rec.capture(r, seen.level, &span_set);
+            let (cpu_percent, rss_bytes) = crate::monitor::sysinfo::sample();
+            rec.tx.send(Record::Outlier(Box::new(OutlierRecord {
+                request: RequestRecord {
+                    time_ms: now_ms,
+                    route: finished.route.unwrap_or(UNMATCHED).to_string(),
+                    method: finished.method.to_string(),
+                    status,
+                    duration_us: latency,
+                    version: rec.version.to_string(),
+                    ip: c.ip.map(|a| a.to_string()).unwrap_or_default(),
+                    user: c.user.as_deref().unwrap_or("").to_string(),
+                    group: c.group.map(String::from),
+                    breakdown: c.breakdown,
+                },
+                route_mean_us: mean,
+                query: redact_query(r.query_string()),
+                headers: redact_headers(r.headers()),
+                cpu_percent,
+                rss_bytes,
+                breakdown: span_set.breakdown(),
+            })));
         }
     }
     Ok(res)
@@ -906,12 +1057,8 @@ mod tests {
         let now = 1_800_000_000;
         let first = m.record("GET", Some("/api"), "/api", "", 200, 1000, now);
         assert_eq!(first.level, 0);
-        assert_eq!(&*first.route, "/api");
         for _ in 0..99 {
             let seen = m.record("GET", Some("/api"), "/api", "", 200, 1000, now);
-            // The route's names are shared, not copied per request.
-            assert!(Arc::ptr_eq(&seen.route, &first.route));
-            assert!(Arc::ptr_eq(&seen.method, &first.method));
             assert_eq!(seen.slow_mean_us, None);
         }
         let kept = (0..25)
@@ -941,18 +1088,141 @@ mod tests {
         assert!(r.routes.iter().any(|r| r.route == "POST /api"));
     }
 
+    fn stored(settings: MonitorSettings) -> (Monitor, tokio::sync::mpsc::Receiver<Record>) {
+        let (tx, rx) = crate::monitor::channel(16);
+        (Monitor::with_recorder(Recorder::new(settings, tx)), rx)
+    }
+
+    fn taken(m: &Monitor) -> Vec<Hit> {
+        let mut out = Vec::new();
+        m.take_hits(&mut out);
+        out
+    }
+
     #[test]
-    fn routes_over_the_limit_share_one_entry() {
-        let m = Monitor::new();
+    fn routes_over_the_limit_share_one_entry_but_keep_their_names_in_records() {
+        let (m, _rx) = stored(MonitorSettings::default());
         for i in 0..MAX_ROUTES + 5 {
             let route = format!("/r{i}");
-            let seen = m.record("GET", Some(&route), &route, "", 200, 10, 1);
-            assert_eq!(&*seen.route, route.as_str());
+            m.record("GET", Some(&route), &route, "", 200, 10, 1);
         }
         let r = m.report();
         assert_eq!(r.routes.len(), MAX_ROUTES + 1);
         let other = r.routes.iter().find(|r| r.route == "(other)").unwrap();
         assert_eq!(other.hits, 5);
+        let hits = taken(&m);
+        assert_eq!(hits.len(), MAX_ROUTES + 5);
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(&*h.route, format!("/r{i}"));
+            assert_eq!(&*h.method, "GET");
+        }
+    }
+
+    #[test]
+    fn records_are_kept_until_taken_with_what_the_request_gave() {
+        let settings = MonitorSettings {
+            version: "9.9 (test)".into(),
+            rules: vec![
+                crate::monitor::LevelRule {
+                    route: "/quiet".into(),
+                    level: 0,
+                },
+                crate::monitor::LevelRule {
+                    route: "/deep".into(),
+                    level: 3,
+                },
+            ],
+            ..MonitorSettings::default()
+        };
+        let (m, _rx) = stored(settings);
+        let admin: Arc<str> = "admin".into();
+        let ip: IpAddr = [10, 1, 2, 3].into();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let finish = |route: &'static str, method: &'static str, status: u16, ms: i64| {
+            let f = Finished {
+                method,
+                route: Some(route),
+                path: route,
+                query: "",
+                status,
+                latency_us: 1_000 + ms as u64,
+                now_ms: 1_800_000_000_000 + ms,
+            };
+            m.finish(&f, |level| {
+                asked.borrow_mut().push(level);
+                Capture {
+                    ip: Some(ip),
+                    user: Some(admin.clone()),
+                    group: (route == "/deep").then(|| "canary".into()),
+                    breakdown: (level >= 3).then(|| Breakdown {
+                        redis_us: 7,
+                        ..Breakdown::default()
+                    }),
+                }
+            })
+        };
+        assert_eq!(finish("/api", "GET", 200, 1).level, 2);
+        assert_eq!(finish("/quiet", "GET", 200, 2).level, 0);
+        assert_eq!(finish("/deep", "POST", 503, 3).level, 3);
+        assert_eq!(finish("/api", "GET", 404, 4).level, 2);
+        assert_eq!(*asked.borrow(), [2, 3, 2], "level 0 captures nothing");
+        let hits = taken(&m);
+        let got: Vec<_> = hits
+            .iter()
+            .map(|h| {
+                (
+                    &*h.route,
+                    &*h.method,
+                    h.status,
+                    h.time_ms - 1_800_000_000_000,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/api", "GET", 200, 1),
+                ("/deep", "POST", 503, 3),
+                ("/api", "GET", 404, 4)
+            ]
+        );
+        for h in &hits {
+            assert_eq!(&*h.version, "9.9 (test)");
+            assert_eq!(h.ip, ClientIp::Addr(ip));
+            assert_eq!(h.user.as_deref(), Some("admin"));
+            assert_eq!(
+                h.duration_us,
+                1_000 + (h.time_ms - 1_800_000_000_000) as u64
+            );
+        }
+        assert_eq!(hits[1].group.as_deref(), Some("canary"));
+        assert_eq!(hits[1].breakdown.map(|b| b.redis_us), Some(7));
+        assert_eq!((hits[0].group.as_deref(), hits[0].breakdown), (None, None));
+        assert!(taken(&m).is_empty(), "taken once");
+        finish("/api", "GET", 200, 5);
+        assert_eq!(taken(&m).len(), 1);
+    }
+
+    #[test]
+    fn kept_records_are_bounded_and_the_rest_counted() {
+        let (mon, _rx) = stored(MonitorSettings {
+            queue_max: 10,
+            ..MonitorSettings::default()
+        });
+        let before = m::MONITOR_DROPPED.get();
+        for i in 0..25 {
+            mon.record("GET", Some("/api"), "/api", "", 200, 10, i);
+        }
+        assert!(m::MONITOR_DROPPED.get() >= before + 15);
+        let hits = taken(&mon);
+        assert_eq!(hits.len(), 10, "the first ten, the rest dropped");
+        assert_eq!(hits[9].time_ms, 9_000);
+        // Room again once taken; a monitor without storage keeps nothing.
+        mon.record("GET", Some("/api"), "/api", "", 200, 10, 30);
+        assert_eq!(taken(&mon).len(), 1);
+        let plain = Monitor::new();
+        plain.record("GET", Some("/api"), "/api", "", 200, 10, 1);
+        assert!(taken(&plain).is_empty());
     }
 
     #[test]
