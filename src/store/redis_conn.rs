@@ -293,6 +293,16 @@ fn multi_key(cmd: &Cmd) -> bool {
     )
 }
 
+/// Whether `cmd` is `WAIT`: its answer speaks only for the writes made before it on the same
+/// nodes. Resent after a lost connection or a failover it would be answered by the new
+/// masters, which may never have had those writes (a master killed between the writes'
+/// answers and `WAIT`, its replica promoted, the old master back as the new one's replica:
+/// `WAIT 1` then says 1 for writes that are gone). So it is never resent: a failed `WAIT`
+/// fails the flush, whose writes are retried.
+fn is_wait(cmd: &Cmd) -> bool {
+    matches!(cmd.args_iter().next(), Some(redis::Arg::Simple(n)) if n.eq_ignore_ascii_case(b"WAIT"))
+}
+
 /// Attempts per command (the client's own retries come on top of each).
 const ATTEMPTS: u32 = 8;
 
@@ -313,7 +323,7 @@ async fn send_one(handle: &ClusterHandle, cmd: &Cmd) -> RedisResult<Value> {
             (generation, conn) = handle.get();
         }
         let next = next_step(&answer);
-        if next == Next::Done || attempt + 1 >= ATTEMPTS {
+        if next == Next::Done || attempt + 1 >= ATTEMPTS || is_wait(cmd) {
             return counted(answer);
         }
         attempt += 1;
@@ -648,6 +658,9 @@ mod tests {
         assert_eq!(next_step(&given_up), Next::Ask("10.0.0.3".into(), 7000));
         assert!(multi_key(&redis::cmd("MGET")));
         assert!(!multi_key(redis::cmd("APPEND").arg("metrics.a").arg("x")));
+        // WAIT is never resent (its answer would speak for other nodes' writes).
+        assert!(is_wait(redis::cmd("wait").arg(1).arg(500)));
+        assert!(!is_wait(redis::cmd("APPEND").arg("wait").arg("x")));
     }
 
     #[test]
