@@ -1046,7 +1046,10 @@ mod tests {
     fn lock_sqlite(dir: &Path) -> SqliteConnection {
         let path = format!("{}/panorama.sqlite", dir.display());
         let mut c = SqliteConnection::establish(&path).unwrap();
-        c.batch_execute("BEGIN IMMEDIATE").unwrap();
+        // Waits for the lock when Panorama holds it at that moment (a write under way on a
+        // loaded machine), instead of failing at once with "database is locked".
+        c.batch_execute("PRAGMA busy_timeout = 30000; BEGIN IMMEDIATE")
+            .unwrap();
         c
     }
 
